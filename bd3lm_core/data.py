@@ -1,0 +1,100 @@
+"""From raw text files to training rows.
+
+Text files differ in how they mark the end of a document (a blank line, a
+single newline, a marker string) and in their defects (quotes that went
+through the wrong encoding). Both are options here, so the data stays as it
+was downloaded. Rows follow the paper: documents joined with EOS into one
+stream, cut into `model_length`-token rows that each start with BOS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import BD3LMError
+
+SEPARATORS = {
+    "blank": re.compile(r"\n\s*\n"),  # paragraphs or documents separated by an empty line
+    "newline": re.compile(r"(?<!\n)\n(?!\n)"),  # one newline ends a document; blank lines stay inside it
+    "line": re.compile(r"\n"),  # every line is a document
+}
+
+# UTF-8 punctuation that was decoded as Windows-1252 ("â€œ" for an opening quote).
+# The closing quote's last byte (0x9D) has no cp1252 character and is often lost.
+MOJIBAKE = {
+    "â€œ": "\u201c", "â€\x9d": "\u201d", "â€™": "\u2019", "â€˜": "\u2018", "â€“": "\u2013",
+    "â€”": "\u2014", "â€¦": "\u2026", "â€Š": " ", "â€": "\u201d",
+}
+ASCII_PUNCTUATION = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-", "\u2014": "-", "\u2026": "..."}
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How to read a corpus: where documents end and which repairs to make."""
+
+    separator: str = "blank"  # "blank", "newline", "line", or "marker:<string>"
+    fix_mojibake: bool = False
+    ascii_punctuation: bool = False
+
+
+def clean_text(text: str, options: TextOptions) -> str:
+    if options.fix_mojibake:
+        for bad in sorted(MOJIBAKE, key=len, reverse=True):
+            text = text.replace(bad, MOJIBAKE[bad])
+    if options.ascii_punctuation:
+        for fancy, plain in ASCII_PUNCTUATION.items():
+            text = text.replace(fancy, plain)
+    return text
+
+
+def split_documents(text: str, separator: str) -> list[str]:
+    if separator.startswith("marker:"):
+        parts = text.split(separator[len("marker:"):])
+    elif separator in SEPARATORS:
+        parts = SEPARATORS[separator].split(text)
+    else:
+        raise BD3LMError(f"unknown document separator {separator!r}; use blank, newline, line or marker:<string>.")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def read_documents(path: Path, options: TextOptions) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BD3LMError(f"{path} does not exist; pass a plain-text file.") from None
+    except UnicodeDecodeError:
+        raise BD3LMError(f"{path} is not UTF-8 text; convert it to UTF-8 first.") from None
+    return split_documents(clean_text(text, options), options.separator)
+
+
+def split_tail(documents: Sequence[str], tail_bytes: int) -> tuple[list[str], list[str]]:
+    """Split off whole documents from the end totalling about `tail_bytes` (UTF-8)."""
+    size, cut = 0, len(documents)
+    while cut > 0 and size < tail_bytes:
+        cut -= 1
+        size += len(documents[cut].encode("utf-8")) + 1
+    return list(documents[:cut]), list(documents[cut:])
+
+
+def make_rows(token_docs: Iterable[list[int]], length: int, bos_id: int, eos_id: int) -> torch.Tensor:
+    """Join documents with EOS and cut the stream into rows `[BOS, ...]` of `length` tokens.
+
+    The final partial row is dropped, so every row is real text.
+    """
+    stream: list[int] = []
+    for ids in token_docs:
+        stream.extend(ids)
+        stream.append(eos_id)
+    per_row = length - 1
+    count = len(stream) // per_row
+    if count == 0:
+        raise BD3LMError(
+            f"the text has {len(stream)} tokens, fewer than one row of {length}; give more text or a shorter context."
+        )
+    body = torch.tensor(stream[: count * per_row], dtype=torch.long).view(count, per_row)
+    return torch.cat([torch.full((count, 1), bos_id, dtype=torch.long), body], dim=1)

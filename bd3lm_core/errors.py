@@ -1,0 +1,11 @@
+"""The one exception type users see.
+
+Anything that is the user's to fix (a wrong folder, a corrupt file, no network)
+is raised as `BD3LMError` with a message that says what is wrong and what to
+do. The CLI prints it on one line and exits with status 2; the app shows it in
+a dialog. Anything else is a bug and keeps its traceback.
+"""
+
+
+class BD3LMError(Exception):
+    """A problem the user can fix; `str(err)` is the message to show them."""

@@ -1,0 +1,66 @@
+"""Keys and values of tokens already in the context, for fast sampling.
+
+Keys are stored after the rotary embedding, at their absolute positions, so
+a cached key is never touched again: attention with rotary embeddings only
+depends on the distance between a query and a key, so the sliding window
+needs no re-rotation.
+
+Storage is one preallocated buffer per layer with room for two context
+windows. Positions are kept in order; a forward writes its tokens' keys and
+values in place and reads the contiguous span its queries may see. When the
+buffer is full, the part still inside the window moves to the front: one
+copy per `model_length` generated tokens, none per denoising step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    def __init__(
+        self,
+        n_layers: int,
+        batch: int,
+        n_heads: int,
+        head_dim: int,
+        window: int,
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ) -> None:
+        self.window = window
+        self.capacity = 2 * window
+        shape = (n_layers, batch, n_heads, self.capacity, head_dim)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self.base = 0  # absolute position held in slot 0
+        self._write = slice(0, 0)
+        self._read = slice(0, 0)
+
+    def prepare(self, start: int, stop: int, oldest: int) -> torch.Tensor:
+        """Set up the next forward: it writes positions `[start, stop)` and its
+        queries read keys from `oldest` on. Returns the key positions read.
+
+        Positions before `start` must already have been written, positions
+        from `start` on may be rewritten (a noisy block is rewritten at every
+        denoising step until it is final).
+        """
+        if stop - oldest > self.capacity:
+            raise ValueError(f"a forward over [{oldest}, {stop}) does not fit a cache of {self.capacity} positions")
+        if oldest < self.base:
+            raise ValueError(f"position {oldest} has already left the cache (it starts at {self.base})")
+        if stop - self.base > self.capacity:
+            keep = slice(oldest - self.base, start - self.base)
+            n = keep.stop - keep.start
+            self.k[:, :, :, :n] = self.k[:, :, :, keep].clone()
+            self.v[:, :, :, :n] = self.v[:, :, :, keep].clone()
+            self.base = oldest
+        self._write = slice(start - self.base, stop - self.base)
+        self._read = slice(oldest - self.base, stop - self.base)
+        return torch.arange(oldest, stop, device=self.k.device)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this forward's keys/values for `layer` and return the span to attend to (views, no copy)."""
+        self.k[layer, :, :, self._write] = k
+        self.v[layer, :, :, self._write] = v
+        return self.k[layer, :, :, self._read], self.v[layer, :, :, self._read]

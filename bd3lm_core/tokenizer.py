@@ -1,0 +1,70 @@
+"""The text <-> token id mapping, and training a new byte-level BPE.
+
+BD3-LMs reserve one id past the tokenizer's vocabulary for the mask token,
+so `config.vocab_size == tokenizer size + 1`. BOS and EOS are both the
+tokenizer's `<|endoftext|>` (as in GPT-2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from .errors import BD3LMError
+
+EOT = "<|endoftext|>"
+
+
+class Tokenizer:
+    def __init__(self, inner: HFTokenizer, source: str = "") -> None:
+        self.inner = inner
+        self.source = source
+        eot = inner.token_to_id(EOT)
+        if eot is None:
+            raise BD3LMError(f"tokenizer {source} has no {EOT} token, which BD3-LMs use as BOS and EOS.")
+        self.bos_id = self.eos_id = eot
+
+    @classmethod
+    def load(cls, path: Path) -> "Tokenizer":
+        path = Path(path)
+        if not path.is_file():
+            raise BD3LMError(f"tokenizer file {path} is missing; put a tokenizer.json in the model folder.")
+        try:
+            return cls(HFTokenizer.from_file(str(path)), source=str(path))
+        except Exception as err:  # the tokenizers library raises a bare Exception on bad files
+            raise BD3LMError(f"{path} is not a valid tokenizer.json ({err}).") from None
+
+    @property
+    def size(self) -> int:
+        return self.inner.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.inner.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.inner.decode(list(ids), skip_special_tokens=True)
+
+    def token_text(self, token_id: int) -> str:
+        """How one token reads on its own (for showing tokens one at a time)."""
+        return self.inner.decode([token_id], skip_special_tokens=False)
+
+    def save(self, path: Path) -> None:
+        self.inner.save(str(path))
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE of `vocab_size` ids (the EOT token included) learned from `texts`."""
+    inner = HFTokenizer(models.BPE())
+    inner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    inner.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    inner.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(inner, source="trained")

@@ -1,0 +1,266 @@
+"""The training recipe of the paper, sized for a laptop.
+
+One step: draw one t per block (antithetic across the batch) inside the
+current window [beta, omega], mask, one forward over `[x_t ; x_0]`, NELBO
+loss, AdamW with warm-up, gradient clipping at 1.0 and an EMA of the
+weights. Every `eval_every` steps the variance search picks the window for
+the next steps and the EMA model's held-out NELBO (t over [0.001, 1]) is
+logged; the EMA weights are saved in the published layout, so the run folder
+is a model that `bd3lm generate` loads.
+
+Everything needed to continue is in `train_state.pt` (weights, optimizer,
+EMA, step, window, random states); the data order is a function of the seed
+and the step, so `--resume` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoints import save_weights
+from .config import BD3LMConfig
+from .data import TextOptions, make_rows, read_documents, split_tail
+from .diffusion import block_losses
+from .errors import BD3LMError
+from .evaluation import FULL_WINDOW, choose_window, nelbo
+from .model import BD3LM
+from .tokenizer import Tokenizer, train_bpe
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainSettings:
+    data: list[str]
+    out: str
+    separators: list[str] = field(default_factory=lambda: ["blank"])
+    fix_mojibake: bool = False
+    ascii_punctuation: bool = False
+    holdout_bytes: int | None = None  # held out from the end of the last file; default 5% of it
+    tokenizer: str | None = None  # an existing tokenizer.json; else a BPE is trained
+    vocab_size: int = 4096  # size of the trained BPE (the model adds one mask id)
+    block_size: int = 4
+    model_length: int = 256
+    hidden_dim: int = 256
+    n_blocks: int = 6
+    n_heads: int = 4
+    cond_dim: int = 128
+    dropout: float = 0.1
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup: int = 200
+    schedule: str = "cosine"  # or "constant"
+    steps: int = 2000
+    ema: float = 0.999
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    eval_rows: int = 64
+    seed: int = 0
+    init_from: str | None = None
+    max_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    steps: int
+    loss: float
+    tokens_per_second: float
+    eta_seconds: float
+    window: tuple[float, float]
+
+
+def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
+    """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
+    separators = settings.separators
+    if len(separators) not in (1, len(settings.data)):
+        raise BD3LMError("give one --separator for all files, or one per --data file.")
+    docs_per_file = []
+    for i, path in enumerate(settings.data):
+        options = TextOptions(separators[i if len(separators) > 1 else 0], settings.fix_mojibake, settings.ascii_punctuation)
+        docs_per_file.append(read_documents(Path(path), options))
+    last = docs_per_file[-1]
+    tail = settings.holdout_bytes
+    if tail is None:
+        tail = sum(len(d.encode("utf-8")) + 1 for d in last) // 20
+    docs_per_file[-1], held_out = split_tail(last, tail)
+    train_docs = [d for docs in docs_per_file for d in docs]
+    if not held_out or not train_docs:
+        raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
+    if tokenizer is None:
+        if settings.tokenizer:
+            tokenizer = Tokenizer.load(Path(settings.tokenizer))
+        else:
+            tokenizer = train_bpe(train_docs, settings.vocab_size)
+    encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
+    n = settings.model_length
+    train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
+    held_rows = make_rows(encode(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
+    return tokenizer, train_rows, held_rows
+
+
+def lr_at(step: int, settings: TrainSettings) -> float:
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    if settings.schedule == "constant":
+        return settings.lr
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_rows(step: int, n_rows: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Row indices of the batch at `step`: a fresh shuffle every epoch, fixed by seed and step."""
+    per_epoch = max(1, n_rows // batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[index * batch_size : (index + 1) * batch_size]
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, resume: bool = False, report: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.out = Path(settings.out)
+        self.report = report
+        state = self._read_state() if resume else None
+        if state is not None:
+            self.settings = settings = TrainSettings(**{**state["settings"], "steps": settings.steps, "max_minutes": settings.max_minutes})
+        existing = Tokenizer.load(self.out / "tokenizer.json") if state is not None else None
+        self.tokenizer, self.train_rows, self.held_rows = prepare_data(settings, existing)
+        torch.manual_seed(settings.seed)
+        self.config = self._model_config()
+        self.model = BD3LM(self.config)
+        if settings.init_from and state is None:
+            self._init_from(settings.init_from)
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.step = 0
+        self.window = FULL_WINDOW
+        if state is not None:
+            self._load_state(state)
+
+    def _model_config(self) -> BD3LMConfig:
+        s = self.settings
+        return BD3LMConfig(
+            block_size=s.block_size, cond_dim=s.cond_dim, hidden_dim=s.hidden_dim, model_length=s.model_length,
+            n_blocks=s.n_blocks, n_heads=s.n_heads, vocab_size=self.tokenizer.size + 1, dropout=s.dropout,
+        )
+
+    def _init_from(self, source: str) -> None:
+        from .loader import load_model  # the loader imports hub code the trainer otherwise never needs
+
+        loaded = load_model(source, device="cpu", dtype="float32")
+        if loaded.config.vocab_size != self.config.vocab_size:
+            raise BD3LMError(
+                f"--init-from model has {loaded.config.vocab_size} ids but the tokenizer gives "
+                f"{self.config.vocab_size}; pass --tokenizer with that model's tokenizer.json."
+            )
+        self.model.load_state_dict(loaded.model.state_dict())
+
+    # --- state -------------------------------------------------------------
+    def _read_state(self) -> dict:
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            raise BD3LMError(f"nothing to resume: {path} does not exist. Start without --resume.")
+        return torch.load(path, weights_only=False)
+
+    def _load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]
+        self.window = tuple(state["window"])
+
+    def save(self) -> None:
+        """Write the EMA model in the published layout, then the state to continue from (atomically)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.out / "config.json")
+        self.tokenizer.save(self.out / "tokenizer.json")
+        save_weights(self.ema, self.out / "model.safetensors")
+        state = {
+            "settings": asdict(self.settings),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "window": list(self.window),
+        }
+        tmp = self.out / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / STATE_FILE)
+
+    def log(self, **record) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": self.step, **record}) + "\n")
+
+    # --- loop --------------------------------------------------------------
+    def train_step(self) -> float:
+        s = self.settings
+        self.model.train()
+        x0 = self.train_rows[batch_rows(self.step, len(self.train_rows), s.batch_size, s.seed)]
+        losses, _ = block_losses(self.model, x0, *self.window, generator=self.generator)
+        loss = losses.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, s)
+        self.optimizer.step()
+        decay = min(s.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.lerp_(p, 1 - decay)
+        self.step += 1
+        return loss.item()
+
+    def evaluate(self) -> float:
+        s = self.settings
+        held = self.held_rows[: s.eval_rows]
+        if self.config.block_size > 1:
+            self.window, variances = choose_window(self.ema, held[: s.batch_size], seed=s.seed)
+            self.log(window=list(self.window), variances={f"{a:.2f}-{b:.2f}": v for (a, b), v in variances.items()})
+        result = nelbo(self.ema, held, samples=1, batch_size=s.batch_size, seed=s.seed)
+        self.log(heldout_nelbo=result.nelbo_per_token, heldout_ppl_bound=result.ppl_bound, window=list(self.window))
+        return result.nelbo_per_token
+
+    def run(self, on_progress: Callable[[Progress], None] | None = None) -> None:
+        s = self.settings
+        started = time.monotonic()
+        first_step = self.step
+        tokens_per_step = s.batch_size * s.model_length
+        try:
+            while self.step < s.steps:
+                loss = self.train_step()
+                elapsed = time.monotonic() - started
+                rate = (self.step - first_step) / elapsed
+                if on_progress:
+                    on_progress(Progress(self.step, s.steps, loss, rate * tokens_per_step, (s.steps - self.step) / rate, self.window))
+                if self.step % 20 == 0:
+                    self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
+                if self.step % s.eval_every == 0 or self.step == s.steps:
+                    value = self.evaluate()
+                    self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}")
+                    self.save()
+                if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
+                    self.report(f"time limit reached at step {self.step}; saved. Continue with --resume.")
+                    break
+        except KeyboardInterrupt:
+            self.report(f"interrupted at step {self.step}; saved. Continue with --resume.")
+        self.save()
