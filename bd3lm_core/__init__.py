@@ -1,1 +1,28 @@
-"""bd3lm_core: the block diffusion LM engine (network, loader, sampler, training). No Qt here."""
+"""bd3lm_core: the block diffusion LM engine. No Qt here.
+
+The public API, used alike by the `bd3lm` CLI and the BD3-LM Studio app:
+
+    from bd3lm_core import load_model, generate, SamplerSettings
+    loaded = load_model()                       # the shipped default model
+    for event in generate(loaded, "Once upon a time", SamplerSettings(tokens=64)):
+        ...                                     # Step, BlockDone, then Finished
+
+Models: `load_model` takes a folder, a hub repo id or None (the default);
+`CATALOG`, `download_model`, `installed_models` and `remove_model` manage
+downloads. Training and evaluation live in `training` and `evaluation`.
+"""
+
+from .catalog import CATALOG, CatalogEntry
+from .devices import DEVICES, DTYPES
+from .errors import BD3LMError
+from .hub import DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models, models_dir, remove_model
+from .loader import LoadedModel, load_model, load_network
+from .resources import DEFAULT_MODEL, default_model_dir, resource_path
+from .sampling import SAMPLERS, BlockDone, Event, Finished, Reveal, SamplerSettings, Step, generate
+
+__all__ = [
+    "CATALOG", "CatalogEntry", "DEVICES", "DTYPES", "BD3LMError", "DownloadCancelled", "DownloadProgress",
+    "InstalledModel", "download_model", "installed_models", "models_dir", "remove_model", "LoadedModel",
+    "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS",
+    "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "generate",
+]

@@ -24,6 +24,168 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# --- generate ---------------------------------------------------------------
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    from .devices import DEVICES, DTYPES
+
+    p.add_argument("--model", metavar="SRC", help="model folder or hub repo id (default: the shipped model)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
+    p.add_argument("--dtype", choices=list(DTYPES), default="auto", help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU")
+
+
+def _load(args: argparse.Namespace):
+    from .loader import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress)
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    from .sampling import SAMPLERS, SamplerSettings
+
+    d = SamplerSettings()
+    p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
+    _add_model_options(p)
+    p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
+    p.add_argument("--tokens", type=int, default=d.tokens, help="new tokens to generate (default %(default)s)")
+    p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
+    p.add_argument("--steps", type=int, help="denoising steps per block for ddpm (default: the block size)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="default %(default)s")
+    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus threshold in (0, 1] (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
+    p.add_argument("--seed", type=int, help="random seed (default: a random one, printed with --json)")
+    p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
+    p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    p.set_defaults(run=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .sampling import BlockDone, Finished, SamplerSettings, generate
+
+    loaded = _load(args)
+    settings = SamplerSettings(
+        tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
+        temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
+        stop_on_repetition=not args.no_repetition_stop,
+    )
+    if not args.json:
+        sys.stdout.write(args.prompt)
+    for event in generate(loaded, args.prompt, settings):
+        if isinstance(event, BlockDone) and not args.json:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Finished):
+            result = event
+    if args.json:
+        print(json.dumps({
+            "model": loaded.name,
+            "prompt": args.prompt,
+            "text": result.text,
+            "token_ids": list(result.token_ids),
+            "nfe": result.nfe,
+            "seconds": result.seconds,
+            "tokens_per_second": result.tokens_per_second,
+            "stop_reason": result.reason,
+            "device": str(loaded.device),
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "settings": asdict(result.settings),
+        }))
+    else:
+        print(f"\n[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
+              f"stopped: {result.reason}, seed {result.settings.seed}]", file=sys.stderr)
+    return 0
+
+
+# --- models and downloads ----------------------------------------------------
+def _download_progress(p) -> None:
+    total = f"{p.total / 1e6:.1f}" if p.total else "?"
+    eta = _duration(p.eta_seconds) if p.eta_seconds is not None else "?"
+    _progress_line(f"downloading {p.filename}: {p.downloaded / 1e6:.1f}/{total} MB  "
+                   f"{p.bytes_per_second / 1e6:.1f} MB/s  ETA {eta}")
+
+
+def add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="download a model from the Hugging Face hub")
+    p.add_argument("repo_id", help="for example kuleshov-group/bd3lm-owt-block_size4 (see `bd3lm models`)")
+    p.set_defaults(run=run_download)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from .hub import download_model
+
+    folder = download_model(args.repo_id, progress=_download_progress)
+    print(f"\n{args.repo_id} is in {folder}", file=sys.stderr)
+    return 0
+
+
+def add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the installed models and the catalog")
+    p.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .catalog import CATALOG
+    from .hub import installed_models, models_dir
+    from .resources import DEFAULT_MODEL, default_model_dir
+
+    installed = {m.repo_id: m for m in installed_models()}
+    print("Shipped:")
+    state = "installed" if (default_model_dir() / "config.json").is_file() else "missing"
+    print(f"  {DEFAULT_MODEL:48s} {state} (the default)")
+    print(f"Catalog (downloads go to {models_dir()}):")
+    for entry in CATALOG:
+        mark = "installed" if entry.repo_id in installed else f"{entry.size_bytes / 1e6:.0f} MB"
+        print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}")
+    others = [m for r, m in installed.items() if all(e.repo_id != r for e in CATALOG)]
+    if others:
+        print("Other installed models:")
+        for m in others:
+            print(f"  {m.repo_id:48s} {m.size_bytes / 1e6:.0f} MB")
+    return 0
+
+
+# --- eval -------------------------------------------------------------------
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="held-out likelihood: NELBO per token and the perplexity bound")
+    _add_model_options(p)
+    p.add_argument("--data", required=True, metavar="FILE", help="UTF-8 text to evaluate on")
+    p.add_argument("--separator", default="blank", help="where documents end (as for train; default blank)")
+    p.add_argument("--fix-mojibake", action="store_true")
+    p.add_argument("--ascii-punctuation", action="store_true")
+    p.add_argument("--tail-bytes", type=int, help="evaluate only the last this-many bytes of FILE (e.g. a training hold-out)")
+    p.add_argument("--samples", type=int, default=1, help="draws of t and masks to average over (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import TextOptions, make_rows, read_documents, split_tail
+    from .evaluation import nelbo
+
+    loaded = _load(args)
+    docs = read_documents(Path(args.data), TextOptions(args.separator, args.fix_mojibake, args.ascii_punctuation))
+    if args.tail_bytes:
+        docs = split_tail(docs, args.tail_bytes)[1]
+    tok = loaded.tokenizer
+    rows = make_rows((tok.encode(d) for d in docs), loaded.config.model_length, tok.bos_id, tok.eos_id)
+    result = nelbo(
+        loaded.model, rows, samples=args.samples, batch_size=args.batch_size, seed=args.seed,
+        progress=None if args.json else lambda i, n: _progress_line(f"evaluating: batch {i}/{n}"),
+    )
+    if args.json:
+        print(json.dumps({"model": loaded.name, **result.as_dict()}))
+    else:
+        print(f"\n{loaded.name}: NELBO {result.nelbo_per_token:.4f} ± {result.stderr:.4f} nats/token over "
+              f"{result.tokens} tokens ({result.samples} draw(s)); perplexity <= {result.ppl_bound:.2f}")
+    return 0
+
+
 # --- train ------------------------------------------------------------------
 def add_train(sub: argparse._SubParsersAction) -> None:
     from .training import TrainSettings
@@ -81,7 +243,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_train]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_generate, add_download, add_models, add_train, add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

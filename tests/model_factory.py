@@ -1,0 +1,52 @@
+"""Tiny BD3-LMs for tests: random weights, a real byte-level BPE, built in a second.
+
+The weights are random but the output layer and adaLN are not zero, so the
+text is varied (not useful) and every wire of the network matters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from bd3lm_core.checkpoints import save_weights
+from bd3lm_core.config import BD3LMConfig
+from bd3lm_core.model import BD3LM
+from bd3lm_core.tokenizer import train_bpe
+
+CORPUS = [
+    "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.",
+    "One day, a big red ball rolled into the garden. The boy ran after it and laughed.",
+    "The cat sat on the mat. It was a sunny day and the birds were singing in the tree.",
+] * 20
+
+
+def make_model_folder(
+    folder: Path,
+    block_size: int = 4,
+    model_length: int = 64,
+    vocab: int = 300,
+    hidden_dim: int = 32,
+    n_blocks: int = 2,
+    n_heads: int = 2,
+    seed: int = 0,
+    adaln: bool = True,
+) -> Path:
+    """Write config.json, model.safetensors and tokenizer.json of a random tiny model into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe(CORPUS, vocab)
+    config = BD3LMConfig(
+        block_size=block_size, cond_dim=16, hidden_dim=hidden_dim, model_length=model_length,
+        n_blocks=n_blocks, n_heads=n_heads, vocab_size=tokenizer.size + 1, adaln=adaln,
+    )
+    torch.manual_seed(seed)
+    model = BD3LM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    config.save(folder / "config.json")
+    save_weights(model, folder / "model.safetensors")
+    tokenizer.save(folder / "tokenizer.json")
+    return folder

@@ -1,0 +1,73 @@
+"""Our network computes the authors' logits, and both of its forwards agree.
+
+Every folder under tests/fixtures/ (and every folder listed in the
+colon-separated BD3LM_PARITY_FIXTURES) holds a checkpoint in the published
+layout and the logits the authors' code computed for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bd3lm_core import load_network
+from bd3lm_core.context import CachedContext
+from bd3lm_core.model import BD3LM
+from model_factory import make_model_folder
+
+TOLERANCE = 1e-4
+
+
+def fixture_folders() -> list[Path]:
+    folders = sorted(p for p in (Path(__file__).parent / "fixtures").iterdir() if (p / "expected.safetensors").is_file())
+    extra = os.environ.get("BD3LM_PARITY_FIXTURES", "")
+    folders += [Path(p) for p in extra.split(":") if p]
+    return folders
+
+
+def cached_block_logits(model: BD3LM, xt: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Logits of each noisy block of `xt`, computed the sampling way: clean earlier blocks in a KV cache."""
+    block = model.config.block_size
+    out = []
+    for row_t, row_0 in zip(xt, x0):
+        context = CachedContext(model, block, model.modulations(None))
+        logits = []
+        for start in range(0, xt.shape[1], block):
+            rows = torch.arange(block)
+            logits.append(context.logits(row_t[None, start : start + block], rows))
+            context.commit(row_0[None, start : start + block])
+        out.append(torch.cat(logits))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("folder", fixture_folders(), ids=lambda p: p.name)
+def test_logits_match_the_authors(folder: Path) -> None:
+    model = load_network(folder / "checkpoint")
+    expected = load_file(str(folder / "expected.safetensors"))
+    with torch.no_grad():
+        train = model.forward_train(expected["xt"], expected["x0"])
+        cached = cached_block_logits(model, expected["xt"], expected["x0"])
+    assert (train - expected["train_logits"]).abs().max() <= TOLERANCE
+    assert (cached - expected["cached_logits"]).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "block_size, model_length, adaln",
+    [(1, 16, True), (2, 16, False), (4, 16, True), (16, 16, True), (8, 32, False)],
+    ids=["ar", "bs2-no-adaln", "bs4", "bs-equals-length", "bs8-no-adaln"],
+)
+def test_training_and_cached_forwards_agree(tmp_path: Path, block_size: int, model_length: int, adaln: bool) -> None:
+    model = load_network(make_model_folder(tmp_path, block_size=block_size, model_length=model_length, adaln=adaln))
+    generator = torch.Generator().manual_seed(1)
+    x0 = torch.randint(0, model.config.mask_id, (2, model_length), generator=generator)
+    masked = torch.rand(x0.shape, generator=generator) < 0.5
+    xt = torch.where(masked, torch.full_like(x0, model.config.mask_id), x0)
+    with torch.no_grad():
+        train = model.forward_train(xt, x0)
+        cached = cached_block_logits(model, xt, x0)
+    assert train.abs().max() > 1.0  # the model is not trivially zero
+    assert (train - cached).abs().max() <= TOLERANCE

@@ -1,0 +1,182 @@
+"""The streaming sampler: same logits as a full recompute, the spec's step distribution, the stop rules."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bd3lm_core import BlockDone, Finished, SamplerSettings, Step, generate, load_model
+from bd3lm_core.context import CachedContext, FullContext
+from model_factory import make_model_folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    folder = make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32)
+    return load_model(folder, device="cpu")
+
+
+def run(loaded, prompt: str = "", **settings) -> list:
+    return list(generate(loaded, prompt, SamplerSettings(**settings)))
+
+
+def record_logits(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    original = cls.logits
+
+    def logits(self, block, rows):
+        out = original(self, block, rows)
+        seen.append(out.clone())
+        return out
+
+    monkeypatch.setattr(cls, "logits", logits)
+    return seen
+
+
+@pytest.mark.parametrize("prompt_words", [3, 40], ids=["short-prompt", "prompt-longer-than-context"])
+def test_cached_and_naive_samplers_see_the_same_logits(tiny, monkeypatch, prompt_words: int) -> None:
+    prompt = " ".join(["the cat sat on the mat"] * prompt_words)[: prompt_words * 6]
+    settings = dict(tokens=90, seed=5, steps=3, stop_at_eos=False, stop_on_repetition=False)
+    cached_logits = record_logits(monkeypatch, CachedContext)
+    naive_logits = record_logits(monkeypatch, FullContext)
+    cached = run(tiny, prompt, **settings)
+    naive = list(generate(tiny, prompt, SamplerSettings(**settings), naive=True))
+    assert len(cached_logits) == len(naive_logits) == cached[-1].nfe > 20
+    for a, b in zip(cached_logits, naive_logits):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert cached[-1].token_ids == naive[-1].token_ids
+    assert len(tiny.tokenizer.encode(prompt)) + 1 + 90 > 3 * tiny.config.model_length  # the window slid
+
+
+def test_revealed_tokens_never_change_and_prompt_is_kept(tiny) -> None:
+    prompt = "Once upon a time"
+    prompt_ids = [tiny.tokenizer.bos_id] + tiny.tokenizer.encode(prompt)
+    events = run(tiny, prompt, tokens=40, steps=6, seed=1, stop_at_eos=False)
+    mask = tiny.config.mask_id
+    seen: dict[int, int] = {}
+    for e in [e for e in events if isinstance(e, Step)]:
+        for offset, token in enumerate(e.tokens):
+            pos = e.start + offset
+            if pos < len(prompt_ids):
+                assert token == prompt_ids[pos]
+            if pos in seen:
+                assert token == seen[pos], f"position {pos} changed after it was revealed"
+            elif token != mask:
+                seen[pos] = token
+        for r in e.revealed:
+            assert e.tokens[r.position - e.start] == r.token and 0 < r.probability <= 1
+    assert events[-1].prompt_ids == tuple(prompt_ids)
+
+
+@pytest.mark.parametrize("block_size", [None, 1, 3, 8])
+def test_exact_length_without_masks(tiny, block_size) -> None:
+    finished = run(tiny, "A dog", tokens=37, block_size=block_size, seed=2, stop_at_eos=False, stop_on_repetition=False)[-1]
+    assert finished.reason == "length"
+    assert len(finished.token_ids) == 37
+    assert tiny.config.mask_id not in finished.token_ids
+    assert finished.settings.block_size == (block_size or 4)
+
+
+def test_same_seed_same_text(tiny) -> None:
+    a = run(tiny, tokens=30, seed=11, stop_at_eos=False)[-1]
+    b = run(tiny, tokens=30, seed=11, stop_at_eos=False)[-1]
+    c = run(tiny, tokens=30, seed=12, stop_at_eos=False)[-1]
+    assert a.token_ids == b.token_ids and a.text == b.text
+    assert a.token_ids != c.token_ids
+
+
+def test_block_events_stream_the_final_text(tiny) -> None:
+    events = run(tiny, tokens=30, seed=4, stop_at_eos=False)
+    streamed = "".join(e.text for e in events if isinstance(e, BlockDone))
+    assert streamed == events[-1].text
+
+
+def test_cancel_stops_within_one_step(tiny) -> None:
+    cancel = threading.Event()
+    steps_after_cancel = 0
+    events = []
+    for event in generate(tiny, "", SamplerSettings(tokens=200, steps=8, seed=0, stop_at_eos=False), cancel=cancel):
+        events.append(event)
+        if cancel.is_set() and isinstance(event, Step):
+            steps_after_cancel += 1
+        if isinstance(event, Step) and event.block == 2 and event.step == 3:
+            cancel.set()
+    assert steps_after_cancel == 0
+    assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
+
+
+def test_stop_at_eos_truncates_after_it(tiny) -> None:
+    eos = tiny.tokenizer.eos_id
+    for seed in range(40):
+        finished = run(tiny, tokens=60, seed=seed, temperature=3.0, top_p=1.0)[-1]
+        if finished.reason == "eos":
+            assert finished.token_ids[-1] == eos and eos not in finished.token_ids[:-1]
+            return
+    pytest.fail("no run ended at EOS")
+
+
+def test_repetition_rule_stops_degenerate_text(tiny, monkeypatch) -> None:
+    # a model that only ever predicts one token produces a histogram of entropy 0
+    def constant(self, block, rows):
+        out = torch.full((len(rows), tiny.config.vocab_size), -10.0)
+        out[:, 7] = 10.0
+        return out
+
+    monkeypatch.setattr(CachedContext, "logits", constant)
+    finished = run(tiny, tokens=400, seed=0, stop_at_eos=False)[-1]
+    assert finished.reason == "repetition"
+    assert 256 <= len(finished.token_ids) + 1 < 400
+
+
+def test_first_hitting_reveals_one_position_per_step(tiny) -> None:
+    events = run(tiny, "Lily", tokens=24, sampler="first-hitting", seed=3, stop_at_eos=False)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert steps and all(len(e.revealed) == 1 for e in steps)
+    assert all(e.nfe == i + 1 for i, e in enumerate(steps))  # every step changes the block: one forward each
+
+
+def nucleus_reference(probs: np.ndarray, p: float) -> np.ndarray:
+    order = np.argsort(-probs, kind="stable")
+    keep = np.cumsum(probs[order]) <= p
+    keep[0] = True
+    out = np.zeros_like(probs)
+    out[order[keep]] = probs[order[keep]]
+    return out / out.sum()
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_one_ddpm_step_has_the_analytic_distribution(tmp_path: Path, top_p: float) -> None:
+    """Block [BOS, mask], T = 2: after step 1 (t=1 -> s=1/2) the position is still masked with
+    probability 1/2, else it holds token v with probability 1/2 * p_nucleus(v)."""
+    loaded = load_model(make_model_folder(tmp_path, block_size=2, model_length=8, vocab=260), device="cpu")
+    mask = loaded.config.mask_id
+    with torch.no_grad():
+        logits = FullContext(loaded.model, 2, loaded.model.modulations(None)).logits(
+            torch.tensor([[loaded.tokenizer.bos_id, mask]]), torch.tensor([1])
+        )[0].double()
+    logits[mask] = -math.inf
+    p_x0 = nucleus_reference(logits.softmax(-1).numpy(), top_p)
+    expected = np.append(0.5 * p_x0, 0.5)  # tokens, then "still masked"
+    draws = 3000
+    counts = np.zeros(len(expected))
+    for seed in range(draws):
+        first = next(generate(loaded, "", SamplerSettings(tokens=1, steps=2, seed=seed, top_p=top_p)))
+        token = first.tokens[1]
+        counts[-1 if token == mask else token] += 1
+    # chi-square over the categories with enough expected mass; the rest pooled
+    big = expected * draws >= 5
+    observed = np.append(counts[big], counts[~big].sum())
+    wanted = np.append(expected[big], expected[~big].sum()) * draws
+    observed, wanted = observed[wanted > 0], wanted[wanted > 0]
+    chi2 = float(((observed - wanted) ** 2 / wanted).sum())
+    df = len(wanted) - 1
+    z = 3.29  # one-sided p = 0.0005
+    critical = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3  # Wilson-Hilferty
+    assert df >= 3
+    assert chi2 < critical, f"chi2 {chi2:.1f} >= {critical:.1f} with {df} degrees of freedom"
+    assert counts[expected == 0].sum() == 0  # nothing outside the nucleus, never the mask as a token

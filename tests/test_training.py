@@ -1,0 +1,118 @@
+"""The training objective, the variance search, learning, resuming and evaluation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from bd3lm_core import load_network
+from bd3lm_core.data import TextOptions, make_rows, split_documents, split_tail, clean_text
+from bd3lm_core.diffusion import block_losses, sample_block_times, token_losses
+from bd3lm_core.evaluation import candidate_windows, nelbo, pick_window
+from bd3lm_core.training import Trainer, TrainSettings
+from model_factory import CORPUS, make_model_folder
+
+
+def test_token_losses_equal_the_hand_computed_nelbo() -> None:
+    mask = 4
+    logits = torch.tensor([[[1.0, 2.0, 0.5, -1.0, 3.0], [0.0, 0.0, 1.0, 2.0, 5.0]]])
+    x0 = torch.tensor([[1, 3]])
+    xt = torch.tensor([[mask, 3]])  # first token masked, second kept
+    t = torch.tensor([[0.25, 0.25]])
+    losses = token_losses(logits, xt, x0, t, mask)
+    # -log softmax over the 4 real ids (the mask id never predicted), weighted by 1/t
+    expected_first = -(2.0 - math.log(math.exp(1.0) + math.exp(2.0) + math.exp(0.5) + math.exp(-1.0))) / 0.25
+    assert losses[0, 0].item() == pytest.approx(expected_first, rel=1e-6)
+    assert losses[0, 1].item() == 0.0
+
+
+def test_block_times_are_constant_per_block_and_stratified() -> None:
+    t = sample_block_times(4, 8, 0.3, 0.8, torch.Generator().manual_seed(0))
+    assert t.shape == (4, 8)
+    assert t.min() >= 0.3 and t.max() <= 0.8
+    strata = ((t.flatten() - 0.3) / 0.5 * 32).floor().sort().values  # antithetic: one draw per 1/32 of the range
+    assert torch.equal(strata, torch.arange(32.0))
+
+
+def test_block_size_one_is_exact_autoregression(tmp_path: Path) -> None:
+    model = load_network(make_model_folder(tmp_path, block_size=1, model_length=16))
+    x0 = torch.randint(0, model.config.mask_id, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        losses, t = block_losses(model, x0, 0.3, 0.8)
+        xt = torch.full_like(x0, model.config.mask_id)
+        logits = model.forward_train(xt, x0)
+    logits[..., model.config.mask_id] = -math.inf
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
+    assert torch.all(t == 1.0)
+    assert torch.allclose(losses, nll, atol=1e-5)
+    assert nelbo(model, x0).nelbo_per_token == pytest.approx(nll.mean().item(), rel=1e-5)
+
+
+def test_variance_search_picks_the_quietest_window() -> None:
+    windows = candidate_windows()
+    assert len(windows) == 11 + 9 + 7 + 5 + 3
+    assert all(0 <= a < b <= 1 and round(b - a, 2) in (0.5, 0.6, 0.7, 0.8, 0.9) for a, b in windows)
+    target = (0.3, 0.8)
+
+    def synthetic(window):  # noise grows with the distance from the target window
+        spread = 0.1 + abs(window[0] - target[0]) + abs(window[1] - target[1])
+        return torch.randn(500, generator=torch.Generator().manual_seed(1)) * spread
+
+    best, variances = pick_window(windows, synthetic)
+    assert best == target
+    assert variances[target] == min(variances.values())
+
+
+def test_document_rules_and_rows() -> None:
+    text = "One story.\n\nIts second paragraph.\nA new story.\n"
+    assert split_documents(text, "newline") == ["One story.\n\nIts second paragraph.", "A new story."]
+    assert split_documents(text, "blank") == ["One story.", "Its second paragraph.\nA new story."]
+    assert split_documents("a<|endoftext|>b", "marker:<|endoftext|>") == ["a", "b"]
+    fixed = clean_text("She said, â€œhi.â€ It’s", TextOptions(fix_mojibake=True, ascii_punctuation=True))
+    assert fixed == "She said, \"hi.\" It's"
+    head, tail = split_tail(["aaaa", "bbbb", "cccc"], 6)
+    assert head == ["aaaa"] and tail == ["bbbb", "cccc"]
+    rows = make_rows([[1, 2, 3], [4, 5]], length=4, bos_id=0, eos_id=0)
+    assert rows.tolist() == [[0, 1, 2, 3], [0, 0, 4, 5]]
+
+
+def toy_settings(tmp_path: Path, **overrides) -> TrainSettings:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(CORPUS * 3), encoding="utf-8")
+    values = dict(
+        data=[str(corpus)], out=str(tmp_path / "run"), vocab_size=300, block_size=4, model_length=32,
+        hidden_dim=32, n_blocks=2, n_heads=2, cond_dim=16, batch_size=8, lr=3e-3, warmup=5, steps=40,
+        eval_every=20, eval_rows=8, holdout_bytes=600,
+    )
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+def test_a_few_dozen_steps_lower_the_held_out_loss(tmp_path: Path) -> None:
+    trainer = Trainer(toy_settings(tmp_path), report=lambda _: None)
+    before = nelbo(trainer.model, trainer.held_rows, samples=2).nelbo_per_token
+    trainer.run()
+    after = nelbo(trainer.ema, trainer.held_rows, samples=2).nelbo_per_token
+    assert after < 0.8 * before
+    # the run folder is a model in the published layout
+    reloaded = load_network(Path(trainer.settings.out))
+    for a, b in zip(reloaded.state_dict().values(), trainer.ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_gives_the_same_weights(tmp_path: Path) -> None:
+    straight = Trainer(toy_settings(tmp_path / "a", steps=12, eval_every=6), report=lambda _: None)
+    straight.run()
+    first = Trainer(toy_settings(tmp_path / "b", steps=6, eval_every=6), report=lambda _: None)
+    first.run()
+    resumed = Trainer(toy_settings(tmp_path / "b", steps=12, eval_every=6), resume=True, report=lambda _: None)
+    assert resumed.step == 6
+    resumed.run()
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    for name, value in straight.ema.state_dict().items():
+        assert torch.equal(value, resumed.ema.state_dict()[name]), name
