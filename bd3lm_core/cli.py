@@ -93,7 +93,8 @@ def run_generate(args: argparse.Namespace) -> int:
             "settings": asdict(result.settings),
         }))
     else:
-        print(f"\n[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
+        print()
+        print(f"[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
               f"stopped: {result.reason}, seed {result.settings.seed}]", file=sys.stderr)
     return 0
 

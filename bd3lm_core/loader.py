@@ -50,7 +50,15 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
 def find_tokenizer(folder: Path) -> Tokenizer:
     """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use)."""
     own = Path(folder) / "tokenizer.json"
-    return Tokenizer.load(own if own.is_file() else hub.gpt2_tokenizer())
+    if own.is_file():
+        return Tokenizer.load(own)
+    try:
+        return Tokenizer.load(hub.gpt2_tokenizer())
+    except BD3LMError as err:
+        raise BD3LMError(
+            f"{folder} has no tokenizer.json and GPT-2's could not be fetched ({err}). "
+            "Copy the model's tokenizer.json into the folder."
+        ) from None
 
 
 def resolve_source(source: str | Path | None, progress: Callable | None = None) -> tuple[Path, str]:

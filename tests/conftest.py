@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests never reach the network: the hub client starts offline,
+and download tests opt in with `online`, addressing only the local `hub` server."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: it reads this once
+os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"  # never send a developer's hub token to test servers
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from huggingface_hub import constants  # noqa: E402
+
+from hubserver import HubServer, tiny_checkpoint_files  # noqa: E402
+from tiny import tiny_tokenizer_json  # noqa: E402
+
+constants.HF_HUB_OFFLINE = True  # in case a plugin imported huggingface_hub before this file
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let huggingface_hub make requests during one test (it checks this constant on every request)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def hub() -> Iterator[HubServer]:
+    """A local hub with `test-org/tiny-bd3lm`, `test-org/no-tokenizer` (no tokenizer.json) and `gpt2`."""
+    tiny = tiny_checkpoint_files()
+    repos = {
+        "test-org/tiny-bd3lm": tiny,
+        "test-org/no-tokenizer": {name: tiny[name] for name in ("config.json", "model.safetensors")},
+        "gpt2": {"tokenizer.json": tiny_tokenizer_json(100).encode()},  # fits the tiny model's vocab
+    }
+    with HubServer(repos) as server:
+        yield server
+
+
+@pytest.fixture
+def bd3lm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Downloads go under tmp_path instead of the user's data folder."""
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
+    return tmp_path

@@ -1,0 +1,89 @@
+"""The `bd3lm` command as a user runs it: output, JSON, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bd3lm_core.cli import main
+from model_factory import make_model_folder
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_folder(tmp_path_factory.mktemp("cli") / "tiny")
+
+
+def test_generate_json(model: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["generate", "--model", str(model), "--prompt", "The cat", "--tokens", "21", "--seed", "3",
+                 "--ignore-eos", "--json", "--steps", "2"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["token_ids"]) == 21
+    assert out["nfe"] > 0 and out["seconds"] > 0
+    assert out["tokens_per_second"] == pytest.approx(21 / out["seconds"])
+    assert out["settings"] == {
+        "tokens": 21, "block_size": 4, "steps": 2, "sampler": "ddpm", "top_p": 0.9, "temperature": 1.0,
+        "seed": 3, "stop_at_eos": False, "stop_on_repetition": True,
+    }
+
+
+def test_generate_streams_the_same_text(model: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["generate", "--model", str(model), "--prompt", "A", "--tokens", "17", "--seed", "8", "--ignore-eos"]
+    assert main(args + ["--json"]) == 0
+    text = json.loads(capsys.readouterr().out)["text"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "A" + text + "\n"
+    assert "17 tokens" in captured.err
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda m: (m / "model.safetensors").write_bytes(b"\x00garbage"), "not a readable safetensors file"),
+        (lambda m: (m / "config.json").write_text("{}"), "lacks the key"),
+        (lambda m: (m / "tokenizer.json").unlink(), "tokenizer"),
+    ],
+    ids=["corrupt-weights", "empty-config", "no-tokenizer"],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, damage, expected) -> None:
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))  # no GPT-2 tokenizer downloaded there
+    folder = make_model_folder(tmp_path / "bad")
+    damage(folder)
+    result = subprocess.run(
+        [sys.executable, "-m", "bd3lm_core.cli", "generate", "--model", str(folder), "--tokens", "4"],
+        capture_output=True, text=True, env={**_env(), "BD3LM_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("bd3lm: ")
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_download_offline_says_what_to_do(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bd3lm_core.cli", "download", "kuleshov-group/bd3lm-owt-block_size4"],
+        capture_output=True, text=True, env={**_env(), "BD3LM_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    assert "--model PATH" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_lists_the_catalog(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for block in (4, 8, 16):
+        assert f"kuleshov-group/bd3lm-owt-block_size{block} " in out
+    assert str(tmp_path) in out
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    root = Path(__file__).resolve().parent.parent
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}

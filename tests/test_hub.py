@@ -1,0 +1,172 @@
+"""Model downloads through the real huggingface_hub client, against the local `hub` server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from huggingface_hub import constants
+
+from bd3lm_core.errors import BD3LMError
+from bd3lm_core.hub import (
+    DownloadCancelled,
+    DownloadProgress,
+    InstalledModel,
+    download_model,
+    gpt2_tokenizer,
+    installed_models,
+    is_installed,
+    model_folder,
+    models_dir,
+    remove_model,
+)
+from bd3lm_core.tokenizer import Tokenizer
+
+REPO = "test-org/tiny-bd3lm"
+
+
+def partial_files(repo_id: str, filename: str) -> list[Path]:
+    return list(model_folder(repo_id).glob(f"{filename}.*.incomplete"))
+
+
+def test_download_places_the_served_files_and_lists_the_model(hub, online, bd3lm_home):
+    folder = download_model(REPO, endpoint=hub.url)
+
+    assert folder == bd3lm_home / "models" / "test-org--tiny-bd3lm"
+    served = hub.repos[REPO]
+    for name, content in served.items():
+        assert (folder / name).read_bytes() == content
+    assert list(folder.glob("*.incomplete")) == []
+    assert installed_models() == [InstalledModel(REPO, folder, sum(len(c) for c in served.values()))]
+    assert is_installed(REPO)
+    vocab_size = json.loads(served["config.json"])["vocab_size"]
+    assert Tokenizer.load(folder / "tokenizer.json").size == vocab_size - 1  # the tiny repo is a loadable pair
+
+    asked = len(hub.requests)
+    assert download_model(REPO, endpoint=hub.url) == folder
+    assert len(hub.requests) == asked  # installed: no hub round trip
+
+
+def test_progress_counts_up_to_the_sum_of_the_file_sizes(hub, online, bd3lm_home):
+    events: list[DownloadProgress] = []
+    download_model(REPO, progress=events.append, endpoint=hub.url)
+
+    sizes = sum(len(content) for content in hub.repos[REPO].values())
+    counts = [event.downloaded for event in events]
+    assert counts == sorted(counts)
+    assert all(event.total == sizes for event in events)
+    assert (events[-1].downloaded, events[-1].eta_seconds) == (sizes, 0.0)
+    assert {event.filename for event in events} == {"config.json", "model.safetensors", "tokenizer.json"}
+    assert events[-1].bytes_per_second > 0
+
+
+def test_interrupted_transfer_resumes_with_a_range_request(hub, online, bd3lm_home):
+    weights = hub.repos[REPO]["model.safetensors"]
+    hub.cut_next_get("model.safetensors", 100_000)
+
+    with pytest.raises(BD3LMError, match="interrupted"):
+        download_model(REPO, endpoint=hub.url)
+    [partial] = partial_files(REPO, "model.safetensors")
+    assert partial.stat().st_size == 100_000
+    assert not is_installed(REPO)
+
+    folder = download_model(REPO, endpoint=hub.url)
+    assert hub.gets_of("model.safetensors")[-1].range == "bytes=100000-"
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert len(hub.gets_of("config.json")) == 1  # finished files are not fetched again
+    assert partial_files(REPO, "model.safetensors") == []
+
+
+def test_cancel_stops_promptly_and_the_partial_file_resumes(hub, online, bd3lm_home):
+    weights = hub.repos[REPO]["model.safetensors"]
+    config_size = len(hub.repos[REPO]["config.json"])
+    hub.chunk_delay = 0.05  # the weights take ~1.7 s, so the cancel lands mid-file
+    cancel = threading.Event()
+    cancelled_at = []
+
+    def on_progress(event: DownloadProgress) -> None:
+        if event.filename == "model.safetensors" and event.downloaded > config_size and not cancel.is_set():
+            cancel.set()
+            cancelled_at.append(time.monotonic())
+
+    with pytest.raises(DownloadCancelled):
+        download_model(REPO, progress=on_progress, cancel=cancel, endpoint=hub.url)
+    assert time.monotonic() - cancelled_at[0] < 0.5
+    [partial] = partial_files(REPO, "model.safetensors")
+    kept = partial.stat().st_size
+    assert 0 < kept < len(weights)
+    assert partial.read_bytes() == weights[:kept]
+
+    hub.chunk_delay = 0.0
+    folder = download_model(REPO, endpoint=hub.url)
+    assert hub.gets_of("model.safetensors")[-1].range == f"bytes={kept}-"
+    assert (folder / "model.safetensors").read_bytes() == weights
+
+
+def test_missing_repo_is_named_in_the_error(hub, online, bd3lm_home):
+    with pytest.raises(BD3LMError) as err:
+        download_model("test-org/no-such-model", endpoint=hub.url)
+    message = str(err.value)
+    assert "test-org/no-such-model" in message and "bd3lm models" in message
+    assert "\n" not in message
+    assert not model_folder("test-org/no-such-model").exists()
+
+
+def test_offline_mode_points_to_a_local_folder(hub, bd3lm_home):
+    with pytest.raises(BD3LMError) as err:
+        download_model(REPO, endpoint=hub.url)
+    assert "--model PATH" in str(err.value) and "folder" in str(err.value)
+    assert hub.requests == []
+
+
+def test_unreachable_hub_points_to_a_local_folder(online, bd3lm_home):
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(BD3LMError, match="cannot reach the Hugging Face hub.*--model PATH"):
+        download_model(REPO, endpoint=f"http://127.0.0.1:{port}")
+
+
+def test_not_enough_disk_space_is_reported_before_downloading(hub, online, bd3lm_home, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=1000))
+    with pytest.raises(BD3LMError, match=r"the disk is full: test-org/tiny-bd3lm needs 1 MB more"):
+        download_model(REPO, endpoint=hub.url)
+    assert hub.gets_of("model.safetensors") == []
+
+
+def test_repo_without_tokenizer_gets_gpt2s(hub, online, bd3lm_home, monkeypatch):
+    folder = download_model("test-org/no-tokenizer", endpoint=hub.url)
+
+    gpt2 = hub.repos["gpt2"]["tokenizer.json"]
+    assert (folder / "tokenizer.json").read_bytes() == gpt2
+    assert [r.path.split("/resolve/")[0] for r in hub.gets_of("tokenizer.json")] == ["/gpt2"]
+    assert [m.repo_id for m in installed_models()] == ["test-org/no-tokenizer"]  # not the gpt2 folder
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    asked = len(hub.requests)
+    assert gpt2_tokenizer(endpoint=hub.url).read_bytes() == gpt2  # kept, so it works offline
+    assert len(hub.requests) == asked
+
+
+def test_remove_model_deletes_the_folder(hub, online, bd3lm_home):
+    folder = download_model(REPO, endpoint=hub.url)
+    remove_model(REPO)
+
+    assert not folder.exists()
+    assert installed_models() == []
+    assert not is_installed(REPO)
+    with pytest.raises(BD3LMError, match="not downloaded"):
+        remove_model(REPO)
+
+
+def test_ids_that_are_not_hub_ids_are_refused(bd3lm_home):
+    models_dir().mkdir(parents=True)
+    with pytest.raises(BD3LMError, match="not a hub repo id"):
+        remove_model("..")
+    assert models_dir().is_dir()
