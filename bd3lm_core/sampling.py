@@ -8,9 +8,8 @@ Inside a block, with T steps and times t = 1, (T-1)/T, ..., 0, a still
 masked position stays masked from t to s with probability s/t and otherwise
 takes a token drawn from p(x_0) (the model's distribution, limited to the
 top-p nucleus). The first-hitting sampler instead reveals exactly one
-uniformly chosen masked position per step. The model only runs when the
-block has changed since its last forward, and then only computes logits for
-the positions still masked; the top-p sort only touches the rows revealed.
+uniformly chosen masked position per step. The model runs only for steps
+that reveal something, and computes logits only for the revealed rows.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from .context import CachedContext, FullContext
@@ -114,24 +114,38 @@ class Finished:
 Event = Step | BlockDone | Finished
 
 
-def nucleus(logits: torch.Tensor, top_p: float, temperature: float, mask_id: int) -> torch.Tensor:
-    """p(x_0) per row: softmax at `temperature`, the mask never predicted, cut to the top-p nucleus.
+def nucleus(logits: np.ndarray, top_p: float, temperature: float, mask_id: int) -> np.ndarray:
+    """p(x_0) for one position: softmax at `temperature`, the mask never predicted, cut to the top-p nucleus.
 
     The nucleus keeps the most probable ids whose cumulative probability is
-    at most p (always at least one) and renormalises. The cumulative sum runs
-    in float64, where rounding could otherwise move the cut.
+    at most p (always at least one) and renormalises. Only the sorted values
+    are needed, not the permutation: the nucleus is every id above the
+    smallest kept value, plus as many ids equal to it as the cut allows.
+
+    This runs on one row of the vocabulary in numpy, in float64 like the
+    reference: on a small CPU, torch's multi-threaded kernels spend more time
+    waking threads than working on a 50k-element row.
     """
-    logits = logits.float() / temperature
-    logits[:, mask_id] = -math.inf
-    probs = logits.softmax(dim=-1)
+    z = logits.astype(np.float64) / temperature
+    z[mask_id] = -np.inf
+    probs = np.exp(z - z.max())
+    probs /= probs.sum()
     if top_p >= 1.0:
         return probs
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    keep = sorted_probs.double().cumsum(dim=-1) <= top_p
-    keep[:, 0] = True
-    kept = torch.where(keep, sorted_probs, torch.zeros_like(sorted_probs))
-    out = torch.zeros_like(probs).scatter_(-1, order, kept)
-    return out / out.sum(dim=-1, keepdim=True)
+    values = np.sort(probs)[::-1]
+    count = max(1, int(np.searchsorted(np.cumsum(values), top_p, side="right")))
+    cut = values[count - 1]
+    keep = probs > cut
+    ties = np.flatnonzero(probs == cut)
+    keep[ties[: count - int(keep.sum())]] = True
+    kept = np.where(keep, probs, 0.0)
+    return kept / kept.sum()
+
+
+def draw(probs: np.ndarray, u: float) -> int:
+    """The id at uniform draw `u` of the categorical distribution `probs` (inverse CDF)."""
+    cdf = np.cumsum(probs)
+    return min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(probs) - 1)
 
 
 def histogram_entropy(tokens: list[int]) -> float:
@@ -161,9 +175,15 @@ class _Run:
         return torch.rand(n, generator=self.generator, device=self.device)
 
     def denoise(self, block: torch.Tensor, index: int, start: int, cancel: threading.Event | None) -> Iterator[Step]:
-        """Unmask `block [1, L']` in place, one event per step; returns early on cancel."""
+        """Unmask `block [1, L']` in place, one event per step; returns early on cancel.
+
+        Which positions a step reveals does not depend on the model, so it is
+        drawn first; the network then runs only if something is revealed (a
+        step that changes nothing would reuse the same p(x_0)), and computes
+        logits only for the revealed rows.
+        """
         s = self.settings
-        t, step, stale, logits, rows = 1.0, 0, True, None, None
+        t, step = 1.0, 0
         while (block[0] == self.mask_id).any():
             if cancel is not None and cancel.is_set():
                 return
@@ -174,29 +194,22 @@ class _Run:
                 chosen = masked[torch.randint(len(masked), (1,), generator=self.generator, device=self.device)]
             else:
                 t_next = max(0.0, 1.0 - step / s.steps)
-                stay = t_next / t if t > 0 else 0.0
-                chosen = masked[self.rand(len(masked)) >= stay]
+                chosen = masked[self.rand(len(masked)) >= t_next / t]
                 t = t_next
-            revealed: list[Reveal] = []
+            revealed: tuple[Reveal, ...] = ()
             if len(chosen):
-                if stale:
-                    rows = masked
-                    logits = self.context.logits(block, rows)
-                    self.nfe += 1
-                    stale = False
-                picks = (rows[:, None] == chosen[None, :]).nonzero()[:, 0]
-                probs = nucleus(logits[picks], s.top_p, s.temperature, self.mask_id)
-                tokens = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
-                chosen_probs = probs.gather(1, tokens[:, None])[:, 0]
-                block[0, chosen] = tokens
-                stale = True
-                revealed = [
-                    Reveal(start + int(o), int(tok), float(p))
-                    for o, tok, p in zip(chosen.tolist(), tokens.tolist(), chosen_probs.tolist())
-                ]
+                logits = self.context.logits(block, chosen).cpu().numpy()
+                self.nfe += 1
+                draws = []
+                for row, u in zip(logits, self.rand(len(chosen)).tolist()):
+                    probs = nucleus(row, s.top_p, s.temperature, self.mask_id)
+                    token = draw(probs, u)
+                    draws.append((token, float(probs[token])))
+                block[0, chosen] = torch.tensor([tok for tok, _ in draws], device=self.device)
+                revealed = tuple(Reveal(start + o, tok, p) for o, (tok, p) in zip(chosen.tolist(), draws))
             current = block[0].tolist()
             yield Step(
-                index, step, start, t, tuple(revealed), tuple(current),
+                index, step, start, t, revealed, tuple(current),
                 tuple(tok == self.mask_id for tok in current), self.nfe,
             )
 
