@@ -147,6 +147,33 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- convert ----------------------------------------------------------------
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="copy a model folder with its weights in another precision (to ship it smaller)")
+    p.add_argument("source", help="model folder or hub repo id")
+    p.add_argument("dest", help="new model folder")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float16")
+    p.set_defaults(run=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .checkpoints import save_weights
+    from .devices import DTYPES
+    from .loader import load_model
+
+    loaded = load_model(args.source, device="cpu", dtype="float32")
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    loaded.config.save(dest / "config.json")
+    loaded.tokenizer.save(dest / "tokenizer.json")
+    save_weights(loaded.model, dest / "model.safetensors", dtype=DTYPES[args.dtype])
+    size = sum(f.stat().st_size for f in dest.iterdir() if f.is_file())
+    print(f"wrote {dest} ({size / 1e6:.1f} MB, {args.dtype} weights)", file=sys.stderr)
+    return 0
+
+
 # --- eval -------------------------------------------------------------------
 def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="held-out likelihood: NELBO per token and the perplexity bound")
@@ -244,7 +271,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_generate, add_download, add_models, add_train, add_eval]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_generate, add_download, add_models, add_train, add_eval, add_convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

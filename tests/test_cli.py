@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
+from bd3lm_core import load_network
 from bd3lm_core.cli import main
 from model_factory import make_model_folder
 
@@ -87,3 +90,13 @@ def _env() -> dict[str, str]:
 
     root = Path(__file__).resolve().parent.parent
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_convert_to_float16_keeps_the_model(model: Path, tmp_path: Path) -> None:
+    assert main(["convert", str(model), str(tmp_path / "half"), "--dtype", "float16"]) == 0
+    tensors = load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert {t.dtype for t in tensors.values()} == {torch.float16}
+    full, half = load_network(model), load_network(tmp_path / "half")
+    for (name, a), b in zip(full.state_dict().items(), half.state_dict().values()):
+        assert (a - b).abs().max() <= 1e-3 * max(1.0, a.abs().max().item()), name
+    assert (tmp_path / "half" / "tokenizer.json").read_bytes() == (model / "tokenizer.json").read_bytes()
