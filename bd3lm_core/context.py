@@ -29,6 +29,7 @@ class FullContext:
     def commit(self, tokens: torch.Tensor) -> None:
         self.committed = torch.cat([self.committed, tokens], dim=1)
 
+    @torch.no_grad()
     def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Raw logits `[len(rows), V]` of `rows` (offsets in `block`), the block following the committed tokens."""
         tokens = torch.cat([self.committed, block], dim=1)
@@ -68,6 +69,7 @@ class CachedContext:
         mask = window_mask(positions, key_positions, self.block_size, self.window)
         return self.model(tokens, positions, None if bool(mask.all()) else mask, mods=self.mods, cache=self.cache, out_rows=rows)
 
+    @torch.no_grad()
     def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.pending:
             waiting = torch.cat(self.pending, dim=1)

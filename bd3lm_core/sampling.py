@@ -164,7 +164,8 @@ class _Run:
         self.mask_id = loaded.config.mask_id
         self.eos_id = loaded.tokenizer.eos_id
         self.device = loaded.device
-        mods = model.modulations(None)
+        with torch.no_grad():
+            mods = model.modulations(None)
         self.context = (FullContext if naive else CachedContext)(model, settings.block_size, mods)
         self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
         self.prompt = prompt_ids
@@ -232,8 +233,7 @@ def generate(
     s = settings.resolved(loaded.config.block_size)
     tokenizer = loaded.tokenizer
     prompt_ids = [tokenizer.bos_id] + tokenizer.encode(prompt)
-    with torch.inference_mode():
-        yield from _generate(_Run(loaded, prompt_ids, s, naive), cancel)
+    yield from _generate(_Run(loaded, prompt_ids, s, naive), cancel)
 
 
 def _generate(run: _Run, cancel: threading.Event | None) -> Iterator[Event]:
