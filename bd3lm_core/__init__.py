@@ -18,11 +18,11 @@ from .errors import BD3LMError
 from .hub import DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models, models_dir, remove_model
 from .loader import LoadedModel, load_model, load_network
 from .resources import DEFAULT_MODEL, default_model_dir, resource_path
-from .sampling import SAMPLERS, BlockDone, Event, Finished, Reveal, SamplerSettings, Step, generate
+from .sampling import SAMPLERS, BlockDone, Event, Finished, Reveal, SamplerSettings, Step, encode_prompt, generate
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DEVICES", "DTYPES", "BD3LMError", "DownloadCancelled", "DownloadProgress",
     "InstalledModel", "download_model", "installed_models", "models_dir", "remove_model", "LoadedModel",
     "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS",
-    "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "generate",
+    "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
 ]

@@ -215,6 +215,11 @@ class _Run:
             )
 
 
+def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
+    """The fixed start of a generation: BOS, then the prompt's tokens."""
+    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(prompt)
+
+
 def generate(
     loaded: LoadedModel,
     prompt: str = "",
@@ -231,9 +236,7 @@ def generate(
     if loaded.config.time_conditioning:
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
     s = settings.resolved(loaded.config.block_size)
-    tokenizer = loaded.tokenizer
-    prompt_ids = [tokenizer.bos_id] + tokenizer.encode(prompt)
-    yield from _generate(_Run(loaded, prompt_ids, s, naive), cancel)
+    yield from _generate(_Run(loaded, encode_prompt(loaded, prompt), s, naive), cancel)
 
 
 def _generate(run: _Run, cancel: threading.Event | None) -> Iterator[Event]:

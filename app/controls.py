@@ -1,0 +1,202 @@
+"""The sampler's knobs: one widget per setting, each showing its value, each explained in a tooltip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget,
+)
+
+from bd3lm_core import DEVICES, DTYPES, SAMPLERS
+
+from .settings import Choices, random_seed
+
+BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MAX_STEPS = 256
+MAX_TOKENS = 1024
+TOP_P = tuple(round(0.05 + 0.01 * i, 2) for i in range(96))  # 0.05 ... 1.00
+DEVICE_NAMES = {"auto": "Auto (best available)", "cuda": "CUDA (NVIDIA GPU)", "mps": "MPS (Apple GPU)", "cpu": "CPU"}
+DTYPE_NAMES = {"auto": "Auto (fastest safe)", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+SAMPLER_NAMES = {"ddpm": "DDPM", "first-hitting": "First-hitting"}
+
+
+class ValueSlider(QWidget):
+    """A slider over a list of values, with the current one written next to it."""
+
+    changed = Signal()
+
+    def __init__(self, values: Sequence[Any], describe: Callable[[Any], str] = str) -> None:
+        super().__init__()
+        self.values: list[Any] = list(values)
+        self.describe = describe
+        self.slider = QSlider(Qt.Horizontal)
+        self.label = QLabel()
+        self.label.setMinimumWidth(110)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.label)
+        self.slider.setRange(0, len(self.values) - 1)
+        self.slider.valueChanged.connect(self._on_move)
+        self._on_move()
+
+    def value(self) -> Any:
+        return self.values[self.slider.value()]
+
+    def set_value(self, value: Any) -> None:
+        """Move to `value`, or to the nearest value the slider offers."""
+        nearest = min(range(len(self.values)), key=lambda i: abs(self.values[i] - value))
+        self.slider.setValue(nearest)
+        self._on_move()  # the text may change even when the position does not
+
+    def set_values(self, values: Sequence[Any], value: Any) -> None:
+        self.slider.blockSignals(True)
+        self.values = list(values)
+        self.slider.setRange(0, len(self.values) - 1)
+        self.slider.blockSignals(False)
+        self.set_value(value)
+
+    def _on_move(self) -> None:
+        self.label.setText(self.describe(self.value()))
+        self.changed.emit()
+
+
+class ControlsPanel(QWidget):
+    changed = Signal()  # any choice moved
+    placement_changed = Signal()  # device or precision: the model must be loaded again
+
+    def __init__(self, choices: Choices) -> None:
+        super().__init__()
+        self._native: int | None = None  # the loaded checkpoint's block size
+        self._block_choice = choices.block_size
+
+        self.block_size = ValueSlider(BLOCK_SIZES, self._describe_block)
+        self.steps = ValueSlider(range(MAX_STEPS + 1), self._describe_steps)
+        self.top_p = ValueSlider(TOP_P, lambda p: f"{p:.2f}")
+        self.tokens = ValueSlider(range(1, MAX_TOKENS + 1), lambda n: f"{n} tokens")
+        self.tokens.slider.setPageStep(32)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.randomize = QPushButton("Randomize")
+        self.sampler = QComboBox()
+        for key in SAMPLERS:
+            self.sampler.addItem(SAMPLER_NAMES.get(key, key), key)
+        self.stop_at_eos = QCheckBox("Stop at end-of-text")
+        self.device = QComboBox()
+        for key in DEVICES:
+            self.device.addItem(DEVICE_NAMES.get(key, key), key)
+        self.dtype = QComboBox()
+        for key in DTYPES:
+            self.dtype.addItem(DTYPE_NAMES.get(key, key), key)
+        self._explain()
+
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.randomize)
+        form = QFormLayout(self)
+        form.addRow("Block size", self.block_size)
+        form.addRow("Steps per block", self.steps)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("New tokens", self.tokens)
+        form.addRow("Seed", seed_row)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("", self.stop_at_eos)
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.dtype)
+
+        self.set_choices(choices)
+        self.block_size.changed.connect(self._on_block)
+        for widget in (self.steps, self.top_p, self.tokens):
+            widget.changed.connect(self.changed)
+        self.seed.valueChanged.connect(self.changed)
+        self.randomize.clicked.connect(lambda: self.seed.setValue(random_seed()))
+        self.sampler.currentIndexChanged.connect(self._on_sampler)
+        self.stop_at_eos.toggled.connect(self.changed)
+        for combo in (self.device, self.dtype):
+            combo.currentIndexChanged.connect(self.placement_changed)
+            combo.currentIndexChanged.connect(self.changed)
+
+    def _explain(self) -> None:
+        self.block_size.setToolTip(
+            "How many tokens are generated together, as one block.\n"
+            "The native value (the block size the model was trained with) gives the best text;\n"
+            "other sizes run, but the model never learned them."
+        )
+        self.steps.setToolTip(
+            "Denoising steps per block (DDPM sampler). Fewer steps reveal more tokens at once:\n"
+            "faster, but rougher text. Auto uses one step per token of the block."
+        )
+        self.top_p.setToolTip(
+            "Nucleus sampling: draw only from the most probable tokens whose probabilities add up to p.\n"
+            "Lower is safer and more repetitive; 1.00 samples the model's full distribution."
+        )
+        self.tokens.setToolTip("How many new tokens to generate after the prompt.")
+        self.seed.setToolTip("The random seed: the same seed, settings and prompt give the same text.")
+        self.randomize.setToolTip("Pick a new random seed.")
+        self.sampler.setToolTip(
+            "DDPM: each step, every masked position is revealed with the same probability.\n"
+            "First-hitting: each step reveals exactly one position, chosen at random."
+        )
+        self.stop_at_eos.setToolTip("End the text at the model's end-of-text token.")
+        self.device.setToolTip("Where the model runs. Changing it reloads the model.")
+        self.dtype.setToolTip(
+            "Number format of the weights. Auto: bfloat16/float16 on GPUs, float32 on CPU. Reloads the model."
+        )
+
+    def _describe_block(self, size: int) -> str:
+        if self._native is None:
+            return f"{size}"
+        return f"{size} (native)" if size == self._native else f"{size} (native: {self._native})"
+
+    def _describe_steps(self, steps: int) -> str:
+        return "auto (= block size)" if steps == 0 else f"{steps}"
+
+    def _on_block(self) -> None:
+        value = self.block_size.value()
+        self._block_choice = None if value == self._native else value
+        self.changed.emit()
+
+    def _on_sampler(self) -> None:
+        self.steps.setEnabled(self.sampler.currentData() == "ddpm")
+        self.changed.emit()
+
+    def set_model(self, block_size: int, model_length: int) -> None:
+        """Offer the block sizes that fit this model, the native one marked (and chosen unless the user chose)."""
+        self._native = block_size
+        sizes = sorted({s for s in BLOCK_SIZES if s <= model_length} | {block_size})
+        self.block_size.set_values(sizes, self._block_choice or block_size)
+
+    def set_choices(self, choices: Choices) -> None:
+        self._block_choice = choices.block_size
+        self.block_size.set_value(choices.block_size or self._native or 4)
+        self.steps.set_value(choices.steps or 0)
+        self.top_p.set_value(choices.top_p)
+        self.tokens.set_value(choices.tokens)
+        self.seed.setValue(choices.seed)
+        self.sampler.setCurrentIndex(max(0, self.sampler.findData(choices.sampler)))
+        self.steps.setEnabled(self.sampler.currentData() == "ddpm")
+        self.stop_at_eos.setChecked(choices.stop_at_eos)
+        self.set_placement(choices.device, choices.dtype)
+
+    def set_placement(self, device: str, dtype: str) -> None:
+        """Show this device and precision without asking for a reload (e.g. after a failed one)."""
+        for combo, key in ((self.device, device), (self.dtype, dtype)):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(key)))
+            combo.blockSignals(False)
+
+    def choices(self) -> Choices:
+        return Choices(
+            tokens=self.tokens.value(),
+            block_size=self._block_choice,
+            steps=self.steps.value() or None,
+            top_p=self.top_p.value(),
+            seed=self.seed.value(),
+            sampler=self.sampler.currentData(),
+            stop_at_eos=self.stop_at_eos.isChecked(),
+            device=self.device.currentData(),
+            dtype=self.dtype.currentData(),
+        )

@@ -1,0 +1,40 @@
+"""`bd3lm-studio`: start the app, on the shipped model unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+from .main_window import MainWindow
+from .settings import APPLICATION, ORGANIZATION
+
+MODEL_ENV = "BD3LM_STUDIO_MODEL"
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our options, and the rest (Qt's own, such as -platform) for QApplication."""
+    parser = argparse.ArgumentParser(prog="bd3lm-studio", description="Watch a block diffusion LM write.")
+    parser.add_argument(
+        "--model", metavar="SRC", default=os.environ.get(MODEL_ENV) or None,
+        help=f"model folder or hub repo id to open first (default: ${MODEL_ENV}, else the shipped model)",
+    )
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("BD3-LM Studio")
+    window = MainWindow(model_source=args.model)
+    app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

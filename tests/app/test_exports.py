@@ -1,0 +1,200 @@
+"""File → Export in every format, read back; atomic writes; failures keep the run; the clipboard."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from bd3lm_core import load_model
+from bd3lm_studio.exports import load_trace
+from bd3lm_studio.trace import Trace, replay
+
+
+@pytest.fixture
+def finished(window, qtbot):
+    """The window after a 20-token run."""
+    c = window.controls
+    c.tokens.set_value(20)
+    c.seed.setValue(11)
+    c.stop_at_eos.setChecked(False)
+    window.generate()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    return window
+
+
+def test_txt_is_the_prompt_and_the_text(finished, tmp_path):
+    path = tmp_path / "run.txt"
+    assert finished.export_to(path)
+    assert path.read_text(encoding="utf-8") == "Once upon a time" + finished.trace.outcome.text + "\n"
+
+
+def test_md_has_the_settings_as_front_matter(finished, tmp_path):
+    path = tmp_path / "run.md"
+    assert finished.export_to(path)
+    _, front, body = path.read_text(encoding="utf-8").split("---\n", 2)
+    meta = {k: json.loads(v) for k, v in (line.split(": ", 1) for line in front.strip().splitlines())}
+    assert meta["seed"] == 11 and meta["tokens"] == 20 and meta["block_size"] == 4
+    assert meta["model"] == finished.model.name and meta["prompt"] == "Once upon a time"
+    assert meta["nfe"] == finished.trace.outcome.nfe and meta["stop_reason"] == "length"
+    assert body == "\n" + finished.trace.full_text + "\n"
+
+
+def test_json_trace_reads_back_and_replays_to_the_same_text(finished, tmp_path, tiny_model):
+    path = tmp_path / "run.json"
+    assert finished.export_to(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    trace = finished.trace
+    assert data["seed"] == 11 and data["model"] == trace.model and data["prompt"] == "Once upon a time"
+    assert data["token_ids"] == list(trace.outcome.token_ids)
+    assert len(data["tokens"]) == 20
+    assert {"position", "id", "text", "block", "step", "probability"} <= set(data["tokens"][0])
+    assert data["seconds"] > 0 and data["frames"][-1]["elapsed"] > 0
+
+    back = load_trace(path)
+    assert back.frames == trace.frames and back.outcome == trace.outcome and back.tokens == trace.tokens
+    ids = replay(back)  # from the frames alone
+    n = back.n_prompt
+    assert ids[n:] == list(trace.outcome.token_ids)
+    tokenizer = load_model(tiny_model, device="cpu").tokenizer
+    assert tokenizer.decode(ids[n:]) == trace.outcome.text
+    assert tokenizer.decode(ids[1:n]) == "Once upon a time"
+
+
+def test_an_opened_trace_replays_and_reproduces(finished, tmp_path, qtbot):
+    path = tmp_path / "run.json"
+    finished.export_to(path)
+    original = finished.trace
+    finished.controls.seed.setValue(5)
+    finished.prompt.setPlainText("something else")
+
+    assert finished.open_trace(path)
+    assert finished.view.text.toPlainText().startswith("Once upon a time")
+    assert finished.view.timeline.isEnabled()
+    assert finished.controls.seed.value() == 11 and finished.prompt.toPlainText() == "Once upon a time"
+    finished.generate()
+    qtbot.waitUntil(lambda: not finished.running, timeout=30_000)
+    assert finished.trace.outcome.token_ids == original.outcome.token_ids
+
+
+def test_html_is_one_self_contained_replay_page(finished, tmp_path):
+    path = tmp_path / "run.html"
+    assert finished.export_to(path)
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
+    embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
+    assert "<" not in embedded  # the text cannot end the script early
+    assert Trace.from_json(json.loads(embedded)).outcome == finished.trace.outcome
+    assert "function render" in page and 'id="timeline"' in page
+
+
+def test_writes_are_atomic_and_replace_an_old_file(finished, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    path = folder / "run.txt"
+    path.write_text("old")
+    assert finished.export_to(path)
+    assert path.read_text(encoding="utf-8").startswith("Once upon a time")
+    assert [p.name for p in folder.iterdir()] == ["run.txt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("target", ["missing-folder/run.txt", "a-folder.txt", "run.docx"])
+def test_an_unwritable_path_says_why_and_keeps_the_text(finished, tmp_path, target):
+    (tmp_path / "a-folder.txt").mkdir()
+    shown = finished.view.text.toPlainText()
+    assert not finished.export_to(tmp_path / target)
+    [box] = [b for b in finished.findChildren(QMessageBox) if b.isVisible()]
+    assert "Export failed" == box.windowTitle() and "The text is still here" in box.text()
+    assert "Traceback" not in box.text()
+    assert finished.view.text.toPlainText() == shown and finished.trace.outcome is not None
+    assert finished.export_action.isEnabled()
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_copy_puts_the_text_on_the_clipboard(finished):
+    finished.copy_action.trigger()
+    assert QGuiApplication.clipboard().text() == finished.trace.full_text
+
+
+def test_nothing_to_export_before_a_run(window, tmp_path):
+    assert not window.export_action.isEnabled() and not window.copy_action.isEnabled()
+    assert not window.export_to(tmp_path / "run.txt")
+    assert not (tmp_path / "run.txt").exists()
+
+
+def test_a_failed_write_leaves_the_old_file_whole(finished, tmp_path, monkeypatch):
+    import bd3lm_studio.exports as exports
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    path = folder / "run.md"
+    path.write_text("old")
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exports.os, "replace", full_disk)
+    assert not finished.export_to(path)
+    assert path.read_text() == "old"
+    assert [p.name for p in folder.iterdir()] == ["run.md"]
+    [box] = [b for b in finished.findChildren(QMessageBox) if b.isVisible()]
+    assert "No space left on device" in box.text()
+
+
+def test_a_damaged_trace_is_refused_with_a_message(finished, tmp_path):
+    path = tmp_path / "run.json"
+    finished.export_to(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["token_ids"][3] += 1
+    path.write_text(json.dumps(data), encoding="utf-8")
+    shown = finished.view.text.toPlainText()
+
+    assert not finished.open_trace(path)
+    [box] = [b for b in finished.findChildren(QMessageBox) if b.isVisible()]
+    assert "do not add up" in box.text()
+    assert finished.view.text.toPlainText() == shown
+
+
+NODE_DOM = """
+const els = {};
+class El {
+  constructor(id) { this.id = id; this.children = []; this.textContent = ""; this.value = "0"; this.max = "0"; }
+  replaceChildren() { this.children = []; }
+  append(...nodes) { this.children.push(...nodes); }
+}
+global.document = {
+  getElementById: (id) => els[id] || (els[id] = new El(id)),
+  createElement: () => new El(""),
+};
+els.trace = new El("trace");
+els.trace.textContent = require("fs").readFileSync(0, "utf8");
+global.setInterval = () => 0; global.clearInterval = () => {};
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_html_page_script_replays_the_run(finished, tmp_path):
+    """Run the page's own script (with a minimal stand-in for the DOM) and read what it shows."""
+    path = tmp_path / "run.html"
+    finished.export_to(path)
+    page = path.read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
+    script = re.search(r"<script>\n(.*?)</script>", page, re.S)[1]
+    probe = NODE_DOM + script + """
+const shown = () => document.getElementById("text").children.map(s => s.textContent).join("");
+const final = shown();
+render(0);
+console.log(JSON.stringify({final, first: shown(), where: document.getElementById("where").textContent}));
+"""
+    out = subprocess.run(["node", "-e", probe], input=data, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert result["final"] == finished.view.text.toPlainText()
+    finished.view.timeline.setValue(0)
+    assert result["first"] == finished.view.text.toPlainText()
+    assert "\u2591" in result["first"] and result["where"].startswith("step 1 of")
