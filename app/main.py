@@ -6,12 +6,25 @@ import argparse
 import os
 import sys
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
+
+from bd3lm_core import resource_path
 
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION
 
 MODEL_ENV = "BD3LM_STUDIO_MODEL"
+DESKTOP_ID = "io.github.bd3lm_studio.BD3LMStudio"  # packaging/linux/<id>.desktop
+ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
+
+
+def app_icon() -> QIcon:
+    """The shipped icon at every size (PNGs, so no SVG plugin is needed)."""
+    icon = QIcon()
+    for n in ICON_SIZES:
+        icon.addFile(str(resource_path("icons", "hicolor", f"{n}x{n}", "apps", "bd3lm-studio.png")))
+    return icon
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -30,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("BD3-LM Studio")
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName(DESKTOP_ID)  # on Wayland this links the window to its .desktop entry
     window = MainWindow(model_source=args.model)
     app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running
     window.show()

@@ -14,3 +14,10 @@ def test_model_option_env_and_qt_arguments(monkeypatch):
     assert parse_args([])[0].model == "/models/from-env"
     args, rest = parse_args(["--model", "/models/mine", "-platform", "offscreen"])
     assert args.model == "/models/mine" and rest == ["-platform", "offscreen"]
+
+
+def test_the_shipped_icon_has_every_size(qapp):
+    from bd3lm_studio.main import ICON_SIZES, app_icon
+
+    sizes = {(s.width(), s.height()) for s in app_icon().availableSizes()}
+    assert sizes == {(n, n) for n in ICON_SIZES}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build the wheel into OUTDIR from a copy of the files git would commit, so the
+# checkout gets no build/ or *.egg-info and stray local files (runs, bundles,
+# caches) stay out of the wheel.
+# Usage: [PYTHON=python-with-pip] packaging/build-wheel.sh OUTDIR
+set -euo pipefail
+root=$(dirname "$0")/..
+src=$(mktemp -d)
+trap 'rm -rf "$src"' EXIT
+git -C "$root" ls-files -z --cached --others --exclude-standard | tar -C "$root" --null -T - -c | tar -x -C "$src"
+"${PYTHON:-python3}" -m pip wheel -q --no-deps -w "$1" "$src"
