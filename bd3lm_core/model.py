@@ -56,7 +56,8 @@ class Linear(nn.Linear):
         rows = x.numel() // x.shape[-1]
         if rows > self.SMALL or torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
-        y = (self.weight @ x.reshape(rows, -1).T).T
+        # both copies are a few rows; the kernel is only fast when x is row-major
+        y = (self.weight @ x.reshape(rows, -1).contiguous().T).T.contiguous()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], -1)
@@ -157,11 +158,25 @@ class Block(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            a = _attend_few(q, k, v, attn_mask)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         a = self.attn_out(a.transpose(1, 2).reshape(B, S, d))
         x = x + _gated(F.dropout(a, self.dropout, self.training), gate1)
         m = self.mlp(modulate(self.norm2(x), shift2, scale2))
         return x + _gated(F.dropout(m, self.dropout, self.training), gate2)
+
+
+def _attend_few(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Attention of a few queries over a long cached span.
+
+    The same as scaled_dot_product_attention, but it scales the queries
+    rather than the keys, so the cached keys are only read, never copied.
+    """
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -math.inf)
+    return scores.softmax(dim=-1) @ v
 
 
 def _gated(x: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
