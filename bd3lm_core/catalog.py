@@ -41,7 +41,3 @@ CATALOG: tuple[CatalogEntry, ...] = (
     ),
 )
 
-
-def find_entry(repo_id: str) -> CatalogEntry | None:
-    """The catalog entry for `repo_id`, or None for a repo outside the catalog."""
-    return next((entry for entry in CATALOG if entry.repo_id == repo_id), None)

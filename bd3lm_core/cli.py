@@ -264,7 +264,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     trainer.run(
         lambda p: _progress_line(
-            f"step {p.step}/{p.steps}  loss {p.loss:.3f}  {p.tokens_per_second:.0f} tok/s  ETA {_duration(p.eta_seconds)}"
+            f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
+            f"{p.tokens_per_second:.0f} tok/s  ETA {_duration(p.eta_seconds)}"
         )
     )
     print(f"\nsaved to {settings.out}", file=sys.stderr)
