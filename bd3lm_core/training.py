@@ -245,6 +245,8 @@ class Trainer:
         started = time.monotonic()
         first_step = self.step
         tokens_per_step = s.batch_size * s.model_length
+        saved_at = None
+        stopped = ""
         try:
             while self.step < s.steps:
                 loss = self.train_step()
@@ -258,9 +260,13 @@ class Trainer:
                     value = self.evaluate()
                     self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}")
                     self.save()
+                    saved_at = self.step
                 if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
-                    self.report(f"time limit reached at step {self.step}; saved. Continue with --resume.")
+                    stopped = "time limit reached"
                     break
         except KeyboardInterrupt:
-            self.report(f"interrupted at step {self.step}; saved. Continue with --resume.")
-        self.save()
+            stopped = "interrupted"
+        if saved_at != self.step:
+            self.save()
+        if stopped:
+            self.report(f"{stopped} at step {self.step}; saved. Continue with --resume.")
