@@ -44,7 +44,10 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     config = BD3LMConfig.load(folder / "config.json")
     model = BD3LM(config)
     load_weights(model, folder / "model.safetensors")
-    return model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device, dtype=dtype).eval()
+    if torch.device(device).type == "cpu":
+        model.output_layer.linear.store_column_major()
+    return model
 
 
 def find_tokenizer(folder: Path) -> Tokenizer:

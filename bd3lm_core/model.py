@@ -56,11 +56,26 @@ class Linear(nn.Linear):
         rows = x.numel() // x.shape[-1]
         if rows > self.SMALL or torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
-        # both copies are a few rows; the kernel is only fast when x is row-major
-        y = (self.weight @ x.reshape(rows, -1).contiguous().T).T.contiguous()
-        if self.bias is not None:
-            y = y + self.bias
+        flat = x.reshape(rows, -1)
+        if self.weight.stride(0) == 1:  # column-major, see `store_column_major`
+            y = torch.cat([F.linear(row, self.weight, self.bias) for row in flat.split(1)])
+        else:
+            # both copies are a few rows; the kernel is only fast when x is row-major
+            y = (self.weight @ flat.contiguous().T).T.contiguous()
+            if self.bias is not None:
+                y = y + self.bias
         return y.reshape(*x.shape[:-1], -1)
+
+    def store_column_major(self) -> None:
+        """Keep the same weight (same values, same shape) in column-major memory.
+
+        For one row at a time, MKL reads a column-major matrix at about 1.7x
+        the speed of a row-major one on the test machine (16 vs 10 GB/s), but
+        is slower for several rows; so this suits only a layer that sampling
+        mostly runs on one row: the output layer, under first-hitting and
+        few-step DDPM. Column-major weights are then used a row at a time.
+        """
+        self.weight.data = self.weight.data.T.contiguous().T
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from bd3lm_core import BlockDone, Finished, SamplerSettings, generate, load_mode
 from bd3lm_core.checkpoints import save_weights  # noqa: E402
 from bd3lm_core.config import BD3LMConfig  # noqa: E402
 from bd3lm_core.kv_cache import KVCache  # noqa: E402
-from bd3lm_core.model import BD3LM, Linear  # noqa: E402
+from bd3lm_core.model import BD3LM, Linear, apply_rotary  # noqa: E402
 
 GPT2_TOKENIZER = ROOT.parent / "shared" / "data" / "gpt2" / "tokenizer.json"
 
@@ -56,21 +57,35 @@ def timed(loaded, settings: SamplerSettings, naive: bool = False) -> Finished:
 @torch.no_grad()
 def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) -> tuple[float, int]:
     """(tokens/s, NFE) of a first-hitting loop doing the per-step work of the authors'
-    sampler (spec section 5) with our network: logits for every position of the block at
-    every step, softmax and a full-vocabulary sort for top-p in float64 on all of them,
-    and a separate forward (with logits) to commit each finished block. It leaves out
-    their cache copy and re-rotation at every step, so it is faster than their code.
+    sampler as spec section 5 describes it, run with our network: logits for every
+    position of the block at every step; softmax and a full-vocabulary sort for top-p
+    in float64 on all of them; before every forward, a copy of the cached queries, keys
+    and values and rotary applied again to the cached queries and keys; and a separate
+    forward (with logits) to commit each finished block.
     """
     model, config = loaded.model, loaded.config
     mask, window = config.mask_id, config.model_length
+    if tokens + 2 * block > window:
+        raise SystemExit("the reference-style loop does not slide its window: use --tokens below the context")
     mods = model.modulations(None)
     cache = KVCache(config.n_blocks, 1, config.n_heads, config.head_dim, window, loaded.device, loaded.dtype)
     generator = torch.Generator().manual_seed(seed)
 
     def forward(x: torch.Tensor, start: int) -> torch.Tensor:
-        cache.prepare(start, start + block, max(0, start + block - window))
-        return model(x, torch.arange(start, start + block), None, mods=mods, cache=cache)[0]
+        positions = torch.arange(start, start + block)
+        if start > 0:
+            cos, sin = model.rotary_emb.tables(torch.arange(start))
+            for layer in range(config.n_blocks):  # the reference's per-step cache work; results unused
+                k, v = cache.k[layer, :, :, :start].clone(), cache.v[layer, :, :, :start].clone()
+                q = k.clone()  # it caches queries too: same size as the keys
+                apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        cache.prepare(start, start + block, 0)
+        return model(x, positions, None, mods=mods, cache=cache)[0]
 
+    # the reference keeps its output layer row-major, the best layout for a whole block of rows
+    output = model.output_layer.linear
+    our_layout = output.weight.data
+    output.weight.data = our_layout.contiguous()
     began, nfe, start = time.perf_counter(), 0, 0
     while start < tokens + 1:
         x = torch.full((1, block), mask)
@@ -91,22 +106,25 @@ def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) ->
         forward(x, start)
         nfe += 1
         start += block
-    return tokens / (time.perf_counter() - began), nfe
+    seconds = time.perf_counter() - began
+    output.weight.data = our_layout
+    return tokens / seconds, nfe
 
 
 def cost_per_token(loaded, settings: SamplerSettings, marks: list[int]) -> dict[int, float]:
-    """ms per token over the 256 tokens that end at each mark, from one long generation."""
-    stamps: dict[int, float] = {}
-    began = time.perf_counter()
+    """ms per token over the 256 tokens that end at each mark, from one long generation.
+
+    Each figure is the median over the blocks committed in that span, so that a
+    burst of load from elsewhere on a shared machine does not move it.
+    """
+    per_block: list[tuple[int, float]] = []  # (end position, ms per token of this block)
+    last = time.perf_counter()
     for event in generate(loaded, "", settings):
         if isinstance(event, BlockDone):
-            stamps[event.start + len(event.tokens)] = time.perf_counter() - began
-    out = {}
-    for mark in marks:
-        end = min(stamps, key=lambda p: abs(p - mark))
-        start = min(stamps, key=lambda p: abs(p - max(0, mark - 256)))
-        out[mark] = 1000 * (stamps[end] - stamps[start]) / (end - start)
-    return out
+            now = time.perf_counter()
+            per_block.append((event.start + len(event.tokens), 1000 * (now - last) / len(event.tokens)))
+            last = now
+    return {mark: statistics.median(ms for end, ms in per_block if mark - 256 < end <= mark) for mark in marks}
 
 
 def main() -> None:
@@ -124,7 +142,7 @@ def main() -> None:
         make_checkpoint(Path(tmp), args.tokenizer)
         loaded = load_model(tmp, device=args.device, dtype=args.dtype)
     base = dict(tokens=args.tokens, top_p=0.9, seed=0, stop_at_eos=False, stop_on_repetition=False)
-    timed(loaded, SamplerSettings(**{**base, "tokens": 8}))  # warm-up
+    timed(loaded, SamplerSettings(**base, sampler="first-hitting"))  # warm-up: caches, allocator, thread pool
 
     print(f"device {loaded.device}, {loaded.dtype}, {torch.get_num_threads()} threads, batch 1, {args.tokens} tokens, top-p 0.9\n")
     print("| sampler | block | steps | tokens/s | NFE | ms/forward |")

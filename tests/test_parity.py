@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from bd3lm_core import load_network
 from bd3lm_core.context import CachedContext
-from bd3lm_core.model import BD3LM
+from bd3lm_core.model import BD3LM, Linear
 from model_factory import make_model_folder
 
 TOLERANCE = 1e-4
@@ -71,3 +71,17 @@ def test_training_and_cached_forwards_agree(tmp_path: Path, block_size: int, mod
         cached = cached_block_logits(model, xt, x0)
     assert train.abs().max() > 1.0  # the model is not trivially zero
     assert (train - cached).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("rows", [1, 3, 20])
+def test_column_major_linear_gives_the_same_products(rows: int) -> None:
+    torch.manual_seed(0)
+    layer = Linear(24, 40)
+    x = torch.randn(1, rows, 24)
+    with torch.no_grad():
+        expected = x @ layer.weight.T + layer.bias
+        layer.store_column_major()
+        assert layer.weight.stride(0) == 1 and layer.weight.shape == (40, 24)
+        got = layer(x)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-5
