@@ -6,7 +6,9 @@ loss, AdamW with warm-up, gradient clipping at 1.0 and an EMA of the
 weights. Every `eval_every` steps the variance search picks the window for
 the next steps and the EMA model's held-out NELBO (t over [0.001, 1]) is
 logged; the EMA weights are saved in the published layout, so the run folder
-is a model that `bd3lm generate` loads.
+is a model that `bd3lm generate` loads. The weights of the best held-out
+evaluation so far are also kept in `best/`: on a small corpus the held-out
+loss turns up again once the model starts to memorise the training text.
 
 Everything needed to continue is in `train_state.pt` (weights, optimizer,
 EMA, step, window, random states); the data order is a function of the seed
@@ -36,6 +38,7 @@ from .tokenizer import Tokenizer, train_bpe
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
+BEST_DIR = "best"
 
 
 @dataclass
@@ -148,6 +151,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.step = 0
         self.window = FULL_WINDOW
+        self.best = math.inf  # lowest held-out NELBO so far, whose weights are in BEST_DIR
         if state is not None:
             self._load_state(state)
 
@@ -184,13 +188,18 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
         self.window = tuple(state["window"])
+        self.best = state.get("best", math.inf)
+
+    def save_model(self, folder: Path) -> None:
+        """Write the EMA model in the published layout."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.save(folder / "config.json")
+        self.tokenizer.save(folder / "tokenizer.json")
+        save_weights(self.ema, folder / "model.safetensors")
 
     def save(self) -> None:
         """Write the EMA model in the published layout, then the state to continue from (atomically)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.out / "config.json")
-        self.tokenizer.save(self.out / "tokenizer.json")
-        save_weights(self.ema, self.out / "model.safetensors")
+        self.save_model(self.out)
         state = {
             "settings": asdict(self.settings),
             "model": self.model.state_dict(),
@@ -200,6 +209,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "step": self.step,
             "window": list(self.window),
+            "best": self.best,
         }
         tmp = self.out / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
@@ -258,7 +268,12 @@ class Trainer:
                     self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
                 if self.step % s.eval_every == 0 or self.step == s.steps:
                     value = self.evaluate()
-                    self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}")
+                    kept = ""
+                    if value < self.best:
+                        self.best = value
+                        self.save_model(self.out / BEST_DIR)
+                        kept = f"; best so far, kept in {self.out / BEST_DIR}"
+                    self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
                     self.save()
                     saved_at = self.step
                 if s.max_minutes is not None and elapsed > 60 * s.max_minutes:

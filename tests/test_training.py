@@ -116,3 +116,22 @@ def test_resume_gives_the_same_weights(tmp_path: Path) -> None:
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     for name, value in straight.ema.state_dict().items():
         assert torch.equal(value, resumed.ema.state_dict()[name]), name
+
+
+def test_the_best_evaluation_is_kept(tmp_path: Path, monkeypatch) -> None:
+    trainer = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), report=lambda _: None)
+    scores = iter([3.0, 2.0, 2.5])  # the second evaluation is the best
+    snapshots = []
+
+    def fake_evaluate() -> float:
+        snapshots.append({k: v.clone() for k, v in trainer.ema.state_dict().items()})
+        return next(scores)
+
+    monkeypatch.setattr(trainer, "evaluate", fake_evaluate)
+    trainer.run()
+    best = load_network(Path(trainer.settings.out) / "best").state_dict()
+    assert any(not torch.equal(snapshots[1][k], snapshots[2][k]) for k in best)  # the weights did move after it
+    for name, value in snapshots[1].items():
+        assert torch.equal(best[name], value), name
+    assert trainer.best == 2.0
+    assert Trainer(toy_settings(tmp_path, steps=6, eval_every=2), resume=True, report=lambda _: None).best == 2.0
