@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,10 @@ def private_settings(tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat))
+    """Throw-away settings, on the CPU (the app's default, auto, would pick a GPU where there is one)."""
+    store = Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat))
+    store.save_choices(replace(store.choices(), device="cpu"))
+    return store
 
 
 @pytest.fixture(scope="session")

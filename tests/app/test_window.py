@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-import bd3lm_core.loader
 from bd3lm_core import DEFAULT_MODEL, SamplerSettings, default_model_dir
 
 
@@ -17,13 +16,13 @@ def error_boxes(window) -> list[str]:
     return [box.text() for box in window.findChildren(QMessageBox) if box.isVisible()]
 
 
-def test_window_opens_on_the_default_model(open_window, settings, tiny_model, monkeypatch):
+def test_window_opens_on_the_default_model(open_window, settings):
     """No model named: the shipped one loads, from disk (tests run with the hub offline)."""
-    if not (default_model_dir() / "config.json").is_file():  # not trained yet: stand the tiny model in for it
-        monkeypatch.setattr(bd3lm_core.loader, "default_model_dir", lambda: tiny_model)
     window = open_window(None, settings)
     assert window.model is not None and window.model.name == DEFAULT_MODEL
-    assert window.model.source is None
+    # the shipped model itself, not a stand-in: its folder, block 4, context 256
+    assert Path(window.model.path).resolve() == default_model_dir().resolve()
+    assert (window.model.block_size, window.model.model_length) == (4, 256)
     assert DEFAULT_MODEL in window.status_labels["model"].text()
     assert window.generate_action.isEnabled() and not window.stop_action.isEnabled()
     assert error_boxes(window) == []
@@ -97,6 +96,9 @@ def test_settings_are_remembered_between_runs_of_the_app(open_window, tiny_model
 
 def test_changing_the_device_reloads_and_a_failed_reload_keeps_the_model(window, qtbot):
     c = window.controls
+    assert window.model.device_choice == "cpu"  # the test settings pin the CPU
+    c.device.setCurrentIndex(c.device.findData("auto"))
+    qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "auto", timeout=30_000)
     c.device.setCurrentIndex(c.device.findData("cpu"))
     qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "cpu", timeout=30_000)
     assert "cpu" in window.status_labels["device"].text()
