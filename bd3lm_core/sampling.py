@@ -185,11 +185,10 @@ class _Run:
         """
         s = self.settings
         t, step = 1.0, 0
-        while (block[0] == self.mask_id).any():
+        while len(masked := (block[0] == self.mask_id).nonzero()[:, 0]):
             if cancel is not None and cancel.is_set():
                 return
             step += 1
-            masked = (block[0] == self.mask_id).nonzero()[:, 0]
             if s.sampler == "first-hitting":
                 t *= float(self.rand(1)) ** (1.0 / len(masked))
                 chosen = masked[torch.randint(len(masked), (1,), generator=self.generator, device=self.device)]
