@@ -72,15 +72,18 @@ def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) ->
     generator = torch.Generator().manual_seed(seed)
 
     def forward(x: torch.Tensor, start: int) -> torch.Tensor:
-        positions = torch.arange(start, start + block)
+        """Logits of every row of block `x` (kept on the CPU, like the loop's other state)."""
+        device = loaded.device
         if start > 0:
-            cos, sin = model.rotary_emb.tables(torch.arange(start))
+            cos, sin = model.rotary_emb.tables(torch.arange(start, device=device))
             for layer in range(config.n_blocks):  # the reference's per-step cache work; results unused
                 k, v = cache.k[layer, :, :, :start].clone(), cache.v[layer, :, :, :start].clone()
                 q = k.clone()  # it caches queries too: same size as the keys
-                apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+                apply_rotary(q, cos, sin)
+                apply_rotary(k, cos, sin)
         cache.prepare(start, start + block, 0)
-        return model(x, positions, None, mods=mods, cache=cache)[0]
+        positions = torch.arange(start, start + block, device=device)
+        return model(x.to(device), positions, None, mods=mods, cache=cache)[0].cpu()
 
     # the reference keeps its output layer row-major, the best layout for a whole block of rows
     output = model.output_layer.linear
