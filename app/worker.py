@@ -54,10 +54,6 @@ class RunRequest:
     cancel: threading.Event
 
 
-def _dtype_name(dtype: object) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
 def _unexpected(err: Exception) -> str:
     """A bug, not the user's doing: keep the traceback on the console, show one line."""
     traceback.print_exc()
@@ -90,7 +86,7 @@ class EngineWorker(QObject):
         self._model = model
         self.loaded.emit(ModelInfo(
             request.source, model.name, str(model.path), request.device, request.dtype,
-            str(model.device), _dtype_name(model.dtype), model.config.block_size, model.config.model_length,
+            *model.placement, model.config.block_size, model.config.model_length,
         ))
 
     @Slot(object)
@@ -114,7 +110,7 @@ class EngineWorker(QObject):
             for pos, tid in enumerate(prompt_ids)
         )
         self.run_started.emit(request.run_id, Trace(
-            request.prompt, model.name, str(model.device), _dtype_name(model.dtype), asdict(settings),
+            request.prompt, model.name, *model.placement, asdict(settings),
             tokenizer.eos_id, prompt_tokens,
         ))
         began = last_emit = time.perf_counter()

@@ -88,8 +88,8 @@ def run_generate(args: argparse.Namespace) -> int:
             "seconds": result.seconds,
             "tokens_per_second": result.tokens_per_second,
             "stop_reason": result.reason,
-            "device": str(loaded.device),
-            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "device": loaded.placement[0],
+            "dtype": loaded.placement[1],
             "settings": asdict(result.settings),
         }))
     else:

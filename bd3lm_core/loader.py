@@ -37,6 +37,11 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
 
+    @property
+    def placement(self) -> tuple[str, str]:
+        """Device and precision as the user names them: ("cuda", "bfloat16")."""
+        return str(self.device), str(self.dtype).removeprefix("torch.")
+
 
 def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> BD3LM:
     """The network of a published-layout folder, weights checked and loaded, in eval mode."""
