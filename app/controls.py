@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -47,10 +48,12 @@ class ValueSlider(QWidget):
         return self.values[self.slider.value()]
 
     def set_value(self, value: Any) -> None:
-        """Move to `value`, or to the nearest value the slider offers."""
+        """Move to `value`, or to the nearest value the slider offers; `changed` fires once either way."""
         nearest = min(range(len(self.values)), key=lambda i: abs(self.values[i] - value))
-        self.slider.setValue(nearest)
-        self._on_move()  # the text may change even when the position does not
+        if nearest == self.slider.value():
+            self._on_move()  # same position, but the values (and so the text) may have changed
+        else:
+            self.slider.setValue(nearest)  # valueChanged calls _on_move
 
     def set_values(self, values: Sequence[Any], value: Any) -> None:
         self.slider.blockSignals(True)
@@ -71,7 +74,8 @@ class ControlsPanel(QWidget):
     def __init__(self, choices: Choices) -> None:
         super().__init__()
         self._native: int | None = None  # the loaded checkpoint's block size
-        self._block_choice = choices.block_size
+        self._block_choice = choices.sampling.block_size
+        self._sampling = choices.sampling  # keeps the settings no control shows (temperature, ...)
 
         self.block_size = ValueSlider(BLOCK_SIZES, self._describe_block)
         self.steps = ValueSlider(range(MAX_STEPS + 1), self._describe_steps)
@@ -170,15 +174,17 @@ class ControlsPanel(QWidget):
         self.block_size.set_values(sizes, self._block_choice or block_size)
 
     def set_choices(self, choices: Choices) -> None:
-        self._block_choice = choices.block_size
-        self.block_size.set_value(choices.block_size or self._native or 4)
-        self.steps.set_value(choices.steps or 0)
-        self.top_p.set_value(choices.top_p)
-        self.tokens.set_value(choices.tokens)
-        self.seed.setValue(choices.seed)
-        self.sampler.setCurrentIndex(max(0, self.sampler.findData(choices.sampler)))
+        s = choices.sampling
+        self._sampling = s
+        self._block_choice = s.block_size
+        self.block_size.set_value(s.block_size or self._native or 4)
+        self.steps.set_value(s.steps or 0)
+        self.top_p.set_value(s.top_p)
+        self.tokens.set_value(s.tokens)
+        self.seed.setValue(s.seed)
+        self.sampler.setCurrentIndex(max(0, self.sampler.findData(s.sampler)))
         self.steps.setEnabled(self.sampler.currentData() == "ddpm")
-        self.stop_at_eos.setChecked(choices.stop_at_eos)
+        self.stop_at_eos.setChecked(s.stop_at_eos)
         self.set_placement(choices.device, choices.dtype)
 
     def set_placement(self, device: str, dtype: str) -> None:
@@ -189,7 +195,8 @@ class ControlsPanel(QWidget):
             combo.blockSignals(False)
 
     def choices(self) -> Choices:
-        return Choices(
+        sampling = replace(
+            self._sampling,
             tokens=self.tokens.value(),
             block_size=self._block_choice,
             steps=self.steps.value() or None,
@@ -197,6 +204,5 @@ class ControlsPanel(QWidget):
             seed=self.seed.value(),
             sampler=self.sampler.currentData(),
             stop_at_eos=self.stop_at_eos.isChecked(),
-            device=self.device.currentData(),
-            dtype=self.dtype.currentData(),
         )
+        return Choices(sampling, device=self.device.currentData(), dtype=self.dtype.currentData())

@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         choices = self.controls.choices()
         self.settings.save_choices(choices)
         self.settings.save_prompt(self.prompt.toPlainText())
-        self._run_id = self.engine.generate(self.prompt.toPlainText(), choices.sampler_settings())
+        self._run_id = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
         self.statusBar().showMessage("Generating…")
         self._update_actions()
 
@@ -328,12 +328,10 @@ class MainWindow(QMainWindow):
         self.trace = trace
         self.view.begin(trace)
         self.view.finish()
-        s = trace.settings
-        current = self.controls.choices()
-        self.controls.set_choices(Choices(
-            tokens=s["tokens"], block_size=s["block_size"], steps=s["steps"], top_p=s["top_p"], seed=s["seed"],
-            sampler=s["sampler"], stop_at_eos=s["stop_at_eos"], device=current.device, dtype=current.dtype,
-        ))
+        current = self.controls.choices()  # the trace's settings, on the device already chosen
+        self.controls.set_choices(
+            Choices.from_dict({**trace.settings, "device": current.device, "dtype": current.dtype})
+        )
         self.prompt.setPlainText(trace.prompt)
         self.statusBar().showMessage(
             f"Opened a run of {trace.model}. With that model loaded, Generate reproduces it.", 10000,

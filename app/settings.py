@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -24,30 +26,40 @@ def random_seed() -> int:
 
 @dataclass
 class Choices:
-    """The user's sampler and placement choices, as the controls show them."""
+    """What the controls show: the sampler's settings (with a concrete seed) and where the model runs."""
 
-    tokens: int = 128
-    block_size: int | None = None  # None: the checkpoint's own, which works best
-    steps: int | None = None  # None: as many as the block size
-    top_p: float = 0.9
-    seed: int = field(default_factory=random_seed)
-    sampler: str = "ddpm"
-    stop_at_eos: bool = True
+    sampling: SamplerSettings = field(default_factory=lambda: SamplerSettings(seed=random_seed()))
     device: str = "auto"
     dtype: str = "auto"
 
-    def sampler_settings(self) -> SamplerSettings:
-        return SamplerSettings(
-            tokens=self.tokens, block_size=self.block_size, steps=self.steps, sampler=self.sampler,
-            top_p=self.top_p, seed=self.seed, stop_at_eos=self.stop_at_eos,
-        )
+    def to_dict(self) -> dict[str, Any]:
+        """One flat dict: the sampler's fields next to device and dtype."""
+        return {**asdict(self.sampling), "device": self.device, "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Choices:
+        """Choices from a flat dict (saved settings, a trace); a missing or ill-typed value keeps its default."""
+        hints = typing.get_type_hints(SamplerSettings)
+        sampling = {
+            f.name: saved[f.name] for f in fields(SamplerSettings)
+            if f.name in saved and _fits(saved[f.name], hints[f.name])
+        }
+        choices = cls(replace(SamplerSettings(seed=random_seed()), **sampling))
+        if choices.sampling.seed is None:  # the seed box always shows a number
+            choices.sampling = replace(choices.sampling, seed=random_seed())
+        for name in ("device", "dtype"):
+            if isinstance(saved.get(name), str):
+                setattr(choices, name, saved[name])
+        return choices
 
 
-_NUMBER = (int, float)
-_ACCEPTED: dict[str, type | tuple[type, ...]] = {
-    "tokens": int, "block_size": (int, type(None)), "steps": (int, type(None)), "top_p": _NUMBER,
-    "seed": int, "sampler": str, "stop_at_eos": bool, "device": str, "dtype": str,
-}
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value can stand for a field of this type (an integer can stand for a float)."""
+    if hint is float:
+        hint = (int, float)
+    if isinstance(value, bool) and hint is not bool:
+        return False  # JSON true is no number
+    return isinstance(value, hint)
 
 
 class Settings:
@@ -60,13 +72,10 @@ class Settings:
             saved = json.loads(str(self.store.value("choices", "{}")))
         except json.JSONDecodeError:
             saved = {}
-        if not isinstance(saved, dict):
-            saved = {}
-        kept = {k: v for k, v in saved.items() if k in _ACCEPTED and isinstance(v, _ACCEPTED[k])}
-        return Choices(**kept)
+        return Choices.from_dict(saved if isinstance(saved, dict) else {})
 
     def save_choices(self, choices: Choices) -> None:
-        self.store.setValue("choices", json.dumps(asdict(choices)))
+        self.store.setValue("choices", json.dumps(choices.to_dict()))
 
     def tint_by_step(self) -> bool:
         return str(self.store.value("tint_by_step", "false")).lower() == "true"

@@ -45,7 +45,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
     assert c.block_size.label.text() == "8 (native: 4)"
     assert (c.steps.label.text(), c.top_p.label.text(), c.tokens.label.text()) == ("6", "0.42", "77 tokens")
     assert not c.steps.isEnabled()  # first-hitting reveals one token per step: no step count
-    assert c.choices().sampler_settings() == SamplerSettings(
+    assert c.choices().sampling == SamplerSettings(
         tokens=77, block_size=8, steps=6, sampler="first-hitting", top_p=0.42, seed=1234, stop_at_eos=False,
     )
     before = c.seed.value()
@@ -54,7 +54,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
 
     c.block_size.set_value(4)  # back to native: "the checkpoint's own", whatever the model
     c.steps.set_value(0)
-    assert c.choices().block_size is None and c.choices().steps is None
+    assert c.choices().sampling.block_size is None and c.choices().sampling.steps is None
     assert c.steps.label.text() == "auto (= block size)"
 
 
@@ -149,3 +149,29 @@ def test_a_bad_model_folder_says_what_is_wrong_and_keeps_the_old_model(
     window.generate()  # the old model still works
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
     assert len(window.trace.outcome.token_ids) == 4
+
+
+def test_saved_choices_keep_what_is_valid_and_default_the_rest(settings):
+    """A stored value of the wrong type (a hand edit, an older version) falls back to its default alone."""
+    settings.store.setValue("choices", json.dumps({
+        "tokens": "many", "top_p": 1, "seed": None, "block_size": 8, "stop_at_eos": 0,
+        "temperature": 0.7, "device": 3, "dtype": "float32", "unknown": True,
+    }))
+    c = settings.choices()
+    assert (c.sampling.tokens, c.sampling.top_p, c.sampling.block_size) == (SamplerSettings().tokens, 1, 8)
+    assert c.sampling.stop_at_eos is True and c.sampling.temperature == 0.7
+    assert isinstance(c.sampling.seed, int)  # the seed box needs a number: a fresh random one
+    assert (c.device, c.dtype) == ("auto", "float32")
+    settings.save_choices(c)
+    assert settings.choices() == c
+
+    settings.store.setValue("choices", "{not json")
+    assert settings.choices().sampling.tokens == SamplerSettings().tokens
+
+
+def test_a_moved_slider_reports_one_change(window):
+    seen: list[int] = []
+    window.controls.tokens.changed.connect(lambda: seen.append(window.controls.tokens.value()))
+    window.controls.tokens.set_value(40)
+    window.controls.tokens.set_value(40)  # no move; still one report, for callers that changed the values
+    assert seen == [40, 40]
