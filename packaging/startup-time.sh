@@ -12,7 +12,11 @@ export bundle shot HF_HUB_OFFLINE=1
 xvfb-run -a -s "-screen 0 1280x800x24" bash -euc '
     start=$(date +%s.%N)
     "$bundle" & pid=$!
-    timeout 120 xdotool search --sync --onlyvisible --name "BD3-LM Studio" >/dev/null
+    if ! timeout 120 xdotool search --sync --onlyvisible --name "BD3-LM Studio" >/dev/null; then
+        echo "no BD3-LM Studio window within 120 s; run the bundle by hand to see its error" >&2
+        kill "$pid" 2>/dev/null
+        exit 1
+    fi
     awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN { printf \"window visible after %.1f s\n\", b - a }"
     if [ -n "$shot" ]; then sleep 5; import -window root "$shot"; fi
     kill "$pid"'
