@@ -293,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nbd3lm: interrupted.", file=sys.stderr)
         return 130
+    except OSError as err:  # a file problem no command foresaw: still one line, not a traceback
+        where = f": {err.filename}" if err.filename else ""
+        print(f"bd3lm: {err.strerror or err}{where}. Check the path and the free space.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

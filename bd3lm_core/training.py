@@ -88,6 +88,10 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
     separators = settings.separators
     if len(separators) not in (1, len(settings.data)):
         raise BD3LMError("give one --separator for all files, or one per --data file.")
+    if tokenizer is None and settings.tokenizer and not Path(settings.tokenizer).is_file():
+        raise BD3LMError(
+            f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
+        )
     docs_per_file = []
     for i, path in enumerate(settings.data):
         options = TextOptions(separators[i if len(separators) > 1 else 0], settings.fix_mojibake, settings.ascii_punctuation)
@@ -135,6 +139,8 @@ class Trainer:
         self.out = Path(settings.out)
         self.report = report
         state = self._read_state() if resume else None
+        if state is None:
+            self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
         if state is not None:
             self.settings = settings = TrainSettings(**{**state["settings"], "steps": settings.steps, "max_minutes": settings.max_minutes})
         existing = Tokenizer.load(self.out / "tokenizer.json") if state is not None else None
@@ -174,6 +180,15 @@ class Trainer:
         self.model.load_state_dict(loaded.model.state_dict())
 
     # --- state -------------------------------------------------------------
+    def _check_out_is_writable(self) -> None:
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            probe = self.out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise BD3LMError(f"cannot write to {self.out} ({err.strerror}); pass an --out folder you can write to.") from None
+
     def _read_state(self) -> dict:
         path = self.out / STATE_FILE
         if not path.is_file():
@@ -197,8 +212,23 @@ class Trainer:
         self.tokenizer.save(folder / "tokenizer.json")
         save_weights(self.ema, folder / "model.safetensors")
 
-    def save(self) -> None:
-        """Write the EMA model in the published layout, then the state to continue from (atomically)."""
+    def save(self, best: bool = False) -> None:
+        """Write the EMA model in the published layout (also to BEST_DIR if `best`), then the state to continue from.
+
+        A failed write (a full disk) leaves the previous state file whole, so
+        the message can promise that --resume continues from it.
+        """
+        try:
+            if best:
+                self.save_model(self.out / BEST_DIR)
+            self._save()
+        except OSError as err:
+            raise BD3LMError(
+                f"could not save step {self.step} to {self.out} ({err.strerror}); free some space and "
+                "run again with --resume to continue from the last save."
+            ) from None
+
+    def _save(self) -> None:
         self.save_model(self.out)
         state = {
             "settings": asdict(self.settings),
@@ -268,13 +298,11 @@ class Trainer:
                     self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
                 if self.step % s.eval_every == 0 or self.step == s.steps:
                     value = self.evaluate()
-                    kept = ""
-                    if value < self.best:
-                        self.best = value
-                        self.save_model(self.out / BEST_DIR)
-                        kept = f"; best so far, kept in {self.out / BEST_DIR}"
+                    improved = value < self.best
+                    self.best = min(value, self.best)
+                    kept = f"; best so far, kept in {self.out / BEST_DIR}" if improved else ""
                     self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
-                    self.save()
+                    self.save(best=improved)
                     saved_at = self.step
                 if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
                     stopped = "time limit reached"

@@ -100,3 +100,11 @@ def test_convert_to_float16_keeps_the_model(model: Path, tmp_path: Path) -> None
     for (name, a), b in zip(full.state_dict().items(), half.state_dict().values()):
         assert (a - b).abs().max() <= 1e-3 * max(1.0, a.abs().max().item()), name
     assert (tmp_path / "half" / "tokenizer.json").read_bytes() == (model / "tokenizer.json").read_bytes()
+
+
+def test_an_unwritable_destination_is_one_line(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["convert", str(model), str(blocker / "half")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bd3lm: ") and str(blocker / "half") in err

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from bd3lm_core import load_network
+from bd3lm_core import BD3LMError, load_network
 from bd3lm_core.data import TextOptions, make_rows, split_documents, split_tail, clean_text
 from bd3lm_core.diffusion import block_losses, sample_block_times, token_losses
 from bd3lm_core.evaluation import candidate_windows, nelbo, pick_window
@@ -135,3 +136,31 @@ def test_the_best_evaluation_is_kept(tmp_path: Path, monkeypatch) -> None:
         assert torch.equal(best[name], value), name
     assert trainer.best == 2.0
     assert Trainer(toy_settings(tmp_path, steps=6, eval_every=2), resume=True, report=lambda _: None).best == 2.0
+
+
+def test_an_unwritable_out_folder_fails_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(BD3LMError, match="cannot write to .*pass an --out folder"):
+        Trainer(toy_settings(tmp_path, out=str(blocker / "run")), report=lambda _: None)
+
+
+def test_a_missing_tokenizer_names_the_option(tmp_path: Path) -> None:
+    with pytest.raises(BD3LMError, match="--tokenizer .*missing.json does not exist"):
+        Trainer(toy_settings(tmp_path, tokenizer=str(tmp_path / "missing.json")), report=lambda _: None)
+
+
+def test_a_full_disk_keeps_the_last_save_and_says_to_resume(tmp_path: Path, monkeypatch) -> None:
+    trainer = Trainer(toy_settings(tmp_path, steps=4, eval_every=2), report=lambda _: None)
+    real_save = torch.save
+
+    def save_until_full(obj, path, *args, **kwargs):
+        if trainer.step >= 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    with pytest.raises(BD3LMError, match="could not save step 4 .*No space left on device.*--resume"):
+        trainer.run()
+    resumed = Trainer(toy_settings(tmp_path, steps=4, eval_every=2), resume=True, report=lambda _: None)
+    assert resumed.step == 2  # the save before the failed one is whole
