@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import random
-import typing
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, get_type_hints
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -39,18 +38,15 @@ class Choices:
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> Choices:
         """Choices from a flat dict (saved settings, a trace); a missing or ill-typed value keeps its default."""
-        hints = typing.get_type_hints(SamplerSettings)
+        hints = get_type_hints(SamplerSettings)
         sampling = {
             f.name: saved[f.name] for f in fields(SamplerSettings)
             if f.name in saved and _fits(saved[f.name], hints[f.name])
         }
-        choices = cls(replace(SamplerSettings(seed=random_seed()), **sampling))
-        if choices.sampling.seed is None:  # the seed box always shows a number
-            choices.sampling = replace(choices.sampling, seed=random_seed())
-        for name in ("device", "dtype"):
-            if isinstance(saved.get(name), str):
-                setattr(choices, name, saved[name])
-        return choices
+        if sampling.get("seed") is None:  # the seed box always shows a number
+            sampling["seed"] = random_seed()
+        placement = {name: saved[name] for name in ("device", "dtype") if isinstance(saved.get(name), str)}
+        return cls(SamplerSettings(**sampling), **placement)
 
 
 def _fits(value: Any, hint: Any) -> bool:
