@@ -88,10 +88,12 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
     separators = settings.separators
     if len(separators) not in (1, len(settings.data)):
         raise BD3LMError("give one --separator for all files, or one per --data file.")
-    if tokenizer is None and settings.tokenizer and not Path(settings.tokenizer).is_file():
-        raise BD3LMError(
-            f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
-        )
+    if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
+        if not Path(settings.tokenizer).is_file():
+            raise BD3LMError(
+                f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
+            )
+        tokenizer = Tokenizer.load(Path(settings.tokenizer))
     docs_per_file = []
     for i, path in enumerate(settings.data):
         options = TextOptions(separators[i if len(separators) > 1 else 0], settings.fix_mojibake, settings.ascii_punctuation)
@@ -105,10 +107,7 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
     if not held_out or not train_docs:
         raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
     if tokenizer is None:
-        if settings.tokenizer:
-            tokenizer = Tokenizer.load(Path(settings.tokenizer))
-        else:
-            tokenizer = train_bpe(train_docs, settings.vocab_size)
+        tokenizer = train_bpe(train_docs, settings.vocab_size)
     encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
     n = settings.model_length
     train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
@@ -139,10 +138,10 @@ class Trainer:
         self.out = Path(settings.out)
         self.report = report
         state = self._read_state() if resume else None
-        if state is None:
-            self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
         if state is not None:
             self.settings = settings = TrainSettings(**{**state["settings"], "steps": settings.steps, "max_minutes": settings.max_minutes})
+        else:
+            self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
         existing = Tokenizer.load(self.out / "tokenizer.json") if state is not None else None
         self.tokenizer, self.train_rows, self.held_rows = prepare_data(settings, existing)
         torch.manual_seed(settings.seed)
