@@ -6,14 +6,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget,
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QWidget,
 )
 
-from bd3lm_core import DEVICES, DTYPES, SAMPLERS
+from bd3lm_core import DEVICES, DTYPES, SAMPLERS, SEED_LIMIT, random_seed
 
-from .settings import Choices, random_seed
+from .settings import Choices
 
 BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MAX_STEPS = 256
@@ -67,6 +68,32 @@ class ValueSlider(QWidget):
         self.changed.emit()
 
 
+class SeedEdit(QLineEdit):
+    """A seed, 0 .. 2**63 - 1: too wide for a spin box (Qt's are 32-bit), so digits in a line edit."""
+
+    valueChanged = Signal(object)  # noqa: N815 - the name QSpinBox uses; object: Signal(int) is 32-bit
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setValidator(QRegularExpressionValidator(QRegularExpression(r"[0-9]{1,19}"), self))
+        self._value = 0
+        self.setText("0")
+        self.editingFinished.connect(self._on_edited)
+
+    def value(self) -> int:
+        return self._value
+
+    def setValue(self, value: int) -> None:  # noqa: N802 - the name QSpinBox uses
+        value = min(max(0, int(value)), SEED_LIMIT - 1)
+        self.setText(str(value))
+        if value != self._value:
+            self._value = value
+            self.valueChanged.emit(value)
+
+    def _on_edited(self) -> None:
+        self.setValue(int(self.text() or 0))  # out of range: the nearest seed there is
+
+
 class ControlsPanel(QWidget):
     changed = Signal()  # any choice moved
     placement_changed = Signal()  # device or precision: the model must be loaded again
@@ -82,8 +109,7 @@ class ControlsPanel(QWidget):
         self.top_p = ValueSlider(TOP_P, lambda p: f"{p:.2f}")
         self.tokens = ValueSlider(range(1, MAX_TOKENS + 1), lambda n: f"{n} tokens")
         self.tokens.slider.setPageStep(32)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed = SeedEdit()
         self.randomize = QPushButton("Randomize")
         self.sampler = QComboBox()
         for key in SAMPLERS:

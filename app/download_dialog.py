@@ -20,34 +20,18 @@ from bd3lm_core import (
     CATALOG, BD3LMError, CatalogEntry, DownloadProgress, download_model, installed_models,
     models_dir, remove_model,
 )
+from bd3lm_core import formatting
 
 from .threads import end_thread, start_in_thread
 
 COLUMNS = ("Model", "Block size", "Size", "Status")
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-def human_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
-
-
 def describe_progress(p: DownloadProgress) -> str:
     """One line: bytes so far (of how many), speed, time left."""
-    done = human_bytes(p.downloaded) + (f" of {human_bytes(p.total)}" if p.total else "")
-    left = f", {human_duration(p.eta_seconds)} left" if p.eta_seconds is not None else ""
-    return f"{p.filename}: {done} at {human_bytes(p.bytes_per_second)}/s{left}"
+    done = formatting.size(p.downloaded) + (f" of {formatting.size(p.total)}" if p.total else "")
+    left = f", {formatting.duration(p.eta_seconds)} left" if p.eta_seconds is not None else ""
+    return f"{p.filename}: {done} at {formatting.size(p.bytes_per_second)}/s{left}"
 
 
 class DownloadWorker(QObject):
@@ -134,10 +118,10 @@ class DownloadDialog(QDialog):
     def refresh(self) -> None:
         """List the catalog plus any other installed model, each marked installed or not."""
         installed = {m.repo_id: m for m in installed_models()}
-        rows = [(e.repo_id, str(e.block_size), human_bytes(e.size_bytes), e.description) for e in self.catalog]
+        rows = [(e.repo_id, str(e.block_size), formatting.size(e.size_bytes), e.description) for e in self.catalog]
         known = {e.repo_id for e in self.catalog}
         rows += [
-            (m.repo_id, "\u2013", human_bytes(m.size_bytes), str(m.path))
+            (m.repo_id, "\u2013", formatting.size(m.size_bytes), str(m.path))
             for m in installed.values() if m.repo_id not in known
         ]
         selected = self.selected()

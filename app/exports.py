@@ -65,7 +65,7 @@ def as_json(trace: Trace) -> str:
 
 
 def as_html(trace: Trace) -> str:
-    return replay_page(trace.to_json())
+    return replay_page(trace)
 
 
 WRITERS = {".txt": as_text, ".md": as_markdown, ".json": as_json, ".html": as_html}

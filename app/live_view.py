@@ -20,31 +20,22 @@ import math
 import time
 
 from PySide6.QtCore import QEvent, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QTextCursor
+from PySide6.QtGui import QFont, QTextCursor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QTextEdit, QToolTip, QVBoxLayout, QWidget
 
+from .palette import BLOCK, LATEST, MASK_BG, MASK_FG, MASK_GLYPH, PROMPT, TEXT, step_colour
 from .trace import Token, Trace
 
 MAX_FPS = 60
-MASK_GLYPH = "\u2591\u2591\u2591"  # light-shade boxes: a position that is still masked
-LATEST = "#8ce99a"  # background of the tokens revealed in the latest step
-BLOCK = "#fff3bf"  # background of the block being denoised
-MASK_BG, MASK_FG = "#dee2e6", "#868e96"
 STYLE = f"""
 span {{ white-space: pre-wrap; }}
-.prompt {{ font-weight: bold; color: #1d3557; }}
+.prompt {{ font-weight: bold; color: {PROMPT}; }}
 .block {{ background: {BLOCK}; }}
 .latest {{ background: {LATEST}; font-weight: bold; }}
 .latest-tinted {{ font-weight: bold; text-decoration: underline; }}
 .mask {{ background: {MASK_BG}; color: {MASK_FG}; }}
 .eos {{ color: {MASK_FG}; font-style: italic; }}
 """
-
-
-def step_colour(step: int, steps: int) -> str:
-    """Early steps cool (blue), late steps warm (orange): the order in which a block was unmasked."""
-    f = 0.0 if steps <= 1 else (step - 1) / (steps - 1)
-    return QColor.fromHsvF((210 - 185 * f) / 360, 0.35, 1.0).name()
 
 
 def tooltip_text(token: Token | None, trace: Trace, position: int) -> str:
@@ -259,11 +250,11 @@ class LiveView(QWidget):
             self._render(self._shown, redraw=True)
 
     def _update_legend(self) -> None:
-        def swatch(text: str, bg: str, fg: str = "#202124") -> str:
+        def swatch(text: str, bg: str, fg: str = TEXT) -> str:
             return f'<span style="background:{bg}; color:{fg}">&nbsp;{text}&nbsp;</span>'
 
         parts = [
-            '<b style="color:#1d3557">prompt</b>',
+            f'<b style="color:{PROMPT}">prompt</b>',
             swatch(MASK_GLYPH, MASK_BG, MASK_FG) + " masked",
             swatch("new", LATEST) + " revealed this step",
             swatch("token", BLOCK) + " current block",

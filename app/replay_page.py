@@ -1,10 +1,21 @@
-"""One self-contained HTML file that replays a run's unmasking in any browser (no network, no files)."""
+"""One self-contained HTML file that replays a run's unmasking in any browser (no network, no files).
+
+The page draws a frame by the same rule as the live view (`live_view.py`):
+the text before the current block, then the block with its masks and its
+newest tokens. What the rule needs that is not in the trace itself (where the
+text ends, how many steps a block can take) and the palette are computed
+here in Python from the same code the app uses, and injected, so the two
+drawings cannot drift apart on a constant.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-from typing import Any
+import re
+
+from . import palette
+from .trace import Trace
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -12,17 +23,17 @@ _PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <title>__TITLE__</title>
 <style>
- body { font: 16px/1.6 system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #202124; }
+ body { font: 16px/1.6 system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: __TEXT__; }
  h1 { font-size: 1.3em; margin-bottom: 0.2em; }
  .meta { color: #555; font-size: 0.9em; }
  #controls { display: flex; gap: 0.8em; align-items: center; margin: 1em 0; }
  #timeline { flex: 1; }
  #text { white-space: pre-wrap; border: 1px solid #ccc; border-radius: 6px; padding: 1em; min-height: 8em; }
- .prompt { font-weight: bold; color: #1d3557; }
- .block { background: #fff3bf; }
- .latest { background: #8ce99a; font-weight: bold; }
- .mask { background: #dee2e6; color: #868e96; }
- .eos { color: #868e96; font-style: italic; }
+ .prompt { font-weight: bold; color: __PROMPT__; }
+ .block { background: __BLOCK__; }
+ .latest { background: __LATEST__; font-weight: bold; }
+ .mask { background: __MASK_BG__; color: __MASK_FG__; }
+ .eos { color: __MASK_FG__; font-style: italic; }
  .legend span { padding: 0 0.3em; }
 </style>
 </head>
@@ -34,18 +45,18 @@ _PAGE = """<!DOCTYPE html>
  <input type="range" id="timeline" min="0" value="0">
  <span id="where"></span>
 </div>
-<div class="legend meta"><span class="mask">&#9617;&#9617;&#9617;</span> masked
+<div class="legend meta"><span class="mask">__MASK_GLYPH__</span> masked
  <span class="latest">new</span> revealed this step <span class="block">token</span> current block
  &middot; hover a token for its block, step and probability</div>
 <div id="text"></div>
 <script type="application/json" id="trace">__TRACE__</script>
+<script type="application/json" id="view">__VIEW__</script>
 <script>
 "use strict";
 const T = JSON.parse(document.getElementById("trace").textContent);
+const V = JSON.parse(document.getElementById("view").textContent);
 const S = T.settings;
-const nPrompt = T.prompt_tokens.length;
-const end = (T.reason && T.reason !== "cancelled") ? nPrompt + T.token_ids.length : nPrompt + S.tokens;
-const stepsPerBlock = S.sampler === "first-hitting" ? S.block_size : S.steps;
+const end = V.end, stepsPerBlock = V.steps_per_block;
 const tokens = new Map();
 T.prompt_tokens.forEach(([id, text], pos) => tokens.set(pos, {id, text, frame: -1}));
 T.frames.forEach((f, k) => f.revealed.forEach(([pos, id, text, p]) =>
@@ -88,7 +99,7 @@ function render(k) {
       if (pos < cut || pos >= end) return;
       const t = tokens.get(pos);
       if (masked || !t || t.frame > k) {
-        box.append(span("\\u2591\\u2591\\u2591", "mask", `masked: block ${f.block}`), span(" ", "block"));
+        box.append(span(V.mask_glyph, "mask", `masked: block ${f.block}`), span(" ", "block"));
       } else {
         box.append(tokenSpan(pos, t, t.frame === k ? "latest" : "block"));
       }
@@ -119,8 +130,20 @@ render(T.frames.length - 1);
 """
 
 
-def replay_page(trace_json: dict[str, Any]) -> str:
-    """The page, with the trace embedded as JSON (every `<` escaped, so no text can close the script)."""
-    data = json.dumps(trace_json, ensure_ascii=False).replace("<", "\\u003c")
-    title = html.escape(f"BD3-LM Studio replay: {trace_json['model']}")
-    return _PAGE.replace("__TITLE__", title).replace("__TRACE__", data)
+def _script_json(value: object) -> str:
+    """JSON to embed in a <script> element: every `<` escaped, so no text can close the script."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def replay_page(trace: Trace) -> str:
+    """The page, with the trace and the drawing rule's numbers embedded as JSON."""
+    view = {"end": trace.end, "steps_per_block": trace.steps_per_block, "mask_glyph": palette.MASK_GLYPH}
+    fills = {
+        "__TITLE__": html.escape(f"BD3-LM Studio replay: {trace.model}"),
+        "__TRACE__": _script_json(trace.to_json()),
+        "__VIEW__": _script_json(view),
+        "__MASK_GLYPH__": html.escape(palette.MASK_GLYPH),
+        **{f"__{name}__": getattr(palette, name) for name in ("TEXT", "PROMPT", "BLOCK", "LATEST", "MASK_BG", "MASK_FG")},
+    }
+    # one pass over the template, so that nothing filled in (a prompt, a model name) is ever read as a marker
+    return re.sub(r"__[A-Z_]+__", lambda m: fills[m[0]], _PAGE)

@@ -7,20 +7,15 @@ file of their own so they never touch the user's real settings.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_type_hints
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from bd3lm_core import SamplerSettings
+from bd3lm_core import SamplerSettings, random_seed
 
 ORGANIZATION = "BD3-LM Studio"
 APPLICATION = "bd3lm-studio"
-
-
-def random_seed() -> int:
-    return random.randrange(2**31)
 
 
 @dataclass

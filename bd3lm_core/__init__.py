@@ -9,20 +9,31 @@ The public API, used alike by the `bd3lm` CLI and the BD3-LM Studio app:
 
 Models: `load_model` takes a folder, a hub repo id or None (the default);
 `CATALOG`, `download_model`, `installed_models` and `remove_model` manage
-downloads. Training and evaluation live in `training` and `evaluation`.
+downloads. Training and evaluation live in the `training` package.
+
+The packages, in the order a reader meets them: `model` (the network and its
+files), `sampling` (the loop, its strategies, the KV cache), `hub` (the
+catalog, the local store, downloads), `training` (objective, data, loop,
+likelihoods); `loader.py` joins them into `load_model`.
 """
 
-from .catalog import CATALOG, CatalogEntry
 from .devices import DEVICES, DTYPES
 from .errors import BD3LMError
-from .hub import DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models, models_dir, remove_model
+from .hub import (
+    CATALOG, CatalogEntry, DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models,
+    models_dir, remove_model,
+)
 from .loader import LoadedModel, load_model, load_network
 from .resources import DEFAULT_MODEL, default_model_dir, resource_path
-from .sampling import SAMPLERS, BlockDone, Event, Finished, Reveal, SamplerSettings, Step, encode_prompt, generate
+from .sampling import (
+    SAMPLERS, SEED_LIMIT, BlockDone, Event, Finished, Reveal, SamplerSettings, Step, encode_prompt, generate,
+    random_seed,
+)
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DEVICES", "DTYPES", "BD3LMError", "DownloadCancelled", "DownloadProgress",
     "InstalledModel", "download_model", "installed_models", "models_dir", "remove_model", "LoadedModel",
-    "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS",
+    "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
+    "random_seed",
 ]

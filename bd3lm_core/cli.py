@@ -12,16 +12,12 @@ import sys
 from collections.abc import Callable
 
 from .errors import BD3LMError
+from .formatting import duration
 
 
 def _progress_line(text: str) -> None:
     sys.stderr.write("\r" + text.ljust(79)[:200])
     sys.stderr.flush()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 # --- generate ---------------------------------------------------------------
@@ -102,7 +98,7 @@ def run_generate(args: argparse.Namespace) -> int:
 # --- models and downloads ----------------------------------------------------
 def _download_progress(p) -> None:
     total = f"{p.total / 1e6:.1f}" if p.total else "?"
-    eta = _duration(p.eta_seconds) if p.eta_seconds is not None else "?"
+    eta = duration(p.eta_seconds) if p.eta_seconds is not None else "?"
     _progress_line(f"downloading {p.filename}: {p.downloaded / 1e6:.1f}/{total} MB  "
                    f"{p.bytes_per_second / 1e6:.1f} MB/s  ETA {eta}")
 
@@ -127,8 +123,7 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .catalog import CATALOG
-    from .hub import installed_models, models_dir
+    from .hub import CATALOG, installed_models, models_dir
     from .resources import DEFAULT_MODEL, default_model_dir
 
     installed = {m.repo_id: m for m in installed_models()}
@@ -159,9 +154,9 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .checkpoints import save_weights
     from .devices import DTYPES
     from .loader import load_model
+    from .model.checkpoints import save_weights
 
     loaded = load_model(args.source, device="cpu", dtype="float32")
     dest = Path(args.dest)
@@ -193,8 +188,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .data import TextOptions, make_rows, read_documents, split_tail
-    from .evaluation import nelbo
+    from dataclasses import asdict
+
+    from .training.data import TextOptions, make_rows, read_documents, split_tail
+    from .training.evaluation import nelbo
 
     loaded = _load(args)
     docs = read_documents(Path(args.data), TextOptions(args.separator, args.fix_mojibake, args.ascii_punctuation))
@@ -207,7 +204,7 @@ def run_eval(args: argparse.Namespace) -> int:
         progress=None if args.json else lambda i, n: _progress_line(f"evaluating: batch {i}/{n}"),
     )
     if args.json:
-        print(json.dumps({"model": loaded.name, **result.as_dict()}))
+        print(json.dumps({"model": loaded.name, **asdict(result)}))
     else:
         print(f"\n{loaded.name}: NELBO {result.nelbo_per_token:.4f} ± {result.stderr:.4f} nats/token over "
               f"{result.tokens} tokens ({result.samples} draw(s)); perplexity <= {result.ppl_bound:.2f}")
@@ -229,9 +226,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout-bytes", type=int, help="hold out this many bytes from the end of the last file (default 5%%)")
     p.add_argument("--tokenizer", help="use this tokenizer.json instead of training a BPE")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="size of the trained BPE (default %(default)s)")
-    for name in ("block_size", "model_length", "hidden_dim", "n_blocks", "n_heads", "cond_dim", "batch_size",
+    for name in ("block_size", "model_length", "hidden_dim", "n_layers", "n_heads", "cond_dim", "batch_size",
                  "warmup", "steps", "eval_every", "eval_rows", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help="default %(default)s")
+        flags = ["--" + name.replace("_", "-")] + (["--n-blocks"] if name == "n_layers" else [])  # the authors' word
+        p.add_argument(*flags, dest=name, type=int, default=getattr(d, name), help="default %(default)s")
     for name in ("dropout", "lr", "weight_decay", "ema", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help="default %(default)s")
     p.add_argument("--schedule", choices=["cosine", "constant"], default=d.schedule)
@@ -265,7 +263,7 @@ def run_train(args: argparse.Namespace) -> int:
     trainer.run(
         lambda p: _progress_line(
             f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
-            f"{p.tokens_per_second:.0f} tok/s  ETA {_duration(p.eta_seconds)}"
+            f"{p.tokens_per_second:.0f} tok/s  ETA {duration(p.eta_seconds)}"
         )
     )
     print(f"\nsaved to {settings.out}", file=sys.stderr)

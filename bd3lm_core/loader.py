@@ -16,13 +16,14 @@ from pathlib import Path
 import torch
 
 from . import hub
-from .checkpoints import load_weights
-from .config import BD3LMConfig
 from .devices import resolve_device, resolve_dtype
 from .errors import BD3LMError
-from .model import BD3LM
+from .model.checkpoints import load_weights
+from .model.config import BD3LMConfig
+from .model.kernels import use_sampling_kernels
+from .model.network import BD3LM
+from .model.tokenizer import Tokenizer
 from .resources import DEFAULT_MODEL, default_model_dir
-from .tokenizer import Tokenizer
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,7 +52,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     load_weights(model, folder / "model.safetensors")
     model = model.to(device=device, dtype=dtype).eval()
     if torch.device(device).type == "cpu":
-        model.output_layer.linear.store_column_major()
+        use_sampling_kernels(model)
     return model
 
 
@@ -83,10 +84,7 @@ def resolve_source(source: str | Path | None, progress: Callable | None = None) 
         return path, path.name
     text = str(source)
     if REPO_ID.match(text) and not path.exists():
-        folder = hub.model_folder(text)
-        if not hub.is_installed(text):
-            hub.download_model(text, progress=progress)
-        return folder, text
+        return hub.download_model(text, progress=progress), text  # returns at once when already installed
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 

@@ -26,17 +26,20 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bd3lm_core import BlockDone, Finished, SamplerSettings, generate, load_model  # noqa: E402
-from bd3lm_core.checkpoints import save_weights  # noqa: E402
-from bd3lm_core.config import BD3LMConfig  # noqa: E402
-from bd3lm_core.kv_cache import KVCache  # noqa: E402
-from bd3lm_core.model import BD3LM, Linear, apply_rotary  # noqa: E402
+from bd3lm_core import BlockDone, Finished, SamplerSettings, encode_prompt, generate, load_model  # noqa: E402
+from bd3lm_core.model.checkpoints import save_weights  # noqa: E402
+from bd3lm_core.model.config import BD3LMConfig  # noqa: E402
+from bd3lm_core.model.kernels import FewRowsLinear as Linear  # noqa: E402
+from bd3lm_core.model.network import BD3LM, apply_rotary  # noqa: E402
+from bd3lm_core.sampling import sample  # noqa: E402
+from bd3lm_core.sampling.context import FullContext  # noqa: E402
+from bd3lm_core.sampling.kv_cache import KVCache  # noqa: E402
 
 GPT2_TOKENIZER = ROOT.parent / "shared" / "data" / "gpt2" / "tokenizer.json"
 
 
 def make_checkpoint(folder: Path, tokenizer: Path) -> None:
-    config = BD3LMConfig(block_size=4, cond_dim=128, hidden_dim=768, model_length=1024, n_blocks=12, n_heads=12, vocab_size=50258)
+    config = BD3LMConfig(block_size=4, cond_dim=128, hidden_dim=768, model_length=1024, n_layers=12, n_heads=12, vocab_size=50258)
     torch.manual_seed(0)
     model = BD3LM(config)
     with torch.no_grad():
@@ -49,7 +52,12 @@ def make_checkpoint(folder: Path, tokenizer: Path) -> None:
 
 
 def timed(loaded, settings: SamplerSettings, naive: bool = False) -> Finished:
-    for event in generate(loaded, "", settings, naive=naive):
+    if naive:
+        s = settings.resolved(loaded.config.block_size)
+        events = sample(loaded, encode_prompt(loaded, ""), s, FullContext(loaded.model, s.block_size))
+    else:
+        events = generate(loaded, "", settings)
+    for event in events:
         pass
     return event
 
@@ -68,7 +76,7 @@ def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) ->
     if tokens + 2 * block > window:
         raise SystemExit("the reference-style loop does not slide its window: use --tokens below the context")
     mods = model.modulations(None)
-    cache = KVCache(config.n_blocks, 1, config.n_heads, config.head_dim, window, loaded.device, loaded.dtype)
+    cache = KVCache(config.n_layers, 1, config.n_heads, config.head_dim, window, loaded.device, loaded.dtype)
     generator = torch.Generator().manual_seed(seed)
 
     def forward(x: torch.Tensor, start: int) -> torch.Tensor:
@@ -76,7 +84,7 @@ def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) ->
         device = loaded.device
         if start > 0:
             cos, sin = model.rotary_emb.tables(torch.arange(start, device=device))
-            for layer in range(config.n_blocks):  # the reference's per-step cache work; results unused
+            for layer in range(config.n_layers):  # the reference's per-step cache work; results unused
                 k, v = cache.k[layer, :, :, :start].clone(), cache.v[layer, :, :, :start].clone()
                 q = k.clone()  # it caches queries too: same size as the keys
                 apply_rotary(q, cos, sin)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from bd3lm_core.checkpoints import save_weights
-from bd3lm_core.config import BD3LMConfig
-from bd3lm_core.model import BD3LM
-from bd3lm_core.tokenizer import train_bpe
+from bd3lm_core.model.checkpoints import save_weights
+from bd3lm_core.model.config import BD3LMConfig
+from bd3lm_core.model.network import BD3LM
+from bd3lm_core.model.tokenizer import train_bpe
 
 CORPUS = [
     "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.",
@@ -28,7 +28,7 @@ def make_model_folder(
     model_length: int = 64,
     vocab: int = 300,
     hidden_dim: int = 32,
-    n_blocks: int = 2,
+    n_layers: int = 2,
     n_heads: int = 2,
     seed: int = 0,
     adaln: bool = True,
@@ -39,7 +39,7 @@ def make_model_folder(
     tokenizer = train_bpe(CORPUS, vocab)
     config = BD3LMConfig(
         block_size=block_size, cond_dim=16, hidden_dim=hidden_dim, model_length=model_length,
-        n_blocks=n_blocks, n_heads=n_heads, vocab_size=tokenizer.size + 1, adaln=adaln,
+        n_layers=n_layers, n_heads=n_heads, vocab_size=tokenizer.size + 1, adaln=adaln,
     )
     torch.manual_seed(seed)
     model = BD3LM(config)

@@ -26,7 +26,7 @@ from bd3lm_core.hub import (
     models_dir,
     remove_model,
 )
-from bd3lm_core.tokenizer import Tokenizer
+from bd3lm_core.model.tokenizer import Tokenizer
 
 REPO = "test-org/tiny-bd3lm"
 

@@ -85,11 +85,14 @@ def test_vocab_mismatch(folder: Path, tmp_path: Path) -> None:
         load_model(folder)
 
 
-def test_unavailable_device_is_a_clear_error() -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_auto_precision_is_float32_on_the_cpu_and_float16_on_mps() -> None:
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("auto", torch.device("mps")) == torch.float16
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error() -> None:
     with pytest.raises(BD3LMError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto").type in ("cpu", "mps")
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert resolve_dtype("auto", torch.device("mps")) == torch.float16

@@ -1,8 +1,10 @@
 """Our network computes the authors' logits, and both of its forwards agree.
 
-Every folder under tests/fixtures/ (and every folder listed in the
-colon-separated BD3LM_PARITY_FIXTURES) holds a checkpoint in the published
-layout and the logits the authors' code computed for it.
+Every parity fixture folder (a `fixture.json`, a checkpoint in the published
+layout and the logits the authors' code computed for it) is checked: those
+under tests/fixtures/, those in the project's shared fixtures folder beside
+the checkout when there is one, and those listed in the colon-separated
+BD3LM_PARITY_FIXTURES.
 """
 
 from __future__ import annotations
@@ -15,18 +17,26 @@ import torch
 from safetensors.torch import load_file
 
 from bd3lm_core import load_network
-from bd3lm_core.context import CachedContext
-from bd3lm_core.model import BD3LM, Linear
+from bd3lm_core.model.kernels import FewRowsLinear
+from bd3lm_core.model.network import BD3LM
+from bd3lm_core.sampling.context import CachedContext
 from model_factory import make_model_folder
 
 TOLERANCE = 1e-4
 
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
 def fixture_folders() -> list[Path]:
-    folders = sorted(p for p in (Path(__file__).parent / "fixtures").iterdir() if (p / "expected.safetensors").is_file())
-    extra = os.environ.get("BD3LM_PARITY_FIXTURES", "")
-    folders += [Path(p) for p in extra.split(":") if p]
-    return folders
+    """Every parity fixture, once by name (our own copy first)."""
+    roots = [Path(__file__).parent / "fixtures", SHARED]
+    found = [p for root in roots if root.is_dir() for p in sorted(root.iterdir()) if (p / "fixture.json").is_file()]
+    found += [Path(p) for p in os.environ.get("BD3LM_PARITY_FIXTURES", "").split(":") if p]
+    unique: dict[str, Path] = {}
+    for folder in found:
+        unique.setdefault(folder.name, folder)
+    return list(unique.values())
 
 
 def cached_block_logits(model: BD3LM, xt: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -34,14 +44,18 @@ def cached_block_logits(model: BD3LM, xt: torch.Tensor, x0: torch.Tensor) -> tor
     block = model.config.block_size
     out = []
     for row_t, row_0 in zip(xt, x0):
-        context = CachedContext(model, block, model.modulations(None))
+        context = CachedContext(model, block)
         logits = []
         for start in range(0, xt.shape[1], block):
             rows = torch.arange(block)
-            logits.append(context.logits(row_t[None, start : start + block], rows))
+            logits.append(context.logits(row_t[None, start : start + block], rows)[0])
             context.commit(row_0[None, start : start + block])
         out.append(torch.cat(logits))
     return torch.stack(out)
+
+
+def test_the_adaln_off_fixture_is_among_them() -> None:
+    assert {"parity-bs4", "parity-noadaln-bs4"} <= {p.name for p in fixture_folders()}
 
 
 @pytest.mark.parametrize("folder", fixture_folders(), ids=lambda p: p.name)
@@ -76,10 +90,11 @@ def test_training_and_cached_forwards_agree(tmp_path: Path, block_size: int, mod
 @pytest.mark.parametrize("rows", [1, 3, 20])
 def test_column_major_linear_gives_the_same_products(rows: int) -> None:
     torch.manual_seed(0)
-    layer = Linear(24, 40)
+    layer = FewRowsLinear.taking_over(torch.nn.Linear(24, 40))
     x = torch.randn(1, rows, 24)
     with torch.no_grad():
         expected = x @ layer.weight.T + layer.bias
+        assert (layer(x) - expected).abs().max() <= 1e-5  # row-major, few-rows path
         layer.store_column_major()
         assert layer.weight.stride(0) == 1 and layer.weight.shape == (40, 24)
         got = layer(x)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from bd3lm_core import BlockDone, Finished, SamplerSettings, Step, generate, load_model
-from bd3lm_core.context import CachedContext, FullContext
+from bd3lm_core import BlockDone, Finished, SamplerSettings, Step, encode_prompt, generate, load_model
+from bd3lm_core.sampling import sample
+from bd3lm_core.sampling.context import CachedContext, FullContext
 from model_factory import make_model_folder
 
 
@@ -39,17 +40,18 @@ def record_logits(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[torch.Tens
 
 
 @pytest.mark.parametrize("prompt_words", [3, 40], ids=["short-prompt", "prompt-longer-than-context"])
-def test_cached_and_naive_samplers_see_the_same_logits(tiny, monkeypatch, prompt_words: int) -> None:
+def test_cached_and_full_recompute_contexts_see_the_same_logits(tiny, monkeypatch, prompt_words: int) -> None:
     prompt = " ".join(["the cat sat on the mat"] * prompt_words)[: prompt_words * 6]
-    settings = dict(tokens=90, seed=5, steps=3, stop_at_eos=False, stop_on_repetition=False)
+    settings = SamplerSettings(tokens=90, seed=5, steps=3, stop_at_eos=False, stop_on_repetition=False)
     cached_logits = record_logits(monkeypatch, CachedContext)
-    naive_logits = record_logits(monkeypatch, FullContext)
-    cached = run(tiny, prompt, **settings)
-    naive = list(generate(tiny, prompt, SamplerSettings(**settings), naive=True))
-    assert len(cached_logits) == len(naive_logits) == cached[-1].nfe > 20
-    for a, b in zip(cached_logits, naive_logits):
+    full_logits = record_logits(monkeypatch, FullContext)
+    cached = list(generate(tiny, prompt, settings))
+    resolved = settings.resolved(tiny.config.block_size)
+    full = list(sample(tiny, encode_prompt(tiny, prompt), resolved, FullContext(tiny.model, resolved.block_size)))
+    assert len(cached_logits) == len(full_logits) == cached[-1].nfe > 20
+    for a, b in zip(cached_logits, full_logits):
         assert torch.allclose(a, b, atol=1e-4)
-    assert cached[-1].token_ids == naive[-1].token_ids
+    assert cached[-1].token_ids == full[-1].token_ids
     assert len(tiny.tokenizer.encode(prompt)) + 1 + 90 > 3 * tiny.config.model_length  # the window slid
 
 
@@ -123,8 +125,8 @@ def test_stop_at_eos_truncates_after_it(tiny) -> None:
 def test_repetition_rule_stops_degenerate_text(tiny, monkeypatch) -> None:
     # a model that only ever predicts one token produces a histogram of entropy 0
     def constant(self, block, rows):
-        out = torch.full((len(rows), tiny.config.vocab_size), -10.0)
-        out[:, 7] = 10.0
+        out = torch.full((len(block), len(rows), tiny.config.vocab_size), -10.0)
+        out[..., 7] = 10.0
         return out
 
     monkeypatch.setattr(CachedContext, "logits", constant)
@@ -156,9 +158,9 @@ def test_one_ddpm_step_has_the_analytic_distribution(tmp_path: Path, top_p: floa
     loaded = load_model(make_model_folder(tmp_path, block_size=2, model_length=8, vocab=260), device="cpu")
     mask = loaded.config.mask_id
     with torch.no_grad():
-        logits = FullContext(loaded.model, 2, loaded.model.modulations(None)).logits(
+        logits = FullContext(loaded.model, 2).logits(
             torch.tensor([[loaded.tokenizer.bos_id, mask]]), torch.tensor([1])
-        )[0].double()
+        )[0, 0].double()
     logits[mask] = -math.inf
     p_x0 = nucleus_reference(logits.softmax(-1).numpy(), top_p)
     expected = np.append(0.5 * p_x0, 0.5)  # tokens, then "still masked"

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from bd3lm_core import BD3LMError, load_network
-from bd3lm_core.data import TextOptions, make_rows, split_documents, split_tail, clean_text
-from bd3lm_core.diffusion import block_losses, sample_block_times, token_losses
-from bd3lm_core.evaluation import candidate_windows, nelbo, pick_window
 from bd3lm_core.training import Trainer, TrainSettings
+from bd3lm_core.training.data import TextOptions, clean_text, make_rows, split_documents, split_tail
+from bd3lm_core.training.evaluation import candidate_windows, nelbo, pick_window
+from bd3lm_core.training.objective import block_losses, sample_block_times, token_losses
 from model_factory import CORPUS, make_model_folder
 
 
@@ -86,7 +86,7 @@ def toy_settings(tmp_path: Path, **overrides) -> TrainSettings:
     corpus.write_text("\n\n".join(CORPUS * 3), encoding="utf-8")
     values = dict(
         data=[str(corpus)], out=str(tmp_path / "run"), vocab_size=300, block_size=4, model_length=32,
-        hidden_dim=32, n_blocks=2, n_heads=2, cond_dim=16, batch_size=8, lr=3e-3, warmup=5, steps=40,
+        hidden_dim=32, n_layers=2, n_heads=2, cond_dim=16, batch_size=8, lr=3e-3, warmup=5, steps=40,
         eval_every=20, eval_rows=8, holdout_bytes=600,
     )
     values.update(overrides)

@@ -173,5 +173,13 @@ def test_a_moved_slider_reports_one_change(window):
     seen: list[int] = []
     window.controls.tokens.changed.connect(lambda: seen.append(window.controls.tokens.value()))
     window.controls.tokens.set_value(40)
-    window.controls.tokens.set_value(40)  # no move; still one report, for callers that changed the values
-    assert seen == [40, 40]
+    assert seen == [40]
+
+
+def test_setting_a_slider_to_where_it_is_still_reports_once(window):
+    """Callers may have changed the slider's values (a new model's block sizes): the label must follow."""
+    window.controls.tokens.set_value(40)
+    seen: list[int] = []
+    window.controls.tokens.changed.connect(lambda: seen.append(window.controls.tokens.value()))
+    window.controls.tokens.set_value(40)
+    assert seen == [40]

@@ -1,9 +1,7 @@
-"""Downloading BD3-LM checkpoints from the Hugging Face hub, resumably.
+"""Downloading BD3-LM checkpoints from the Hugging Face hub, resumably, into the store (`store.py`).
 
-A downloaded model is a plain model folder, `models_dir()/<org>--<name>/`,
-holding config.json, model.safetensors and tokenizer.json (the published
-repos have no tokenizer, so GPT-2's is copied in). Every file appears there
-only once it is complete, so a folder with all three is an installed model.
+The published repos have no tokenizer, so GPT-2's is downloaded once and
+copied in. Every file appears in the model folder only once it is complete.
 
 Why not `hf_hub_download`: in huggingface_hub 2.4 it streams into a temporary
 file with a per-call unique name and deletes it on any failure, so an
@@ -29,26 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-import platformdirs
 from filelock import FileLock, Timeout
 from huggingface_hub import constants, get_hf_file_metadata, get_session, hf_hub_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
-    HFValidationError,
     OfflineModeIsEnabled,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
 )
-from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, validate_repo_id
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from .errors import BD3LMError
+from ..errors import BD3LMError
+from .store import CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, WEIGHTS_FILE, is_installed, model_folder, models_dir
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
 GPT2_REPO = "gpt2"  # the tokenizer of every published BD3-LM
-_GPT2_FOLDER = "gpt2-tokenizer"
 _REPORT_EVERY = 0.25  # seconds between progress reports during a transfer
 
 
@@ -65,61 +57,6 @@ class DownloadProgress:
     total: int | None  # None when the hub did not say a file's size
     bytes_per_second: float  # average over this attempt
     eta_seconds: float | None
-
-
-@dataclass(frozen=True)
-class InstalledModel:
-    repo_id: str
-    path: Path
-    size_bytes: int
-
-
-def models_dir() -> Path:
-    """Where downloaded models live; BD3LM_HOME moves it (tests, portable installs)."""
-    home = os.environ.get("BD3LM_HOME")
-    base = Path(home).expanduser() if home else platformdirs.user_data_path("bd3lm-studio")
-    return base / "models"
-
-
-def model_folder(repo_id: str) -> Path:
-    """The folder a hub model downloads to. Only valid hub ids are accepted, so none escapes models_dir()."""
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise BD3LMError(
-            f"'{repo_id}' is not a hub repo id (like org/name); run `bd3lm models` to see the catalog."
-        ) from None
-    return models_dir() / repo_id.replace("/", "--")
-
-
-def is_installed(repo_id: str) -> bool:
-    return _is_complete(model_folder(repo_id))
-
-
-def installed_models() -> list[InstalledModel]:
-    """Complete downloads; partial ones and the shared GPT-2 tokenizer folder are not models."""
-    root = models_dir()
-    if not root.is_dir():
-        return []
-    return [
-        # Hub ids cannot contain "--", so the folder name maps back to exactly one id.
-        InstalledModel(folder.name.replace("--", "/"), folder, sum((folder / n).stat().st_size for n in MODEL_FILES))
-        for folder in sorted(root.iterdir())
-        if _is_complete(folder)
-    ]
-
-
-def remove_model(repo_id: str) -> None:
-    """Delete a downloaded model; a partial download can be removed too, to reclaim its space."""
-    folder = model_folder(repo_id)
-    if not folder.is_dir():
-        raise BD3LMError(f"{repo_id} is not downloaded; run `bd3lm models` to see the installed models.")
-    try:
-        shutil.rmtree(folder)
-    except OSError as err:
-        raise BD3LMError(
-            f"could not delete {folder} ({err.strerror}); close programs using it and try again."
-        ) from None
 
 
 def download_model(
@@ -146,17 +83,13 @@ def download_model(
 
 def gpt2_tokenizer(endpoint: str | None = None) -> Path:
     """GPT-2's tokenizer.json, downloaded once and then served from disk, so it works offline."""
-    folder = models_dir() / _GPT2_FOLDER
+    folder = models_dir() / GPT2_FOLDER
     path = folder / TOKENIZER_FILE
     if not path.is_file():
         with _hub_errors(GPT2_REPO):
             file = _required(GPT2_REPO, TOKENIZER_FILE, None, folder, endpoint)
         _fetch_all(GPT2_REPO, [file], folder, None, None)
     return path
-
-
-def _is_complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in MODEL_FILES)
 
 
 @dataclass(frozen=True)
@@ -187,7 +120,7 @@ def _plan(repo_id: str, folder: Path, endpoint: str | None) -> list[_RemoteFile]
     config = _required(repo_id, CONFIG_FILE, None, folder, endpoint)
     weights = _required(repo_id, WEIGHTS_FILE, config.commit, folder, endpoint)
     tokenizer = _remote(repo_id, TOKENIZER_FILE, config.commit, folder, endpoint) or _required(
-        GPT2_REPO, TOKENIZER_FILE, None, models_dir() / _GPT2_FOLDER, endpoint
+        GPT2_REPO, TOKENIZER_FILE, None, models_dir() / GPT2_FOLDER, endpoint
     )
     files = [config, weights, tokenizer]
     for file in files:

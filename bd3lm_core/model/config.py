@@ -5,6 +5,10 @@ keys the network needs, give the documented defaults to the ones the
 published files leave out (`adaln`, `causal`, `dropout`) and ignore the rest
 (`auto_map`, `transformers_version`, ...), so that a published folder loads
 unchanged.
+
+The authors call a transformer layer a "block" (`n_blocks`); here a block is
+always a block of tokens, and layers are layers. This file is the one place
+that translates: `n_blocks` in the file is `n_layers` in the code.
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .errors import BD3LMError
+from ..errors import BD3LMError
 
+PUBLISHED_NAMES = {"n_blocks": "n_layers"}  # key in config.json -> field here
 REQUIRED_KEYS = ("block_size", "cond_dim", "hidden_dim", "model_length", "n_blocks", "n_heads", "vocab_size")
 
 
 @dataclass(frozen=True)
 class BD3LMConfig:
-    block_size: int
+    block_size: int  # tokens per block (L'); 1 is autoregression, model_length is one block (MDLM)
     cond_dim: int
     hidden_dim: int
-    model_length: int
-    n_blocks: int
+    model_length: int  # the context the model was trained on
+    n_layers: int
     n_heads: int
     vocab_size: int  # includes the mask token, which is the last id
     adaln: bool = True
@@ -58,7 +63,7 @@ class BD3LMConfig:
         return self.vocab_size - 1
 
     @classmethod
-    def from_dict(cls, raw: dict, where: str = "config.json") -> "BD3LMConfig":
+    def from_dict(cls, raw: dict, where: str = "config.json") -> BD3LMConfig:
         missing = [k for k in REQUIRED_KEYS if k not in raw]
         if missing:
             raise BD3LMError(
@@ -66,13 +71,14 @@ class BD3LMConfig:
                 "Use the config.json that came with the checkpoint."
             )
         known = {f.name for f in fields(cls)}
+        values = {PUBLISHED_NAMES.get(k, k): v for k, v in raw.items()}
         try:
-            return cls(**{k: v for k, v in raw.items() if k in known})
+            return cls(**{k: v for k, v in values.items() if k in known})
         except TypeError as err:  # a value of the wrong kind, e.g. a string for an int
             raise BD3LMError(f"{where} has a value of the wrong type ({err}); use the checkpoint's own config.json.") from None
 
     @classmethod
-    def load(cls, path: Path) -> "BD3LMConfig":
+    def load(cls, path: Path) -> BD3LMConfig:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -85,7 +91,8 @@ class BD3LMConfig:
 
     def to_dict(self) -> dict:
         """The published key set, so our own checkpoints look like the authors'."""
-        out = asdict(self)
+        published = {here: there for there, here in PUBLISHED_NAMES.items()}
+        out = {published.get(k, k): v for k, v in asdict(self).items()}
         out.update(architectures=["BD3LM"], model_type="bd3lm", attn_backend="sdpa")
         return out
 

@@ -22,55 +22,24 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .checkpoints import save_weights
-from .config import BD3LMConfig
-from .data import TextOptions, make_rows, read_documents, split_tail
-from .diffusion import block_losses
-from .errors import BD3LMError
+from ..errors import BD3LMError
+from ..model.checkpoints import save_weights
+from ..model.config import BD3LMConfig
+from ..model.network import BD3LM
+from ..model.tokenizer import Tokenizer
+from .data import prepare_data
 from .evaluation import FULL_WINDOW, choose_window, nelbo
-from .model import BD3LM
-from .tokenizer import Tokenizer, train_bpe
+from .objective import block_losses
+from .settings import TrainSettings
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
 BEST_DIR = "best"
-
-
-@dataclass
-class TrainSettings:
-    data: list[str]
-    out: str
-    separators: list[str] = field(default_factory=lambda: ["blank"])
-    fix_mojibake: bool = False
-    ascii_punctuation: bool = False
-    holdout_bytes: int | None = None  # held out from the end of the last file; default 5% of it
-    tokenizer: str | None = None  # an existing tokenizer.json; else a BPE is trained
-    vocab_size: int = 4096  # size of the trained BPE (the model adds one mask id)
-    block_size: int = 4
-    model_length: int = 256
-    hidden_dim: int = 256
-    n_blocks: int = 6
-    n_heads: int = 4
-    cond_dim: int = 128
-    dropout: float = 0.1
-    batch_size: int = 16
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    warmup: int = 200
-    schedule: str = "cosine"  # or "constant"
-    steps: int = 2000
-    ema: float = 0.999
-    grad_clip: float = 1.0
-    eval_every: int = 200
-    eval_rows: int = 64
-    seed: int = 0
-    init_from: str | None = None
-    max_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,38 +50,6 @@ class Progress:
     tokens_per_second: float
     eta_seconds: float
     window: tuple[float, float]
-
-
-def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
-    """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
-    separators = settings.separators
-    if len(separators) not in (1, len(settings.data)):
-        raise BD3LMError("give one --separator for all files, or one per --data file.")
-    if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
-        if not Path(settings.tokenizer).is_file():
-            raise BD3LMError(
-                f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
-            )
-        tokenizer = Tokenizer.load(Path(settings.tokenizer))
-    docs_per_file = []
-    for i, path in enumerate(settings.data):
-        options = TextOptions(separators[i if len(separators) > 1 else 0], settings.fix_mojibake, settings.ascii_punctuation)
-        docs_per_file.append(read_documents(Path(path), options))
-    last = docs_per_file[-1]
-    tail = settings.holdout_bytes
-    if tail is None:
-        tail = sum(len(d.encode("utf-8")) + 1 for d in last) // 20
-    docs_per_file[-1], held_out = split_tail(last, tail)
-    train_docs = [d for docs in docs_per_file for d in docs]
-    if not held_out or not train_docs:
-        raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
-    if tokenizer is None:
-        tokenizer = train_bpe(train_docs, settings.vocab_size)
-    encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
-    n = settings.model_length
-    train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
-    held_rows = make_rows(encode(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
-    return tokenizer, train_rows, held_rows
 
 
 def lr_at(step: int, settings: TrainSettings) -> float:
@@ -164,11 +101,11 @@ class Trainer:
         s = self.settings
         return BD3LMConfig(
             block_size=s.block_size, cond_dim=s.cond_dim, hidden_dim=s.hidden_dim, model_length=s.model_length,
-            n_blocks=s.n_blocks, n_heads=s.n_heads, vocab_size=self.tokenizer.size + 1, dropout=s.dropout,
+            n_layers=s.n_layers, n_heads=s.n_heads, vocab_size=self.tokenizer.size + 1, dropout=s.dropout,
         )
 
     def _init_from(self, source: str) -> None:
-        from .loader import load_model  # the loader imports hub code the trainer otherwise never needs
+        from ..loader import load_model  # the loader imports hub code the trainer otherwise never needs
 
         loaded = load_model(source, device="cpu", dtype="float32")
         if loaded.config.vocab_size != self.config.vocab_size:

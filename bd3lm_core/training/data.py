@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import BD3LMError
+from ..errors import BD3LMError
+from ..model.tokenizer import Tokenizer, train_bpe
+from .settings import TrainSettings
 
 SEPARATORS = {
     "blank": re.compile(r"\n\s*\n"),  # paragraphs or documents separated by an empty line
@@ -98,3 +100,35 @@ def make_rows(token_docs: Iterable[list[int]], length: int, bos_id: int, eos_id:
         )
     body = torch.tensor(stream[: count * per_row], dtype=torch.long).view(count, per_row)
     return torch.cat([torch.full((count, 1), bos_id, dtype=torch.long), body], dim=1)
+
+
+def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
+    """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
+    separators = settings.separators
+    if len(separators) not in (1, len(settings.data)):
+        raise BD3LMError("give one --separator for all files, or one per --data file.")
+    if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
+        if not Path(settings.tokenizer).is_file():
+            raise BD3LMError(
+                f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
+            )
+        tokenizer = Tokenizer.load(Path(settings.tokenizer))
+    docs_per_file = []
+    for i, path in enumerate(settings.data):
+        options = TextOptions(separators[i if len(separators) > 1 else 0], settings.fix_mojibake, settings.ascii_punctuation)
+        docs_per_file.append(read_documents(Path(path), options))
+    last = docs_per_file[-1]
+    tail = settings.holdout_bytes
+    if tail is None:
+        tail = sum(len(d.encode("utf-8")) + 1 for d in last) // 20
+    docs_per_file[-1], held_out = split_tail(last, tail)
+    train_docs = [d for docs in docs_per_file for d in docs]
+    if not held_out or not train_docs:
+        raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
+    if tokenizer is None:
+        tokenizer = train_bpe(train_docs, settings.vocab_size)
+    encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
+    n = settings.model_length
+    train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
+    held_rows = make_rows(encode(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
+    return tokenizer, train_rows, held_rows

@@ -1,10 +1,11 @@
 """Reading and writing `model.safetensors` in the authors' published layout.
 
-Published files name every tensor `backbone.<module path>` and may carry
-buffers we do not need (`backbone.rotary_emb.inv_freq`, `sampling_eps_min`,
-`sampling_eps_max`). Everything else must match the network exactly: a
-missing, unexpected or mis-shaped tensor means the file belongs to another
-model, and the user is told which tensors are wrong in one message.
+Published files name every tensor `backbone.<module path>`, call the layers
+`blocks`, and may carry buffers we do not need (`backbone.rotary_emb.inv_freq`,
+`sampling_eps_min`, `sampling_eps_max`). `published_name` is the one place
+that maps our module paths to theirs. Everything else must match the network
+exactly: a missing, unexpected or mis-shaped tensor means the file belongs to
+another model, and the user is told which tensors are wrong in one message.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import BD3LMError
-from .model import BD3LM
+from ..errors import BD3LMError
+from .network import BD3LM
 
-PREFIX = "backbone."
 OPTIONAL = {"backbone.rotary_emb.inv_freq", "sampling_eps_min", "sampling_eps_max"}
+
+
+def published_name(name: str) -> str:
+    """Our parameter name -> the authors' tensor name: `layers.3.norm1.weight` -> `backbone.blocks.3.norm1.weight`."""
+    if name.startswith("layers."):
+        name = "blocks." + name.removeprefix("layers.")
+    return "backbone." + name
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -36,7 +43,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def load_weights(model: BD3LM, path: Path) -> None:
     """Fill `model` from a published-layout file, after checking every name and shape."""
     tensors = read_state_dict(path)
-    expected = {PREFIX + name: p.shape for name, p in model.state_dict().items()}
+    ours = {published_name(name): name for name in model.state_dict()}
+    expected = {published_name(name): p.shape for name, p in model.state_dict().items()}
     problems = []
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected) - OPTIONAL)
@@ -56,7 +64,7 @@ def load_weights(model: BD3LM, path: Path) -> None:
             f"{path} does not match its config.json ({'; '.join(problems)}); "
             "the weights and config.json must come from the same checkpoint."
         )
-    model.load_state_dict({name[len(PREFIX):]: tensors[name] for name in expected})
+    model.load_state_dict({ours[name]: tensors[name] for name in expected})
 
 
 def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> None:
@@ -66,7 +74,7 @@ def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> 
         t = t.detach().to("cpu")
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
-        tensors[PREFIX + name] = t.contiguous()
+        tensors[published_name(name)] = t.contiguous()
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 

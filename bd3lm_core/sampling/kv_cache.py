@@ -30,7 +30,7 @@ class KVCache:
     ) -> None:
         self.window = window
         self.capacity = 2 * window
-        shape = (n_layers, batch, n_heads, self.capacity, head_dim)
+        shape = (n_layers, batch, n_heads, self.capacity, head_dim)  # positions in order along dim 3
         self.k = torch.empty(shape, device=device, dtype=dtype)
         self.v = torch.empty(shape, device=device, dtype=dtype)
         self.base = 0  # absolute position held in slot 0
@@ -58,6 +58,11 @@ class KVCache:
         self._write = slice(start - self.base, stop - self.base)
         self._read = slice(oldest - self.base, stop - self.base)
         return torch.arange(oldest, stop, device=self.k.device)
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these batch rows (samples that have finished are dropped)."""
+        self.k = self.k[:, rows]
+        self.v = self.v[:, rows]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this forward's keys/values for `layer` and return the span to attend to (views, no copy)."""

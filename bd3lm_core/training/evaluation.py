@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .diffusion import block_losses
-from .model import BD3LM
+from ..model.network import BD3LM
+from .objective import block_losses
 
 FULL_WINDOW = (1e-3, 1.0)
 
@@ -31,14 +31,6 @@ class EvalResult:
     stderr: float
     samples: int
 
-    def as_dict(self) -> dict:
-        return {
-            "nelbo_per_token": self.nelbo_per_token,
-            "ppl_bound": self.ppl_bound,
-            "tokens": self.tokens,
-            "stderr": self.stderr,
-            "samples": self.samples,
-        }
 
 
 @torch.no_grad()

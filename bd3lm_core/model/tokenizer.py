@@ -13,7 +13,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from .errors import BD3LMError
+from ..errors import BD3LMError
 
 EOT = "<|endoftext|>"
 

@@ -1,0 +1,22 @@
+"""Numbers as people read them, the same in the CLI and the app."""
+
+from __future__ import annotations
+
+
+def duration(seconds: float) -> str:
+    """"42 s", "3 min 05 s", "1 h 02 min"."""
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+def size(n: float) -> str:
+    """"512 B", "1.5 kB", "680.0 MB", "2.1 GB" (powers of 1000, as disks are sold)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")

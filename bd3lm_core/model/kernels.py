@@ -1,0 +1,62 @@
+"""Matrix kernels for sampling on a CPU, applied to a loaded network from outside it.
+
+A sampling step multiplies a handful of rows by every weight matrix. CPU BLAS
+libraries handle `x @ W.T` with a tiny `x` poorly, far below the speed of
+reading W, which is what bounds the step; `(W @ x.T).T` is the same product
+and runs at memory speed, and one row against a column-major W is faster
+still (benchmarks/README.md has the measurements). Training, and forwards of
+many rows, keep PyTorch's default path. `use_sampling_kernels` is called by
+the loader for CPU models, so the network file stays plain PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class FewRowsLinear(nn.Linear):
+    """nn.Linear with the faster kernel for the few rows of a sampling step."""
+
+    SMALL = 16  # at most this many rows take the few-rows path
+
+    @classmethod
+    def taking_over(cls, linear: nn.Linear) -> FewRowsLinear:
+        """A FewRowsLinear holding `linear`'s own parameters (nothing is copied)."""
+        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
+        new.weight, new.bias = linear.weight, linear.bias
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        if rows > self.SMALL or torch.is_grad_enabled() or x.device.type != "cpu":
+            return super().forward(x)
+        flat = x.reshape(rows, -1)  # [rows, in]
+        if self.weight.stride(0) == 1:  # column-major, see `store_column_major`
+            y = torch.cat([F.linear(row, self.weight, self.bias) for row in flat.split(1)])
+        else:
+            # both copies are a few rows; the kernel is only fast when x is row-major
+            y = (self.weight @ flat.contiguous().T).T.contiguous()  # [rows, out]
+            if self.bias is not None:
+                y = y + self.bias
+        return y.reshape(*x.shape[:-1], -1)
+
+    def store_column_major(self) -> None:
+        """Keep the same weight (same values, same shape) in column-major memory.
+
+        For one row at a time MKL reads a column-major matrix faster than a
+        row-major one, but it is slower for several rows; so this suits only a
+        layer that sampling mostly runs on one row: the output layer, under
+        first-hitting and few-step DDPM.
+        """
+        self.weight.data = self.weight.data.T.contiguous().T
+
+
+def use_sampling_kernels(model: nn.Module) -> None:
+    """Give every nn.Linear of `model` the few-rows kernel, and the output layer column-major weights."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if type(child) is nn.Linear:
+                setattr(module, name, FewRowsLinear.taking_over(child))
+    model.output_layer.linear.store_column_major()

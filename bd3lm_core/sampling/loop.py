@@ -1,0 +1,215 @@
+"""Generating text: blocks left to right, each denoised from all-masks.
+
+`generate` is a streaming iterator shared by the CLI and the app. It yields a
+`Step` for every denoising step, a `BlockDone` when a block is final and a
+`Finished` at the end, per sample (`row`), and it stops before the next step
+when `cancel` is set.
+
+Each step asks the strategy (`strategies.py`) which masked positions to
+reveal, runs the network for those positions only (a step that reveals
+nothing needs no forward) and draws their tokens from the model's
+distribution cut to the top-p nucleus. Several samples of one prompt move
+through the blocks together, in one batch: each has its own random stream
+(sample i of seed s is the single generation with seed s + i) and its own
+stop rule, and leaves the batch when it stops.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import BD3LMError
+from ..loader import LoadedModel
+from .context import CachedContext, FullContext
+from .draws import RandomStream, draft_tokens
+from .events import BlockDone, Event, Finished, Reveal, Step
+from .settings import SamplerSettings
+from .stop_rules import stop_reason
+from .strategies import STRATEGIES
+
+Context = CachedContext | FullContext
+
+
+def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
+    """The fixed start of a generation: BOS, then the prompt's tokens."""
+    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(prompt)
+
+
+def generate(
+    loaded: LoadedModel,
+    prompt: str = "",
+    settings: SamplerSettings = SamplerSettings(),
+    cancel: threading.Event | None = None,
+    num_samples: int = 1,
+) -> Iterator[Event]:
+    """Stream the generation of `settings.tokens` new tokens after `prompt`, `num_samples` times at once.
+
+    The prompt's whole blocks go straight into the context; its last partial
+    block is completed by the sampler. Keys and values of finished blocks are
+    cached.
+    """
+    if loaded.config.time_conditioning:
+        raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
+    if num_samples < 1:
+        raise BD3LMError("the number of samples must be at least 1.")
+    s = settings.resolved(loaded.config.block_size)
+    context = CachedContext(loaded.model, s.block_size, batch=num_samples)
+    yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel)
+
+
+def sample(
+    loaded: LoadedModel,
+    prompt_ids: list[int],
+    settings: SamplerSettings,
+    context: Context,
+    cancel: threading.Event | None = None,
+) -> Iterator[Event]:
+    """The sampling loop, on `context.batch` samples; `settings` must be resolved."""
+    return _Generation(loaded, prompt_ids, settings, context).run(cancel)
+
+
+@dataclass
+class _Sample:
+    """One row of the batch: its seed, its random stream and the tokens committed so far."""
+
+    row: int
+    settings: SamplerSettings  # with this sample's own seed
+    rng: RandomStream
+    sequence: list[int]  # the prompt, then every committed block
+    t: float = 1.0  # diffusion time inside the current block
+    emitted: str = ""  # text already reported in BlockDone events
+
+
+class _Generation:
+    def __init__(self, loaded: LoadedModel, prompt_ids: list[int], settings: SamplerSettings, context: Context) -> None:
+        self.tokenizer = loaded.tokenizer
+        self.mask_id = loaded.config.mask_id
+        self.device = loaded.device
+        self.settings = settings
+        self.strategy = STRATEGIES[settings.sampler](settings)
+        self.context = context
+        self.prompt = list(prompt_ids)
+        self.end = len(prompt_ids) + settings.tokens  # one past the last position to generate
+        self.samples = [
+            _Sample(row, replace(settings, seed=settings.seed + row), RandomStream(settings.seed + row, self.device), list(prompt_ids))
+            for row in range(context.batch)
+        ]
+        self.nfe = 0
+        self.began = time.perf_counter()
+
+    def run(self, cancel: threading.Event | None) -> Iterator[Event]:
+        L = self.settings.block_size
+        index = len(self.prompt) // L  # the prompt's whole blocks are context, not work
+        if index:
+            self.context.commit(self._rows(self.prompt[: index * L]))
+        while self.samples:
+            start = index * L
+            fixed = self.prompt[start : start + L]  # the prompt's last partial block, if any
+            block = self._rows(fixed + [self.mask_id] * (L - len(fixed)))
+            completed = yield from self._denoise(block, index, start, cancel)
+            if not completed:
+                for s in self.samples:
+                    yield self._finished(s, "cancelled")
+                return
+            self.context.commit(block)
+            yield from self._close_block(block, index, start)
+            index += 1
+
+    def _rows(self, ids: list[int]) -> torch.Tensor:
+        """The same ids for every sample: `[batch, len(ids)]`."""
+        return torch.tensor([ids], dtype=torch.long, device=self.device).repeat(len(self.samples), 1)
+
+    def _denoise(
+        self, block: torch.Tensor, index: int, start: int, cancel: threading.Event | None
+    ) -> Generator[Step, None, bool]:
+        """Unmask `block [batch, L]` in place, one Step per sample and step; False if cancelled first."""
+        for s in self.samples:
+            s.t = 1.0
+        step = 0
+        while bool((block == self.mask_id).any()):
+            if cancel is not None and cancel.is_set():
+                return False
+            step += 1
+            masked = [(row == self.mask_id).nonzero()[:, 0] for row in block]
+            asked = [self._ask(s, m, step) if len(m) else m for s, m in zip(self.samples, masked)]
+            wanted = torch.cat(asked).unique()  # sorted offsets that need logits in some row
+            logits = None
+            if len(wanted):
+                logits = self.context.logits(block, wanted).cpu().numpy()
+                self.nfe += 1
+            for r, s in enumerate(self.samples):
+                if not len(masked[r]):
+                    continue  # this sample's block is done; it waits for the others
+                revealed: tuple[Reveal, ...] = ()
+                if len(asked[r]):
+                    rows = logits[r, torch.searchsorted(wanted, asked[r]).cpu().numpy()]
+                    revealed = self._reveal(s, block[r], masked[r], asked[r], rows, step, start)
+                current = block[r].tolist()
+                yield Step(index, step, start, s.t, revealed, tuple(current),
+                           tuple(tok == self.mask_id for tok in current), self.nfe, s.row)
+        return True
+
+    def _ask(self, s: _Sample, masked: torch.Tensor, step: int) -> torch.Tensor:
+        """The offsets to draw tokens for: the strategy's choice, or every masked one if it needs their confidence."""
+        if self.strategy.needs_confidence:
+            return masked
+        chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng)
+        return chosen
+
+    def _reveal(
+        self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: np.ndarray,
+        step: int, start: int,
+    ) -> tuple[Reveal, ...]:
+        """Draw tokens for `asked`, let the strategy keep some if it needs their confidence, and write them into `row`."""
+        draft = draft_tokens(logits, asked, self.settings.top_p, self.settings.temperature, self.mask_id, s.rng)
+        if self.strategy.needs_confidence:
+            confidence = torch.tensor(draft.probabilities)
+            chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng, confidence)
+            draft = draft.subset(chosen)
+        row[draft.positions] = torch.tensor(draft.tokens, device=row.device)
+        return tuple(
+            Reveal(start + o, tok, p) for o, tok, p in zip(draft.positions.tolist(), draft.tokens, draft.probabilities)
+        )
+
+    def _close_block(self, block: torch.Tensor, index: int, start: int) -> Iterator[Event]:
+        """Commit the block to each sample's text, report it, and let go of the samples that stop here."""
+        n_prompt = len(self.prompt)
+        last_block = start + block.shape[1] >= self.end
+        going_on = []
+        for r, s in enumerate(self.samples):
+            s.sequence[start:] = block[r].tolist()
+            reason = stop_reason(s.sequence, n_prompt, self.end, self.tokenizer.eos_id, s.settings) or (
+                "length" if last_block else None
+            )
+            text = self.tokenizer.decode(self._generated(s, reason))
+            if reason is None:  # a character split across blocks would show as U+FFFD until its other bytes arrive
+                text = text.rstrip("\ufffd")
+            yield BlockDone(index, start, tuple(block[r].tolist()), text[len(s.emitted):], self.nfe, s.row)
+            s.emitted = text
+            if reason is None:
+                going_on.append(r)
+            else:
+                yield self._finished(s, reason)
+        if len(going_on) < len(self.samples):
+            self.context.keep(going_on)
+            self.samples = [self.samples[r] for r in going_on]
+
+    def _generated(self, s: _Sample, reason: str | None) -> list[int]:
+        """The sample's generated ids, cut after its first EOS when that is why it stopped."""
+        generated = s.sequence[len(self.prompt) : self.end]
+        if reason == "eos":
+            generated = generated[: generated.index(self.tokenizer.eos_id) + 1]
+        return generated
+
+    def _finished(self, s: _Sample, reason: str) -> Finished:
+        generated = self._generated(s, reason)
+        return Finished(
+            tuple(self.prompt), tuple(generated), self.tokenizer.decode(generated), self.nfe,
+            time.perf_counter() - self.began, reason, s.settings, s.row,
+        )
