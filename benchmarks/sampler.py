@@ -89,9 +89,9 @@ def reference_style(loaded, tokens: int, block: int, top_p: float, seed: int) ->
                 q = k.clone()  # it caches queries too: same size as the keys
                 apply_rotary(q, cos, sin)
                 apply_rotary(k, cos, sin)
-        cache.prepare(start, start + block, 0)
+        span = cache.span(start, start + block, 0)
         positions = torch.arange(start, start + block, device=device)
-        return model(x.to(device), positions, None, mods=mods, cache=cache)[0].cpu()
+        return model(x.to(device), positions, None, mods=mods, cache=span)[0].cpu()
 
     # the reference keeps its output layer row-major, the best layout for a whole block of rows
     output = model.output_layer.linear

@@ -182,3 +182,21 @@ def test_one_ddpm_step_has_the_analytic_distribution(tmp_path: Path, top_p: floa
     assert df >= 3
     assert chi2 < critical, f"chi2 {chi2:.1f} >= {critical:.1f} with {df} degrees of freedom"
     assert counts[expected == 0].sum() == 0  # nothing outside the nucleus, never the mask as a token
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "first-hitting"])
+def test_each_sample_of_a_batch_is_the_single_run_with_its_own_seed(tiny, sampler: str) -> None:
+    settings = SamplerSettings(tokens=70, seed=0, steps=3, sampler=sampler, temperature=2.0, top_p=1.0)
+    events = list(generate(tiny, "The dog", settings, num_samples=4))
+    finished = {e.row: e for e in events if isinstance(e, Finished)}
+    assert sorted(finished) == [0, 1, 2, 3]
+    reasons = {f.reason for f in finished.values()}
+    for row, f in finished.items():
+        single = run(tiny, "The dog", **{**settings.__dict__, "seed": row})[-1]
+        assert f.token_ids == single.token_ids and f.reason == single.reason and f.settings.seed == row
+        streamed = "".join(e.text for e in events if isinstance(e, BlockDone) and e.row == row)
+        assert streamed == f.text
+    assert len({f.token_ids for f in finished.values()}) == 4
+    assert reasons == {"eos", "length"}, "the seeds should give rows that stop early and rows that run to length"
+    # one batch: fewer forwards than the four single runs together
+    assert max(f.nfe for f in finished.values()) < sum(run(tiny, "The dog", **{**settings.__dict__, "seed": r})[-1].nfe for r in range(4))

@@ -8,7 +8,7 @@ maps the few that differ), so a published `model.safetensors` loads as it is.
 One `forward` serves every use; callers differ only in what they pass:
 - training: tokens `[x_t ; x_0]`, positions `0..n-1` twice, the training mask;
 - full-recompute sampling: the whole prefix and the sampling mask;
-- cached sampling: only the new tokens, a `KVCache`, and the sampling mask
+- cached sampling: only the new tokens, the `CacheSpan` of a KV cache, and the sampling mask
   over the cached key positions (or no mask when every key is visible).
 """
 
@@ -25,7 +25,7 @@ from .config import BD3LMConfig
 from .masks import training_mask
 
 if TYPE_CHECKING:  # the cache belongs to sampling; the network only writes to and reads from it
-    from ..sampling.kv_cache import KVCache
+    from ..sampling.kv_cache import CacheSpan
 
 Modulation = tuple[torch.Tensor | None, ...]
 
@@ -146,7 +146,7 @@ class Layer(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
-        cache: KVCache | None,
+        cache: CacheSpan | None,
         layer: int,
     ) -> torch.Tensor:
         B, S, d = x.shape
@@ -232,7 +232,7 @@ class BD3LM(nn.Module):
         *,
         sigma: torch.Tensor | None = None,
         mods: list[Modulation] | None = None,
-        cache: KVCache | None = None,
+        cache: CacheSpan | None = None,
         out_rows: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """Raw logits `[B, rows, V]` of the tokens `[B, S]` at `positions [S]`.

@@ -79,10 +79,10 @@ class CachedContext:
         start = self.cached
         stop = start + tokens.shape[1]
         oldest = self._oldest_key(start)
-        key_positions = self.cache.prepare(start, stop, oldest)
+        span = self.cache.span(start, stop, oldest)
         positions = torch.arange(start, stop, device=tokens.device)
-        mask = sampling_mask(positions, key_positions, self.block_size, self.window)
-        return self.model(tokens, positions, None if bool(mask.all()) else mask, mods=self.mods, cache=self.cache, out_rows=rows)
+        mask = sampling_mask(positions, span.key_positions, self.block_size, self.window)
+        return self.model(tokens, positions, None if bool(mask.all()) else mask, mods=self.mods, cache=span, out_rows=rows)
 
     @torch.no_grad()
     def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

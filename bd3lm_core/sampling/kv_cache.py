@@ -14,6 +14,8 @@ copy per `model_length` generated tokens, none per denoising step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -34,12 +36,10 @@ class KVCache:
         self.k = torch.empty(shape, device=device, dtype=dtype)
         self.v = torch.empty(shape, device=device, dtype=dtype)
         self.base = 0  # absolute position held in slot 0
-        self._write = slice(0, 0)
-        self._read = slice(0, 0)
 
-    def prepare(self, start: int, stop: int, oldest: int) -> torch.Tensor:
-        """Set up the next forward: it writes positions `[start, stop)` and its
-        queries read keys from `oldest` on. Returns the key positions read.
+    def span(self, start: int, stop: int, oldest: int) -> CacheSpan:
+        """The part of the cache one forward uses: it writes positions `[start, stop)`
+        and its queries read keys from `oldest` on.
 
         Positions before `start` must already have been written, positions
         from `start` on may be rewritten (a noisy block is rewritten at every
@@ -55,17 +55,30 @@ class KVCache:
             self.k[:, :, :, :n] = self.k[:, :, :, keep].clone()
             self.v[:, :, :, :n] = self.v[:, :, :, keep].clone()
             self.base = oldest
-        self._write = slice(start - self.base, stop - self.base)
-        self._read = slice(oldest - self.base, stop - self.base)
-        return torch.arange(oldest, stop, device=self.k.device)
+        return CacheSpan(
+            self, slice(start - self.base, stop - self.base), slice(oldest - self.base, stop - self.base),
+            torch.arange(oldest, stop, device=self.k.device),
+        )
 
     def keep(self, rows: list[int]) -> None:
         """Keep only these batch rows (samples that have finished are dropped)."""
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
 
+
+
+@dataclass(frozen=True)
+class CacheSpan:
+    """What one forward writes to and reads from the cache; the network calls `update` once per layer."""
+
+    cache: KVCache
+    write: slice  # slots of the forward's own tokens
+    read: slice  # slots of every key its queries may see
+    key_positions: torch.Tensor  # absolute positions of the keys read
+
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this forward's keys/values for `layer` and return the span to attend to (views, no copy)."""
-        self.k[layer, :, :, self._write] = k
-        self.v[layer, :, :, self._write] = v
-        return self.k[layer, :, :, self._read], self.v[layer, :, :, self._read]
+        """Store this forward's keys/values `[B, H, S, hd]` for `layer`; return the keys/values to attend to (views)."""
+        c = self.cache
+        c.k[layer, :, :, self.write] = k
+        c.v[layer, :, :, self.write] = v
+        return c.k[layer, :, :, self.read], c.v[layer, :, :, self.read]
