@@ -44,9 +44,14 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
     p.add_argument("--tokens", type=int, default=d.tokens, help="new tokens to generate (default %(default)s)")
     p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
-    p.add_argument("--steps", type=int, help="denoising steps per block for ddpm (default: the block size)")
+    p.add_argument("--steps", type=int, help="denoising steps per block for ddpm and low-confidence (default: the block size)")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="default %(default)s")
     p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus threshold in (0, 1] (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=d.threshold,
+                   help="threshold sampler: reveal every drawn token the model gives at least this probability "
+                        "(default %(default)s)")
+    p.add_argument("--entropy-bound", type=float, default=d.entropy_bound,
+                   help="entropy-bounded sampler: entropy budget per step, in nats (default %(default)s)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
     p.add_argument("--seed", type=int, help="random seed (default: a random one, printed with --json)")
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
@@ -63,6 +68,7 @@ def run_generate(args: argparse.Namespace) -> int:
     loaded = _load(args)
     settings = SamplerSettings(
         tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
+        threshold=args.threshold, entropy_bound=args.entropy_bound,
         temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
         stop_on_repetition=not args.no_repetition_stop,
     )

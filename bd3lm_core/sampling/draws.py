@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import BD3LMError
+
 
 class RandomStream:
     """One sample's random numbers, drawn in a fixed order so that a seed gives the same text."""
@@ -28,18 +30,28 @@ class RandomStream:
         return torch.randint(high, (1,), generator=self.generator, device=self.device)
 
 
-def nucleus(logits: np.ndarray, top_p: float, temperature: float, mask_id: int) -> np.ndarray:
-    """p(x_0) for one position: softmax at `temperature`, the mask never predicted, cut to the top-p nucleus.
-
-    The nucleus keeps the most probable ids whose cumulative probability is
-    at most p (always at least one) and renormalises. Only the sorted values
-    are needed, not the permutation: the nucleus is every id above the
-    smallest kept value, plus as many ids equal to it as the cut allows.
-    """
+def softmax(logits: np.ndarray, temperature: float, mask_id: int) -> np.ndarray:
+    """The model's distribution over ids for one position (float64), at `temperature`, the mask never predicted."""
     z = logits.astype(np.float64) / temperature
     z[mask_id] = -np.inf
-    probs = np.exp(z - z.max())
-    probs /= probs.sum()
+    top = z.max()
+    if not np.isfinite(top) or np.isnan(z).any():
+        raise BD3LMError(
+            "the model computed NaN or infinite logits; its weights may be damaged (download or convert it again), "
+            "or its precision too low for it (try --dtype float32)."
+        )
+    probs = np.exp(z - top)
+    return probs / probs.sum()
+
+
+def top_p_cut(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """`probs` cut to the top-p nucleus and renormalised.
+
+    The nucleus keeps the most probable ids whose cumulative probability is
+    at most p (always at least one). Only the sorted values are needed, not
+    the permutation: the nucleus is every id above the smallest kept value,
+    plus as many ids equal to it as the cut allows.
+    """
     if top_p >= 1.0:
         return probs
     values = np.sort(probs)[::-1]
@@ -52,6 +64,11 @@ def nucleus(logits: np.ndarray, top_p: float, temperature: float, mask_id: int) 
     return kept / kept.sum()
 
 
+def nucleus(logits: np.ndarray, top_p: float, temperature: float, mask_id: int) -> np.ndarray:
+    """p(x_0) for one position: softmax at `temperature`, cut to the top-p nucleus."""
+    return top_p_cut(softmax(logits, temperature, mask_id), top_p)
+
+
 def draw(probs: np.ndarray, u: float) -> int:
     """The id at uniform draw `u` of the categorical distribution `probs` (inverse CDF)."""
     cdf = np.cumsum(probs)
@@ -62,24 +79,53 @@ def draw(probs: np.ndarray, u: float) -> int:
 class Draft:
     """A token drawn for each of some positions of a block, not yet revealed."""
 
-    positions: torch.Tensor  # offsets in the block
+    positions: torch.Tensor  # offsets in the block, ascending
     tokens: list[int]
-    probabilities: list[float]  # p(token) in the distribution it was drawn from (after top-p)
+    probabilities: list[float]  # p(token) in the distribution it was drawn from (temperature, top-p)
+    confidence: list[float]  # the model's own p(token): temperature 1, before top-p
+    entropy: list[float]  # of the model's distribution at the position (nats): its uncertainty there
+    alternatives: list[tuple[tuple[int, float], ...]]  # the model's most likely ids with their probabilities
 
     def subset(self, keep: torch.Tensor) -> Draft:
         """The draft at `keep` (a subset of `positions`, in order)."""
         index = torch.searchsorted(self.positions, keep).tolist()
-        return Draft(keep, [self.tokens[i] for i in index], [self.probabilities[i] for i in index])
+        pick = lambda values: [values[i] for i in index]  # noqa: E731
+        return Draft(
+            keep, pick(self.tokens), pick(self.probabilities), pick(self.confidence), pick(self.entropy),
+            pick(self.alternatives),
+        )
 
 
 def draft_tokens(
-    logits: np.ndarray, positions: torch.Tensor, top_p: float, temperature: float, mask_id: int, rng: RandomStream
+    logits: np.ndarray,
+    positions: torch.Tensor,
+    top_p: float,
+    temperature: float,
+    mask_id: int,
+    rng: RandomStream,
+    alternatives: int = 0,
 ) -> Draft:
-    """Draw one token per row of `logits [len(positions), V]`, one uniform number each."""
-    tokens, probabilities = [], []
+    """Draw one token per row of `logits [len(positions), V]`, one uniform number each.
+
+    `alternatives` > 0 also lists that many of the model's most likely ids per position.
+    """
+    tokens, probabilities, confidence, entropy, top = [], [], [], [], []
     for row, u in zip(logits, rng.uniform(len(positions)).tolist()):
-        probs = nucleus(row, top_p, temperature, mask_id)
+        model = softmax(row, 1.0, mask_id)
+        probs = top_p_cut(model if temperature == 1.0 else softmax(row, temperature, mask_id), top_p)
         token = draw(probs, u)
         tokens.append(token)
         probabilities.append(float(probs[token]))
-    return Draft(positions, tokens, probabilities)
+        confidence.append(float(model[token]))
+        entropy.append(float(-(model * np.log(np.where(model > 0, model, 1.0))).sum()))
+        top.append(most_likely(model, alternatives))
+    return Draft(positions, tokens, probabilities, confidence, entropy, top)
+
+
+def most_likely(probs: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
+    """The k most probable ids with their probabilities, most probable first."""
+    if k <= 0:
+        return ()
+    ids = np.argpartition(-probs, min(k, len(probs) - 1))[:k]
+    ids = ids[np.argsort(-probs[ids], kind="stable")]
+    return tuple((int(i), float(probs[i])) for i in ids)

@@ -15,7 +15,9 @@ from .settings import SamplerSettings
 class Reveal:
     position: int  # absolute position in the sequence (BOS is 0)
     token: int
-    probability: float  # p(x_0 = token) after top-p, when it was drawn
+    probability: float  # p(token) in the distribution it was drawn from: after temperature and top-p
+    confidence: float  # the model's own p(token) when it was drawn: temperature 1, before top-p
+    alternatives: tuple[tuple[int, float], ...] = ()  # the model's most likely ids then, with their probabilities
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,14 @@ def generate(
     settings: SamplerSettings = SamplerSettings(),
     cancel: threading.Event | None = None,
     num_samples: int = 1,
+    alternatives: int = 0,
 ) -> Iterator[Event]:
     """Stream the generation of `settings.tokens` new tokens after `prompt`, `num_samples` times at once.
 
     The prompt's whole blocks go straight into the context; its last partial
     block is completed by the sampler. Keys and values of finished blocks are
-    cached.
+    cached. `alternatives` > 0 lists, with every revealed token, that many of
+    the ids the model found most likely there.
     """
     if loaded.config.time_conditioning:
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
@@ -60,7 +62,7 @@ def generate(
         raise BD3LMError("the number of samples must be at least 1.")
     s = settings.resolved(loaded.config.block_size)
     context = CachedContext(loaded.model, s.block_size, batch=num_samples)
-    yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel)
+    yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel, alternatives)
 
 
 def sample(
@@ -69,9 +71,10 @@ def sample(
     settings: SamplerSettings,
     context: Context,
     cancel: threading.Event | None = None,
+    alternatives: int = 0,
 ) -> Iterator[Event]:
     """The sampling loop, on `context.batch` samples; `settings` must be resolved."""
-    return _Generation(loaded, prompt_ids, settings, context).run(cancel)
+    return _Generation(loaded, prompt_ids, settings, context, alternatives).run(cancel)
 
 
 @dataclass
@@ -87,13 +90,16 @@ class _Sample:
 
 
 class _Generation:
-    def __init__(self, loaded: LoadedModel, prompt_ids: list[int], settings: SamplerSettings, context: Context) -> None:
+    def __init__(
+        self, loaded: LoadedModel, prompt_ids: list[int], settings: SamplerSettings, context: Context, alternatives: int,
+    ) -> None:
         self.tokenizer = loaded.tokenizer
         self.mask_id = loaded.config.mask_id
         self.device = loaded.device
         self.settings = settings
         self.strategy = STRATEGIES[settings.sampler](settings)
         self.context = context
+        self.alternatives = alternatives
         self.prompt = list(prompt_ids)
         self.end = len(prompt_ids) + settings.tokens  # one past the last position to generate
         self.samples = [
@@ -167,14 +173,17 @@ class _Generation:
         step: int, start: int,
     ) -> tuple[Reveal, ...]:
         """Draw tokens for `asked`, let the strategy keep some if it needs their confidence, and write them into `row`."""
-        draft = draft_tokens(logits, asked, self.settings.top_p, self.settings.temperature, self.mask_id, s.rng)
+        settings = self.settings
+        draft = draft_tokens(logits, asked, settings.top_p, settings.temperature, self.mask_id, s.rng, self.alternatives)
         if self.strategy.needs_confidence:
-            confidence = torch.tensor(draft.probabilities)
-            chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng, confidence)
+            chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng, draft)
             draft = draft.subset(chosen)
         row[draft.positions] = torch.tensor(draft.tokens, device=row.device)
         return tuple(
-            Reveal(start + o, tok, p) for o, tok, p in zip(draft.positions.tolist(), draft.tokens, draft.probabilities)
+            Reveal(start + o, tok, p, c, alt)
+            for o, tok, p, c, alt in zip(
+                draft.positions.tolist(), draft.tokens, draft.probabilities, draft.confidence, draft.alternatives
+            )
         )
 
     def _close_block(self, block: torch.Tensor, index: int, start: int) -> Iterator[Event]:

@@ -21,8 +21,10 @@ class SamplerSettings:
     tokens: int = 128  # new tokens to generate
     block_size: int | None = None  # None: the checkpoint's own (the best choice)
     steps: int | None = None  # denoising steps per block (DDPM); None: the block size
-    sampler: str = "ddpm"
+    sampler: str = "ddpm"  # a name in strategies.STRATEGIES
     top_p: float = 0.9
+    threshold: float = 0.9  # the "threshold" sampler: reveal drawn tokens at least this probable (model's p)
+    entropy_bound: float = 1.0  # the "entropy-bounded" sampler: entropy budget per step, in nats
     temperature: float = 1.0
     seed: int | None = None  # None: a random seed, reported in `Finished`
     stop_at_eos: bool = True
@@ -45,6 +47,10 @@ class SamplerSettings:
             raise BD3LMError(f"unknown sampler {s.sampler!r}; choose {' or '.join(STRATEGIES)}.")
         if not 0.0 < s.top_p <= 1.0:
             raise BD3LMError("top-p must be in (0, 1].")
+        if not 0.0 < s.threshold <= 1.0:
+            raise BD3LMError("the confidence threshold must be in (0, 1].")
+        if not 0.0 <= s.entropy_bound < float("inf"):
+            raise BD3LMError("the entropy bound must be a number of nats, 0 or more.")
         if s.temperature <= 0:
             raise BD3LMError("temperature must be above 0.")
         return s
