@@ -21,7 +21,6 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ..errors import BD3LMError
@@ -147,14 +146,14 @@ class _Generation:
             wanted = torch.cat(asked).unique()  # sorted offsets that need logits in some row
             logits = None
             if len(wanted):
-                logits = self.context.logits(block, wanted).cpu().numpy()
+                logits = self.context.logits(block, wanted)  # [batch, len(wanted), V], on the model's device
                 self.nfe += 1
             for r, s in enumerate(self.samples):
                 if not len(masked[r]):
                     continue  # this sample's block is done; it waits for the others
                 revealed: tuple[Reveal, ...] = ()
                 if len(asked[r]):
-                    rows = logits[r, torch.searchsorted(wanted, asked[r]).cpu().numpy()]
+                    rows = logits[r, torch.searchsorted(wanted, asked[r])]
                     revealed = self._reveal(s, block[r], masked[r], asked[r], rows, step, start)
                 current = block[r].tolist()
                 yield Step(index, step, start, s.t, revealed, tuple(current),
@@ -169,7 +168,7 @@ class _Generation:
         return chosen
 
     def _reveal(
-        self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: np.ndarray,
+        self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: torch.Tensor,
         step: int, start: int,
     ) -> tuple[Reveal, ...]:
         """Draw tokens for `asked`, let the strategy keep some if it needs their confidence, and write them into `row`."""
