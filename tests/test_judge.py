@@ -166,6 +166,14 @@ def test_a_model_with_blocks_longer_than_one_cannot_judge(models: dict[str, Path
         load_judge(models["bs4"])
 
 
+def test_a_model_that_is_neither_gpt2_nor_bd3lm_cannot_judge(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(SMALL_GPT2, tmp_path / "llama"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    with pytest.raises(BD3LMError, match="llama is a llama model; a judge is a GPT-2 or a BD3-LM with block size 1"):
+        load_judge(folder)
+
+
 def test_a_gpt2_whose_tokenizer_is_larger_than_its_vocabulary_is_refused(tmp_path: Path) -> None:
     folder = Path(shutil.copytree(SMALL_GPT2, tmp_path / "gpt2"))
     (folder / "tokenizer.json").write_text(tiny_tokenizer_json(400))

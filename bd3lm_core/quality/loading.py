@@ -41,14 +41,9 @@ def load_judge(
     config_path = folder / "config.json"
     raw = read_config_json(config_path)
     if raw.get("model_type") == "gpt2":
-        network = load_gpt2(folder, resolve_device(device))
-        tokenizer = find_tokenizer(folder)
-        if tokenizer.size > network.config.vocab_size:
-            raise BD3LMError(
-                f"{folder}: the tokenizer has {tokenizer.size} ids but the model only {network.config.vocab_size}; "
-                "use the tokenizer.json made for this model."
-            )
-        return Judge(name, tokenizer, network.config.n_positions, gpt2_scorer(network))
+        return _gpt2_judge(folder, name, device)
+    if raw.get("model_type", "bd3lm") != "bd3lm":
+        raise BD3LMError(f"{name} is a {raw['model_type']} model; a judge is a GPT-2 or a BD3-LM with block size 1.")
     config = BD3LMConfig.from_dict(raw, where=str(config_path))
     if config.block_size != 1:
         raise BD3LMError(
@@ -57,6 +52,17 @@ def load_judge(
         )
     loaded = load_model(folder, device=device, dtype="float32")
     return Judge(name, loaded.tokenizer, config.model_length, bd3lm_scorer(loaded.model))
+
+
+def _gpt2_judge(folder: Path, name: str, device: str) -> Judge:
+    network = load_gpt2(folder, resolve_device(device))
+    tokenizer = find_tokenizer(folder)
+    if tokenizer.size > network.config.vocab_size:
+        raise BD3LMError(
+            f"{folder}: the tokenizer has {tokenizer.size} ids but the model only {network.config.vocab_size}; "
+            "use the tokenizer.json made for this model."
+        )
+    return Judge(name, tokenizer, network.config.n_positions, gpt2_scorer(network))
 
 
 def default_judge(model: LoadedModel | None) -> Path | str:
