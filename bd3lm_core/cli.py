@@ -1,4 +1,4 @@
-"""The `bd3lm` command: generate, download, list models, train, evaluate.
+"""The `bd3lm` command: generate, judge, download, list models, train, evaluate.
 
 Every subcommand goes through the same public API as the app. User errors
 (`BD3LMError`) print one line on stderr and exit with status 2.
@@ -57,6 +57,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    p.add_argument("--judge", metavar="SRC",
+                   help="score the sample with this autoregressive judge (folder or hub repo id; `default`: the one "
+                        "for the model's tokenizer) and report its Gen PPL and entropy")
     p.set_defaults(run=run_generate)
 
 
@@ -66,6 +69,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .sampling import BlockDone, Finished, SamplerSettings, generate
 
     loaded = _load(args)
+    judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     settings = SamplerSettings(
         tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
         threshold=args.threshold, entropy_bound=args.entropy_bound,
@@ -80,7 +84,14 @@ def run_generate(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         elif isinstance(event, Finished):
             result = event
+    # an empty sample (end-of-text at once) has no Gen PPL; the run is still reported
+    judgement = judge.score(result.text, result.token_ids, prompt=args.prompt) if judge and result.text else None
     if args.json:
+        quality = {} if judge is None else {
+            "judge": judge.name,
+            "gen_ppl": judgement.gen_ppl if judgement else None,
+            "entropy": judgement.entropy if judgement else None,
+        }
         print(json.dumps({
             "model": loaded.name,
             "prompt": args.prompt,
@@ -93,11 +104,53 @@ def run_generate(args: argparse.Namespace) -> int:
             "device": loaded.placement[0],
             "dtype": loaded.placement[1],
             "settings": asdict(result.settings),
+            **quality,
         }))
     else:
         print()
+        quality = f", Gen PPL {judgement.gen_ppl:.2f}, entropy {judgement.entropy:.2f}" if judgement else ""
         print(f"[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
-              f"stopped: {result.reason}, seed {result.settings.seed}]", file=sys.stderr)
+              f"stopped: {result.reason}, seed {result.settings.seed}{quality}]", file=sys.stderr)
+    return 0
+
+
+# --- judge ------------------------------------------------------------------
+def _load_judge(source: str, model, device: str):
+    """The judge named on the command line; `default` (or none) is the default judge for `model`."""
+    from .quality import load_judge
+
+    return load_judge(None if source == "default" else source, model=model, device=device, progress=_download_progress)
+
+
+def add_judge(sub: argparse._SubParsersAction) -> None:
+    from .devices import DEVICES
+
+    p = sub.add_parser("judge", help="Gen PPL and entropy of text files, scored by an autoregressive judge",
+                       description="Score UTF-8 text files with an autoregressive judge: generative perplexity "
+                                   "(Gen PPL) and the entropy of the tokens (nats).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text, one sample per file")
+    p.add_argument("--judge", metavar="SRC", default="default",
+                   help="a GPT-2 or block-size-1 BD3-LM: folder or hub repo id (default: the shipped judge)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.set_defaults(run=run_judge)
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from .training.data import read_text
+
+    texts = [(name, read_text(name)) for name in args.files]  # every file is checked before the judge loads
+    for name, text in texts:
+        if not text.strip():
+            raise BD3LMError(f"{name} is empty; give the judge a file with text in it.")
+    judge = _load_judge(args.judge, None, args.device)
+    for name, text in texts:
+        j = judge.score(text)
+        if args.json:
+            print(json.dumps({"file": name, "tokens": j.tokens, "gen_ppl": j.gen_ppl, "entropy": j.entropy}))
+        else:
+            print(f"{name}: {j.tokens} tokens, Gen PPL {j.gen_ppl:.2f}, entropy {j.entropy:.2f} nats")
+        sys.stdout.flush()
     return 0
 
 
@@ -276,7 +329,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_generate, add_download, add_models, add_train, add_eval, add_convert]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_generate, add_judge, add_download, add_models, add_train, add_eval, add_convert,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,15 +79,7 @@ class BD3LMConfig:
 
     @classmethod
     def load(cls, path: Path) -> BD3LMConfig:
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BD3LMError(f"{path} is missing; a model folder needs config.json and model.safetensors.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BD3LMError(f"{path} is not valid JSON ({err}); download the model again.") from None
-        if not isinstance(raw, dict):
-            raise BD3LMError(f"{path} is not a JSON object; download the model again.")
-        return cls.from_dict(raw, where=str(path))
+        return cls.from_dict(read_config_json(path), where=str(path))
 
     def to_dict(self) -> dict:
         """The published key set, so our own checkpoints look like the authors'."""
@@ -98,3 +90,16 @@ class BD3LMConfig:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def read_config_json(path: Path) -> dict:
+    """A model folder's config.json as a dict, with one clear error if it is missing or not a JSON object."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BD3LMError(f"{path} is missing; a model folder needs config.json and model.safetensors.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BD3LMError(f"{path} is not valid JSON ({err}); download the model again.") from None
+    if not isinstance(raw, dict):
+        raise BD3LMError(f"{path} is not a JSON object; download the model again.")
+    return raw
