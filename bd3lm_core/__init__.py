@@ -8,7 +8,8 @@ The public API, used alike by the `bd3lm` CLI and the BD3-LM Studio app:
         ...                                     # Step, BlockDone, then Finished
 
 Models: `load_model` takes a folder, a hub repo id or None (the default);
-`CATALOG`, `download_model`, `installed_models` and `remove_model` manage
+`CATALOG`, `download_model`, `installed_models` (downloads and the Hugging
+Face cache's checkpoints), `partial_bytes` and `remove_model` manage
 downloads. Training and evaluation live in the `training` package.
 
 The packages, in the order a reader meets them: `model` (the network and its
@@ -21,7 +22,7 @@ from .devices import DEVICES, DTYPES
 from .errors import BD3LMError
 from .hub import (
     CATALOG, CatalogEntry, DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models,
-    models_dir, remove_model,
+    models_dir, partial_bytes, remove_model,
 )
 from .loader import LoadedModel, load_model, load_network
 from .resources import DEFAULT_MODEL, default_model_dir, resource_path
@@ -32,7 +33,7 @@ from .sampling import (
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DEVICES", "DTYPES", "BD3LMError", "DownloadCancelled", "DownloadProgress",
-    "InstalledModel", "download_model", "installed_models", "models_dir", "remove_model", "LoadedModel",
+    "InstalledModel", "download_model", "installed_models", "models_dir", "partial_bytes", "remove_model", "LoadedModel",
     "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
     "random_seed",
