@@ -33,8 +33,8 @@ from .sampling import (
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DEVICES", "DTYPES", "BD3LMError", "DownloadCancelled", "DownloadProgress",
-    "InstalledModel", "download_model", "installed_models", "models_dir", "partial_bytes", "remove_model", "LoadedModel",
+    "InstalledModel", "download_model", "installed_models", "models_dir", "remove_model", "LoadedModel",
     "load_model", "load_network", "DEFAULT_MODEL", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
-    "random_seed",
+    "random_seed", "partial_bytes",
 ]

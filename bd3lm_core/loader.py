@@ -3,7 +3,8 @@
 `source` is a folder in the published layout (`config.json`,
 `model.safetensors`, optionally `tokenizer.json`), a Hugging Face repo id
 (taken from our models folder, else from the Hugging Face cache in place,
-else downloaded once), or None for the model shipped with the project. The CLI, the app and the trainer all come through here.
+else downloaded once), or None for the model shipped with the project. The
+CLI, the app and the trainer all come through here.
 """
 
 from __future__ import annotations

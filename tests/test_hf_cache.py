@@ -95,7 +95,9 @@ def test_a_dangling_blob_link_is_skipped_never_loaded(hf_cache, bd3lm_home, capl
     assert f"note: skipped {REPO}" in capsys.readouterr().out
 
 
-def test_offline_the_newest_complete_snapshot_stands_in_for_an_incomplete_main(hf_cache, bd3lm_home, monkeypatch) -> None:
+def test_offline_the_newest_complete_snapshot_stands_in_for_an_incomplete_main(
+    hf_cache, bd3lm_home, monkeypatch
+) -> None:
     complete = hf_cache.add(REPO, TINY, commit="a" * 40, main=False)
     hf_cache.add(REPO, NO_WEIGHTS, commit="b" * 40)  # refs/main: an interrupted update
     assert find_model(REPO) == complete

@@ -52,13 +52,16 @@ def scan() -> CacheScan:
     models: dict[str, InstalledModel] = {}
     skipped: dict[str, str] = {}
     for repo in info.repos:
-        if repo.repo_type != "model" or not any(_is_bd3lm_config(r.snapshot_path / CONFIG_FILE) for r in repo.revisions):
-            continue
+        configs = (r.snapshot_path / CONFIG_FILE for r in repo.revisions)
+        if repo.repo_type != "model" or not any(_is_bd3lm_config(path) for path in configs):
+            continue  # another kind of model: not ours to list or to note
         chosen = _choose(repo)
         if chosen is None:
             skipped[repo.repo_id] = _incomplete_note(repo)
         else:
-            models[repo.repo_id] = InstalledModel(repo.repo_id, chosen.snapshot_path, chosen.size_on_disk, in_hf_cache=True)
+            models[repo.repo_id] = InstalledModel(
+                repo.repo_id, chosen.snapshot_path, chosen.size_on_disk, in_hf_cache=True
+            )
     for warning in info.warnings:
         repo_id = _damaged_repo(warning)
         if repo_id is not None:
