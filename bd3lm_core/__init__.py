@@ -8,7 +8,8 @@ The public API, used alike by the `bd3lm` CLI and the BD3-LM Studio app:
         ...                                     # Step, BlockDone, then Finished
 
 Models: `load_model` takes a folder, a hub repo id or None (the default);
-`CATALOG`, `download_model`, `installed_models` and `remove_model` manage
+`CATALOG`, `download_model`, `installed_models` (downloads and the Hugging
+Face cache's checkpoints), `partial_bytes` and `remove_model` manage
 downloads. Training and evaluation live in the `training` package.
 
 Quality: `load_judge` loads an autoregressive judge (a GPT-2 or a BD3-LM
@@ -26,7 +27,7 @@ from .devices import DEVICES, DTYPES
 from .errors import BD3LMError
 from .hub import (
     CATALOG, CatalogEntry, DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models,
-    models_dir, remove_model,
+    models_dir, partial_bytes, remove_model,
 )
 from .loader import LoadedModel, load_model, load_network
 from .quality import Judge, Judgement, load_judge
@@ -42,5 +43,5 @@ __all__ = [
     "load_model", "load_network", "Judge", "Judgement", "load_judge", "DEFAULT_JUDGE", "DEFAULT_MODEL",
     "default_judge_dir", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
-    "random_seed",
+    "random_seed", "partial_bytes",
 ]

@@ -182,7 +182,7 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .hub import CATALOG, installed_models, models_dir
+    from .hub import CATALOG, hf_cache, installed_models, models_dir
     from .resources import DEFAULT_MODEL, default_model_dir
 
     installed = {m.repo_id: m for m in installed_models()}
@@ -192,12 +192,15 @@ def run_models(args: argparse.Namespace) -> int:
     print(f"Catalog (downloads go to {models_dir()}):")
     for entry in CATALOG:
         mark = "installed" if entry.repo_id in installed else f"{entry.size_bytes / 1e6:.0f} MB"
-        print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}")
+        where = f" ({installed[entry.repo_id].where})" if entry.repo_id in installed else ""
+        print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}{where}")
     others = [m for r, m in installed.items() if all(e.repo_id != r for e in CATALOG)]
     if others:
         print("Other installed models:")
         for m in others:
-            print(f"  {m.repo_id:48s} {m.size_bytes / 1e6:.0f} MB")
+            print(f"  {m.repo_id:48s} {m.size_bytes / 1e6:.0f} MB  {m.where}: {m.path}")
+    for note in hf_cache.scan().skipped.values():
+        print(f"note: {note}")
     return 0
 
 

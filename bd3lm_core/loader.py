@@ -2,8 +2,9 @@
 
 `source` is a folder in the published layout (`config.json`,
 `model.safetensors`, optionally `tokenizer.json`), a Hugging Face repo id
-(downloaded once, then loaded from disk), or None for the model shipped
-with the project. The CLI, the app and the trainer all come through here.
+(taken from our models folder, else from the Hugging Face cache in place,
+else downloaded once), or None for the model shipped with the project. The
+CLI, the app and the trainer all come through here.
 """
 
 from __future__ import annotations
@@ -57,12 +58,13 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
 
 
 def find_tokenizer(folder: Path) -> Tokenizer:
-    """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use)."""
+    """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use):
+    from the Hugging Face cache, else our copy, downloaded once."""
     own = Path(folder) / "tokenizer.json"
     if own.is_file():
         return Tokenizer.load(own)
     try:
-        return Tokenizer.load(hub.gpt2_tokenizer())
+        return Tokenizer.load(hub.hf_cache.gpt2_tokenizer() or hub.gpt2_tokenizer())
     except BD3LMError as err:
         raise BD3LMError(
             f"{folder} has no tokenizer.json and GPT-2's could not be fetched ({err}). "
@@ -71,7 +73,10 @@ def find_tokenizer(folder: Path) -> Tokenizer:
 
 
 def resolve_source(source: str | Path | None, progress: Callable | None = None) -> tuple[Path, str]:
-    """(folder, display name) for a folder, a repo id (downloading it if needed) or None (the default model)."""
+    """(folder, display name) for a folder, a repo id or None (the default model).
+
+    A repo id is looked up in our models folder, then in the Hugging Face cache, and downloaded only if in neither.
+    """
     if source is None:
         folder = default_model_dir()
         if not (folder / "config.json").is_file():
@@ -84,7 +89,10 @@ def resolve_source(source: str | Path | None, progress: Callable | None = None) 
         return path, path.name
     text = str(source)
     if REPO_ID.match(text) and not path.exists():
-        return hub.download_model(text, progress=progress), text  # returns at once when already installed
+        if hub.is_installed(text):
+            return hub.model_folder(text), text
+        cached = hub.hf_cache.find_model(text)
+        return cached or hub.download_model(text, progress=progress), text
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
