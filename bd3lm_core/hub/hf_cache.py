@@ -26,7 +26,7 @@ from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 from huggingface_hub.errors import CacheNotFound, CorruptedCacheException
 from huggingface_hub.utils import CachedRepoInfo, CachedRevisionInfo
 
-from ..model.config import REQUIRED_KEYS
+from ..model.config import missing_keys
 from .store import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel
 
 GPT2_REPOS = ("openai-community/gpt2", "gpt2")  # the GPT-2 tokenizer's repo, under its new and its old name
@@ -103,12 +103,12 @@ def _is_complete(revision: CachedRevisionInfo) -> bool:
 
 
 def _is_bd3lm_config(path: Path) -> bool:
-    """Whether `path` is a BD3-LM config.json (the cache holds every other kind of model too)."""
+    """Whether `path` is a BD3-LM or MDLM config.json (the cache holds every other kind of model too)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(raw, dict) and all(key in raw for key in REQUIRED_KEYS)
+    return isinstance(raw, dict) and not missing_keys(raw)
 
 
 def _incomplete_note(repo: CachedRepoInfo) -> str:

@@ -2,8 +2,11 @@
 
 Published files name every tensor `backbone.<module path>`, call the layers
 `blocks`, and may carry buffers we do not need (`backbone.rotary_emb.inv_freq`,
-`sampling_eps_min`, `sampling_eps_max`). `published_name` is the one place
-that maps our module paths to theirs. Everything else must match the network
+`sampling_eps_min`, `sampling_eps_max`). MDLM checkpoints
+(`kuleshov-group/mdlm-owt`) name their tensors the same way: their model
+class keeps the same network under `backbone` and saves
+`backbone.rotary_emb.inv_freq`. `published_name` is the one place that maps
+our module paths to theirs. Everything else must match the network
 exactly: a missing, unexpected or mis-shaped tensor means the file belongs to
 another model, and the user is told which tensors are wrong in one message.
 """
