@@ -26,13 +26,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", metavar="SRC", help="model folder or hub repo id (default: the shipped model)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
-    p.add_argument("--dtype", choices=list(DTYPES), default="auto", help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU")
+    p.add_argument("--dtype", choices=list(DTYPES), default="auto",
+                   help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU; int8: int8 weights on the CPU")
+    p.add_argument("--threads", type=int, help="CPU threads (default: one for small models, all cores for large ones)")
 
 
 def _load(args: argparse.Namespace):
     from .loader import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress)
+    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress, threads=args.threads)
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    p.add_argument("--num-samples", type=int, default=1, metavar="N",
+                   help="draw N samples of the prompt at once, in one batch; sample i uses seed + i (default 1)")
     p.add_argument("--judge", metavar="SRC",
                    help="score the sample with this autoregressive judge (folder or hub repo id; `default`: the one "
                         "for the model's tokenizer) and report its Gen PPL and entropy")
@@ -76,42 +80,70 @@ def run_generate(args: argparse.Namespace) -> int:
         temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
         stop_on_repetition=not args.no_repetition_stop,
     )
-    if not args.json:
+    many = args.num_samples > 1
+    stream = not args.json and not many  # one sample streams block by block; several print as each finishes
+    if stream:
         sys.stdout.write(args.prompt)
-    for event in generate(loaded, args.prompt, settings):
-        if isinstance(event, BlockDone) and not args.json:
+    finished: list[Finished] = []
+    for event in generate(loaded, args.prompt, settings, num_samples=args.num_samples):
+        if isinstance(event, BlockDone) and stream:
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, Finished):
-            result = event
+            finished.append(event)
+            if many and not args.json:
+                print(f"--- sample {event.row + 1} of {args.num_samples} (seed {event.settings.seed}, "
+                      f"stopped: {event.reason}) ---\n{args.prompt}{event.text}", flush=True)
+    finished.sort(key=lambda f: f.row)
     # an empty sample (end-of-text at once) has no Gen PPL; the run is still reported
-    judgement = judge.score(result.text, result.token_ids, prompt=args.prompt) if judge and result.text else None
+    quality = [
+        None if judge is None else judge.score(f.text, f.token_ids, prompt=args.prompt) if f.text else None
+        for f in finished
+    ]
+    nfe, seconds = max(f.nfe for f in finished), max(f.seconds for f in finished)  # the batch's, not a row's
+    tokens = sum(len(f.token_ids) for f in finished)
+    speed = tokens / seconds if seconds > 0 else 0.0
     if args.json:
-        quality = {} if judge is None else {
-            "judge": judge.name,
-            "gen_ppl": judgement.gen_ppl if judgement else None,
-            "entropy": judgement.entropy if judgement else None,
+        samples = [
+            {"text": f.text, "token_ids": list(f.token_ids), "stop_reason": f.reason, "seed": f.settings.seed,
+             **_quality_fields(judge, j)}
+            for f, j in zip(finished, quality)
+        ]
+        run = {
+            "model": loaded.name, "prompt": args.prompt, "nfe": nfe, "seconds": seconds, "tokens_per_second": speed,
+            "device": loaded.placement[0], "dtype": loaded.placement[1], "settings": asdict(finished[0].settings),
         }
-        print(json.dumps({
-            "model": loaded.name,
-            "prompt": args.prompt,
-            "text": result.text,
-            "token_ids": list(result.token_ids),
-            "nfe": result.nfe,
-            "seconds": result.seconds,
-            "tokens_per_second": result.tokens_per_second,
-            "stop_reason": result.reason,
-            "device": loaded.placement[0],
-            "dtype": loaded.placement[1],
-            "settings": asdict(result.settings),
-            **quality,
-        }))
-    else:
+        if many:
+            print(json.dumps({**run, "num_samples": args.num_samples, "samples": samples}))
+        else:
+            first = samples[0]
+            print(json.dumps({
+                **run, "text": first["text"], "token_ids": first["token_ids"], "stop_reason": first["stop_reason"],
+                **_quality_fields(judge, quality[0]),
+            }))
+        return 0
+    if stream:
         print()
-        quality = f", Gen PPL {judgement.gen_ppl:.2f}, entropy {judgement.entropy:.2f}" if judgement else ""
-        print(f"[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
-              f"stopped: {result.reason}, seed {result.settings.seed}{quality}]", file=sys.stderr)
+    judged = [j for j in quality if j is not None]
+    scores = ""
+    if judged:
+        scores = (f", Gen PPL {sum(j.gen_ppl for j in judged) / len(judged):.2f}, "
+                  f"entropy {sum(j.entropy for j in judged) / len(judged):.2f}" + (" (means)" if many else ""))
+    seed = f"seeds {finished[0].settings.seed}..{finished[-1].settings.seed}" if many else f"seed {finished[0].settings.seed}"
+    stops = ", ".join(sorted({f.reason for f in finished}))
+    print(f"[{tokens} tokens, {nfe} forwards, {speed:.1f} tokens/s, stopped: {stops}, {seed}{scores}]", file=sys.stderr)
     return 0
+
+
+def _quality_fields(judge, judgement) -> dict:
+    """The judge's fields of a JSON result: none without a judge, nulls for an empty sample."""
+    if judge is None:
+        return {}
+    return {
+        "judge": judge.name,
+        "gen_ppl": judgement.gen_ppl if judgement else None,
+        "entropy": judgement.entropy if judgement else None,
+    }
 
 
 # --- judge ------------------------------------------------------------------

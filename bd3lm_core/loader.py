@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from . import hub
-from .devices import resolve_device, resolve_dtype
+from .devices import PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
 from .errors import BD3LMError
 from .model.checkpoints import load_weights
 from .model.config import BD3LMConfig
-from .model.kernels import use_sampling_kernels
+from .model.kernels import quantize_linear_layers, use_sampling_kernels
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
 from .resources import DEFAULT_MODEL, default_model_dir
@@ -37,22 +37,26 @@ class LoadedModel:
     name: str  # what to show the user: the repo id, or the folder's name
     path: Path
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # torch.qint8 for the int8 precision (see devices.DTYPES)
+    threads: int | None = None  # CPU threads torch uses for it; None on a GPU
 
     @property
     def placement(self) -> tuple[str, str]:
         """Device and precision as the user names them: ("cuda", "bfloat16")."""
-        return str(self.device), str(self.dtype).removeprefix("torch.")
+        return str(self.device), PRECISION_NAMES[self.dtype]
 
 
 def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> BD3LM:
-    """The network of a published-layout folder, weights checked and loaded, in eval mode."""
+    """The network of a published-layout folder, weights checked and loaded, in eval mode (`dtype` qint8: int8 linears)."""
     folder = Path(folder)
     config = BD3LMConfig.load(folder / "config.json")
     model = BD3LM(config)
     load_weights(model, folder / "model.safetensors")
-    model = model.to(device=device, dtype=dtype).eval()
-    if torch.device(device).type == "cpu":
+    int8 = dtype == torch.qint8
+    model = model.to(device=device, dtype=torch.float32 if int8 else dtype).eval()
+    if int8:
+        quantize_linear_layers(model)
+    elif torch.device(device).type == "cpu":
         use_sampling_kernels(model)
     return model
 
@@ -101,8 +105,14 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     progress: Callable | None = None,
+    threads: int | None = None,
 ) -> LoadedModel:
-    """Load a model ready for sampling; `progress` receives download progress for repo ids."""
+    """Load a model ready for sampling; `progress` receives download progress for repo ids.
+
+    On the CPU it also sets torch's thread count: `threads`, or one chosen for the model's size.
+    """
+    if threads is not None and threads < 1:
+        raise BD3LMError(f"the number of threads must be at least 1, not {threads}.")
     folder, name = resolve_source(source, progress)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -114,4 +124,8 @@ def load_model(
             f"{folder}: the tokenizer has {tokenizer.size} ids but the model expects {config.mask_id} "
             f"(vocab_size {config.vocab_size} minus the mask token); use the tokenizer.json made for this model."
         )
-    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype)
+    used = None
+    if torch_device.type == "cpu":
+        used = threads or choose_threads(sum(p.numel() for p in model.parameters()))
+        torch.set_num_threads(used)
+    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used)
