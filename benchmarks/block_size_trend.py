@@ -42,7 +42,7 @@ BLOCK_SIZES = (1, 2, 4, 8, 16, CONTEXT)  # the last is one block over the whole 
 BUDGETS = (1.0, 0.5, 0.25)  # forward passes per generated token (steps per block = budget x block size)
 # The same recipe for every block size; only the size of the run differs between the two modes.
 RECIPE = dict(lr=1e-3, warmup=100, schedule="cosine", ema=0.995, batch_size=16, cond_dim=128, seed=0)
-FULL = dict(hidden_dim=128, n_layers=4, n_heads=2, steps=1200, eval_every=300, eval_rows=64)
+FULL = dict(hidden_dim=128, n_layers=4, n_heads=2, steps=800, eval_every=200, eval_rows=64)
 QUICK = dict(hidden_dim=64, n_layers=2, n_heads=2, steps=120, eval_every=60, eval_rows=16)
 PAPER = {  # OpenWebText, context 1024 (spec section 6): perplexity bound, Gen PPL at 1024 tokens
     1: (17.54, 14.1), 4: (20.73, 25.7), 8: (21.68, 30.4), 16: (22.27, 33.4), CONTEXT: (22.98, 46.8),
