@@ -18,7 +18,7 @@ import torch
 from . import hub
 from .devices import resolve_device, resolve_dtype
 from .errors import BD3LMError
-from .model.checkpoints import load_weights
+from .model.checkpoints import build_network
 from .model.config import BD3LMConfig
 from .model.kernels import use_sampling_kernels
 from .model.network import BD3LM
@@ -48,8 +48,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     """The network of a published-layout folder, weights checked and loaded, in eval mode."""
     folder = Path(folder)
     config = BD3LMConfig.load(folder / "config.json")
-    model = BD3LM(config)
-    load_weights(model, folder / "model.safetensors")
+    model = build_network(config, folder / "model.safetensors")
     model = model.to(device=device, dtype=dtype).eval()
     if torch.device(device).type == "cpu":
         use_sampling_kernels(model)
@@ -59,7 +58,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
 def find_tokenizer(folder: Path) -> Tokenizer:
     """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use)."""
     own = Path(folder) / "tokenizer.json"
-    if own.is_file():
+    if own.exists():  # a folder, a pipe or a device there is refused by Tokenizer.load, not passed over
         return Tokenizer.load(own)
     try:
         return Tokenizer.load(hub.gpt2_tokenizer())

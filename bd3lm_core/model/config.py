@@ -14,13 +14,66 @@ that translates: `n_blocks` in the file is `n_layers` in the code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..errors import BD3LMError
+from .. import checks
+from ..errors import BD3LMError, one_line
+from ..files import read_limited, write_atomically
 
 PUBLISHED_NAMES = {"n_blocks": "n_layers"}  # key in config.json -> field here
 REQUIRED_KEYS = ("block_size", "cond_dim", "hidden_dim", "model_length", "n_blocks", "n_heads", "vocab_size")
+MAX_CONFIG_BYTES = 1_000_000  # published files are ~1 kB; anything near this is not a config
+
+# Ranges of the whole-number fields. The published models are at 1024 positions,
+# 12 layers, hidden 768 and 50258 ids; the limits leave wide room above them and
+# stop a few bytes of JSON from asking for memory no machine has (the KV cache
+# and the attention masks grow with model_length, which no tensor shape checks).
+MAX_CONTEXT = 16384
+WHOLE_RANGES = {
+    "block_size": (1, MAX_CONTEXT), "cond_dim": (1, 65536), "hidden_dim": (2, 65536), "model_length": (1, MAX_CONTEXT),
+    "n_layers": (1, 1024), "n_heads": (1, 4096), "vocab_size": (2, 2**22),
+}
+SWITCHES = ("adaln", "causal", "time_conditioning", "cross_attn")
+FRACTIONS = ("dropout", "sampling_eps_min", "sampling_eps_max")  # in [0, 1]; dropout below 1
+
+
+def check_model_values(values: Mapping[str, object], label: Callable[[str], str]) -> None:
+    """Check the model hyper-parameters present in `values`, one by one and then together.
+
+    `label` names a field the way the user wrote it (a key of config.json, or a flag of `bd3lm train`).
+    """
+    for name, (low, high) in WHOLE_RANGES.items():
+        if name in values:
+            checks.whole(values[name], label(name), low, high)
+    for name in SWITCHES:
+        if name in values:
+            checks.boolean(values[name], label(name))
+    for name in FRACTIONS:
+        if name in values:
+            checks.number(values[name], label(name), 0.0, 1.0, open_high=name == "dropout")
+    if "hidden_dim" in values and "n_heads" in values:
+        d, h = values["hidden_dim"], values["n_heads"]
+        if d % h or (d // h) % 2:
+            raise BD3LMError(
+                f"{label('hidden_dim')} {d} must split into {label('n_heads')} {h} heads of even size "
+                "(hidden_dim / n_heads even)."
+            )
+    if "model_length" in values and "block_size" in values and values["model_length"] % values["block_size"]:
+        raise BD3LMError(
+            f"{label('model_length')} {values['model_length']} must be a multiple of {label('block_size')} "
+            f"{values['block_size']}."
+        )
+    if values.get("sampling_eps_min", 0.0) >= values.get("sampling_eps_max", 1.0):
+        raise BD3LMError(f"{label('sampling_eps_min')} must be below {label('sampling_eps_max')}.")
+    if values.get("causal"):
+        raise BD3LMError("causal=true (a plain autoregressive backbone) is not a BD3-LM; use block_size 1 instead.")
+
+
+def published_key(name: str) -> str:
+    """A field's key in config.json: `n_layers` -> `n_blocks`."""
+    return {here: there for there, here in PUBLISHED_NAMES.items()}.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -41,18 +94,7 @@ class BD3LMConfig:
     sampling_eps_max: float = 0.999
 
     def __post_init__(self) -> None:
-        if self.hidden_dim % self.n_heads or (self.hidden_dim // self.n_heads) % 2:
-            raise BD3LMError(
-                f"config.json: hidden_dim {self.hidden_dim} must split into {self.n_heads} heads of even size; "
-                "check that the file belongs to a BD3-LM checkpoint."
-            )
-        if self.block_size < 1 or self.model_length < 1 or self.model_length % self.block_size:
-            raise BD3LMError(
-                f"config.json: model_length {self.model_length} must be a positive multiple of "
-                f"block_size {self.block_size}."
-            )
-        if self.causal:
-            raise BD3LMError("config.json: causal=true (a plain autoregressive backbone) is not a BD3-LM; use block_size 1 instead.")
+        check_model_values(asdict(self), published_key)
 
     @property
     def head_dim(self) -> int:
@@ -64,6 +106,7 @@ class BD3LMConfig:
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "config.json") -> BD3LMConfig:
+        """The config in `raw` (config.json's keys), every value checked before anything is built from it."""
         missing = [k for k in REQUIRED_KEYS if k not in raw]
         if missing:
             raise BD3LMError(
@@ -74,27 +117,27 @@ class BD3LMConfig:
         values = {PUBLISHED_NAMES.get(k, k): v for k, v in raw.items()}
         try:
             return cls(**{k: v for k, v in values.items() if k in known})
-        except TypeError as err:  # a value of the wrong kind, e.g. a string for an int
-            raise BD3LMError(f"{where} has a value of the wrong type ({err}); use the checkpoint's own config.json.") from None
+        except BD3LMError as err:
+            raise BD3LMError(f"{where}: {err}") from None
 
     @classmethod
     def load(cls, path: Path) -> BD3LMConfig:
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = json.loads(read_limited(path, MAX_CONFIG_BYTES, "config.json").decode("utf-8"))
         except FileNotFoundError:
             raise BD3LMError(f"{path} is missing; a model folder needs config.json and model.safetensors.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BD3LMError(f"{path} is not valid JSON ({err}); download the model again.") from None
+        except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5000-digit number, nesting too deep
+            raise BD3LMError(f"{path} is not valid JSON ({one_line(err)}); download the model again.") from None
         if not isinstance(raw, dict):
             raise BD3LMError(f"{path} is not a JSON object; download the model again.")
         return cls.from_dict(raw, where=str(path))
 
     def to_dict(self) -> dict:
         """The published key set, so our own checkpoints look like the authors'."""
-        published = {here: there for there, here in PUBLISHED_NAMES.items()}
-        out = {published.get(k, k): v for k, v in asdict(self).items()}
+        out = {published_key(k): v for k, v in asdict(self).items()}
         out.update(architectures=["BD3LM"], model_type="bd3lm", attn_backend="sdpa")
         return out
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_atomically(Path(path), (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8"))
+

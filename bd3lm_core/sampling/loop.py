@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import BD3LMError
 from ..loader import LoadedModel
 from .context import CachedContext, FullContext
@@ -38,7 +39,7 @@ Context = CachedContext | FullContext
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
     """The fixed start of a generation: BOS, then the prompt's tokens."""
-    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(prompt)
+    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(checks.text(prompt, "the prompt"))
 
 
 def generate(
@@ -60,7 +61,7 @@ def generate(
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
     if num_samples < 1:
         raise BD3LMError("the number of samples must be at least 1.")
-    s = settings.resolved(loaded.config.block_size)
+    s = settings.resolved(loaded.config.block_size, loaded.config.model_length)
     context = CachedContext(loaded.model, s.block_size, batch=num_samples)
     yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel, alternatives)
 
