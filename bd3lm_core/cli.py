@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 
 from . import checks
 from .errors import BD3LMError
@@ -34,9 +35,9 @@ def _progress_line(text: str) -> None:
     _progress_shown = True
 
 
-def _error(message: str) -> None:
-    """`bd3lm: message` on a line of its own, after any progress line."""
-    print(("\n" if _progress_shown else "") + f"bd3lm: {message}", file=sys.stderr)
+def _error(message: str, new_line: bool = False) -> None:
+    """`bd3lm: message` on a line of its own, after any progress line (or the ^C a terminal shows: `new_line`)."""
+    print(("\n" if new_line or _progress_shown else "") + f"bd3lm: {message}", file=sys.stderr)
 
 
 # --- generate ---------------------------------------------------------------
@@ -347,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(err))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("", file=sys.stderr)  # after the ^C the terminal shows
-        _error("interrupted.")
+        _error("interrupted.", new_line=True)
         return EXIT_INTERRUPTED
     except OSError as err:  # a file problem no command foresaw: still one line, not a traceback
         where = f": {err.filename}" if err.filename else ""
@@ -360,10 +360,8 @@ def _reader_went_away() -> int:
     """The program reading our output has exited (`| head`): stop without a message, as Unix tools do."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):  # so that Python's own flush at exit does not fail again
-        try:
+        with suppress(OSError, ValueError):
             os.dup2(devnull, stream.fileno())
-        except (OSError, ValueError):
-            pass
     return EXIT_PIPE_CLOSED
 
 

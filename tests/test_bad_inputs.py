@@ -319,6 +319,9 @@ CASES = [
     row("train-seed-1e23", TRAIN + " --seed 1e23", "argument --seed: invalid int value: '1e23'"),
     row("train-empty-marker", TRAIN + " --separator marker:", "the separator marker: needs the marker after the colon"),
     row("train-heads-do-not-divide", TRAIN + " --hidden-dim 30 --n-heads 4", "--hidden-dim 30 must split into --n-heads 4"),
+    row("train-init-from-another-shape",
+        TRAIN + " --model-length 32 --init-from {model} --tokenizer {model}/tokenizer.json --hidden-dim 64 --n-heads 2",
+        "--init-from model has another shape (hidden_dim 32, n_layers 2, cond_dim 16)"),
     row("train-data-dev-zero", "train --data /dev/zero --out {tmp}/new", "/dev/zero is a pipe, a device or a socket"),
     # convert never writes over anything, nor leaves half a folder
     row("convert-onto-a-folder-in-use", "convert {model} {tmp}/taken", "already exists and is not an empty folder",

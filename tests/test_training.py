@@ -5,13 +5,15 @@ from __future__ import annotations
 import errno
 import math
 import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 from bd3lm_core import BD3LMError, load_network
-from bd3lm_core.training import Trainer, TrainSettings
+from bd3lm_core.training import Trainer
+from bd3lm_core.training import trainer as trainer_module
 from bd3lm_core.training.data import TextOptions, clean_text, make_rows, split_documents, split_tail
 from bd3lm_core.training.evaluation import candidate_windows, nelbo, pick_window
 from bd3lm_core.training.objective import block_losses, sample_block_times, token_losses
@@ -158,3 +160,21 @@ def test_a_full_disk_keeps_the_last_save_and_says_to_resume(tmp_path: Path, monk
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == saved  # no temporary file left either
     resumed = Trainer(toy_settings(tmp_path, steps=4, eval_every=2), resume=True, report=lambda _: None)
     assert resumed.step == 2  # the save before the failed one is whole
+
+
+def test_ctrl_c_during_a_save_waits_for_it_then_stops_the_run(tmp_path: Path, monkeypatch) -> None:
+    trainer = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), report=lambda _: None)
+    real_save_state = trainer_module.save_state
+
+    def save_state_pressing_ctrl_c(*args, **kwargs) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl+C, in the middle of the save
+        real_save_state(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "save_state", save_state_pressing_ctrl_c)
+    assert trainer.run() == trainer_module.INTERRUPTED
+    assert trainer.step == 2  # stopped right after the save it did not cut short
+    monkeypatch.setattr(trainer_module, "save_state", real_save_state)
+    resumed = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), resume=True, report=lambda _: None)
+    assert resumed.step == 2
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name

@@ -30,7 +30,7 @@ from ..files import check_regular, write_atomically
 from .settings import TrainSettings
 
 STATE_FILE = "train_state.safetensors"
-LEGACY_STATE_FILE = "train_state.pt"  # a pickle, written before 2026-12: refused, never loaded
+LEGACY_STATE_FILE = "train_state.pt"  # a pickle, written by earlier versions: refused, never loaded
 _KEY = "bd3lm_train_state"  # the header entry holding the JSON part
 _FORMAT = 1
 
@@ -78,7 +78,8 @@ def read_state(folder: Path) -> RunState:
     if not path.exists() and legacy.exists():
         raise BD3LMError(
             f"{legacy} was saved by an older bd3lm as a pickle, which bd3lm no longer loads because loading a "
-            f"pickle can run any code in it; keep the weights with `bd3lm train --init-from {folder} --out NEW_FOLDER` "
+            f"pickle can run any code in it; keep the weights with `bd3lm train --init-from {folder} "
+            f"--tokenizer {Path(folder) / 'tokenizer.json'} --out NEW_FOLDER` and the model flags of its config.json "
             "(the optimizer starts afresh), or finish the run with the older version."
         )
     try:
@@ -177,5 +178,5 @@ def _like(current: object, saved: object, key: str, path: Path) -> object:
 def _damaged(path: Path, detail: str) -> BD3LMError:
     return BD3LMError(
         f"{path} is damaged or was not written by bd3lm ({detail}); start a new run, "
-        f"or keep the weights with --init-from {path.parent} and a new --out."
+        f"or keep the weights with --init-from {path.parent} --tokenizer {path.parent / 'tokenizer.json'} and a new --out."
     )

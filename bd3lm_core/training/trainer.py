@@ -125,6 +125,13 @@ class Trainer:
                 f"--init-from model has {loaded.config.vocab_size} ids but the tokenizer gives "
                 f"{self.config.vocab_size}; pass --tokenizer with that model's tokenizer.json."
             )
+        shape = ("hidden_dim", "n_layers", "n_heads", "cond_dim", "adaln")
+        differ = [name for name in shape if getattr(loaded.config, name) != getattr(self.config, name)]
+        if differ:
+            wanted = ", ".join(f"{name} {getattr(loaded.config, name)}" for name in differ)
+            raise BD3LMError(
+                f"--init-from model has another shape ({wanted}); pass the same model flags as that model's config.json."
+            )
         self.model.load_state_dict(loaded.model.state_dict())
 
     # --- state -------------------------------------------------------------
