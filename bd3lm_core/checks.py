@@ -49,10 +49,16 @@ def boolean(value: object, name: str) -> bool:
     return value
 
 
-def text(value: object, name: str) -> str:
-    """`value` if it is a str that can be written as UTF-8 (command-line bytes that were not UTF-8 cannot)."""
+def string(value: object, name: str) -> str:
+    """`value` if it is a str (a path may hold any bytes the system allows, so nothing more is asked)."""
     if not isinstance(value, str):
         raise BD3LMError(f"{name} must be text, not {_shown(value)}.")
+    return value
+
+
+def text(value: object, name: str) -> str:
+    """`value` if it is a str that can be written as UTF-8 (command-line bytes that were not UTF-8 cannot)."""
+    string(value, name)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

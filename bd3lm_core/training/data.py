@@ -121,7 +121,7 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
     """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
     separators = settings.separators  # checked, with every other setting, by TrainSettings.check
     if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
-        if not Path(settings.tokenizer).is_file():
+        if not Path(settings.tokenizer).exists():  # a pipe or a folder there is refused by Tokenizer.load
             raise BD3LMError(
                 f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
             )

@@ -62,8 +62,8 @@ class TrainSettings:
         if not isinstance(self.data, list) or not self.data:
             raise BD3LMError("give at least one --data file.")
         for path in self.data:
-            checks.text(path, "--data")
-        checks.text(self.out, "--out")
+            checks.string(path, "--data")
+        checks.string(self.out, "--out")
         if not isinstance(self.separators, list) or len(self.separators) not in (1, len(self.data)):
             raise BD3LMError("give one --separator for all files, or one per --data file.")
         for separator in self.separators:
@@ -74,7 +74,7 @@ class TrainSettings:
             checks.whole(self.holdout_bytes, "--holdout-bytes", 1)
         for name in ("tokenizer", "init_from"):
             if getattr(self, name) is not None:
-                checks.text(getattr(self, name), _flag(name))
+                checks.string(getattr(self, name), _flag(name))
         checks.whole(self.vocab_size, "--vocab-size", MIN_BPE_SIZE, WHOLE_RANGES["vocab_size"][1] - 1)
         model = ("block_size", "model_length", "hidden_dim", "n_layers", "n_heads", "cond_dim", "dropout")
         check_model_values({name: getattr(self, name) for name in model}, _flag)

@@ -170,8 +170,8 @@ def _like(current: object, saved: object, key: str, path: Path) -> object:
             return checks.number(saved, key)
         except BD3LMError as err:
             raise _damaged(path, f"optimizer {str(err).rstrip('.')}") from None
-    if isinstance(current, list) or saved == current:  # `params`: compared above; switches: as built from settings
-        return saved
+    if isinstance(current, list) or (type(saved) is type(current) and saved == current):
+        return saved  # `params`: compared above; switches and None: the same as the optimizer built from the settings
     raise _damaged(path, f"optimizer setting {key} is {saved!r}")
 
 
