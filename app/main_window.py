@@ -20,7 +20,7 @@ from bd3lm_core import DEFAULT_MODEL, BD3LMError, installed_models
 
 from . import exports
 from .controls import ControlsPanel
-from .download_dialog import DownloadDialog
+from .download_dialog import DownloadDialog, show_download_dialog
 from .live_view import LiveView
 from .settings import Choices, Settings
 from .trace import Outcome, Trace
@@ -222,11 +222,7 @@ class MainWindow(QMainWindow):
             self.installed_menu.addAction("(none yet: Download models…)").setEnabled(False)
 
     def show_downloads(self) -> DownloadDialog:
-        dialog = DownloadDialog(self)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
-        dialog.model_chosen.connect(self.load_model_source)
-        dialog.show()
-        return dialog
+        return show_download_dialog(self, self.model.source if self.model else None, self.load_model_source)
 
     # --- runs --------------------------------------------------------------------
     def generate(self) -> None:

@@ -113,7 +113,7 @@ const play = document.getElementById("play");
 function stop() { clearInterval(timer); timer = null; play.textContent = "Play"; }
 play.onclick = () => {
   if (timer) return stop();
-  if (+slider.value >= +slider.max) slider.value = 0;
+  if (+slider.value >= +slider.max) { slider.value = 0; render(0); }  // from the start: step 1 first
   play.textContent = "Pause";
   timer = setInterval(() => {
     if (+slider.value >= +slider.max) return stop();

@@ -313,7 +313,7 @@ CASES = [
     row("train-batch-size-negative", TRAIN + " --batch-size -1", "--batch-size must be a whole number of at least 1, not -1"),
     row("train-eval-every-0", TRAIN + " --eval-every 0", "--eval-every must be a whole number of at least 1, not 0"),
     row("train-eval-rows-0", TRAIN + " --eval-rows 0", "--eval-rows must be a whole number of at least 1, not 0"),
-    row("train-threads-negative", TRAIN + " --threads -1", "--threads must be a whole number from 1 to 4096, not -1"),
+    row("train-threads-negative", TRAIN + " --threads -1", "--threads must be a whole number from 1 to 1024, not -1"),
     row("train-dropout-2", TRAIN + " --dropout 2", "--dropout must be a finite number in [0, 1), not 2.0"),
     row("train-lr-nan", TRAIN + " --lr nan", "--lr must be a finite number above 0, not NaN"),
     row("train-seed-1e23", TRAIN + " --seed 1e23", "argument --seed: invalid int value: '1e23'"),

@@ -2,8 +2,11 @@
 
 Published files name every tensor `backbone.<module path>`, call the layers
 `blocks`, and may carry buffers we do not need (`backbone.rotary_emb.inv_freq`,
-`sampling_eps_min`, `sampling_eps_max`). `published_name` is the one place
-that maps our module paths to theirs. Everything else must match the network
+`sampling_eps_min`, `sampling_eps_max`). MDLM checkpoints
+(`kuleshov-group/mdlm-owt`) name their tensors the same way: their model
+class keeps the same network under `backbone` and saves
+`backbone.rotary_emb.inv_freq`. `published_name` is the one place that maps
+our module paths to theirs. Everything else must match the network
 exactly: a missing, unexpected or mis-shaped tensor means the file belongs to
 another model, and the user is told which tensors are wrong in one message.
 
@@ -12,18 +15,19 @@ without the data) agrees with config.json: a config of a few bytes could
 otherwise ask for a network of any size. The header is first checked against
 the sizes that decide the network's size (layers, width, vocabulary,
 conditioning), then against every shape of the network built on the `meta`
-device (which allocates nothing); only then is the network built and filled,
-and weights that are NaN or infinite are refused.
+device (which allocates nothing); only then is the network built and filled.
+Weights must be floats (float64 is cast), and NaN or infinite ones are refused.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
+from safetensors.torch import load_file, save
 
 from ..errors import BD3LMError
 from ..files import check_regular, write_atomically
@@ -31,10 +35,11 @@ from .config import BD3LMConfig, published_key
 from .network import BD3LM, SigmaEmbedding
 
 OPTIONAL = {"backbone.rotary_emb.inv_freq", "sampling_eps_min", "sampling_eps_max"}
-# safetensors' names of the dtypes a weight may have; float64 is cast when loaded (nothing is lost in float32 use)
+# safetensors' names of the dtypes a weight may have; float64 is cast when loaded
 WEIGHT_DTYPES = ("F32", "F16", "BF16", "F64")
 
-Header = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (dtype, shape)
+Shape = tuple[int, ...]
+Header = dict[str, tuple[str, Shape]]  # tensor name -> (dtype, shape)
 
 
 def published_name(name: str) -> str:
@@ -60,27 +65,57 @@ def read_header(path: Path) -> Header:
         raise BD3LMError(f"{path} is not a readable safetensors file ({err}); download the model again.") from None
 
 
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, on CPU, with a clear error if it is unreadable."""
+    read_header(path)  # a missing file, a pipe or a device is refused before it is opened for reading
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise BD3LMError(f"{path} is not a readable safetensors file ({err}); download the model again.") from None
+
+
 def build_network(config: BD3LMConfig, path: Path) -> BD3LM:
     """The network of `config` filled from a published-layout file, after checking every name, shape and dtype."""
     header = read_header(path)
     _check_sizes(config, header, path)
     with torch.device("meta"):  # shapes only: nothing is allocated
-        shapes = {name: tuple(t.shape) for name, t in BD3LM(config).state_dict().items()}
-    ours = {published_name(name): name for name in shapes}
-    expected = {published_name(name): shape for name, shape in shapes.items()}
-    _check_tensors(expected, header, path)
+        _check_header(path, header, BD3LM(config))
     model = BD3LM(config)
-    tensors = {}
-    with safe_open(str(path), framework="pt") as f:
-        for name in expected:
-            tensors[ours[name]] = tensor = f.get_tensor(name)
-            if not bool(torch.isfinite(tensor).all()):
-                raise BD3LMError(
-                    f"{path}: {name} holds NaN or infinite values, so the model cannot compute anything; "
-                    "the file is damaged or comes from a run that diverged. Download or convert the model again."
-                )
-    model.load_state_dict(tensors)
+    _fill(model, path)
     return model
+
+
+def load_weights(model: BD3LM, path: Path) -> None:
+    """Fill an existing `model` from a published-layout file, after checking every name, shape and dtype."""
+    _check_header(path, read_header(path), model)
+    _fill(model, path)
+
+
+def check_tensors(path: Path, shapes: Mapping[str, Shape], expected: Mapping[str, Shape], optional: set[str]) -> None:
+    """Raise one BD3LMError naming every missing, unexpected or mis-shaped tensor of the file at `path`.
+
+    `shapes` are the file's, `expected` maps each name the network needs to
+    its shape; names in `optional` may be in the file and are then ignored.
+    """
+    problems = []
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected) - optional)
+    misshaped = [
+        f"{name} {tuple(shapes[name])} (expected {tuple(shape)})"
+        for name, shape in expected.items()
+        if name in shapes and tuple(shapes[name]) != tuple(shape)
+    ]
+    if missing:
+        problems.append("missing: " + _short_list(missing))
+    if unexpected:
+        problems.append("unexpected: " + _short_list(unexpected))
+    if misshaped:
+        problems.append("wrong shape: " + _short_list(misshaped))
+    if problems:
+        raise BD3LMError(
+            f"{path} does not match its config.json ({'; '.join(problems)}); "
+            "the weights and config.json must come from the same checkpoint."
+        )
 
 
 def _check_sizes(config: BD3LMConfig, header: Header, path: Path) -> None:
@@ -105,26 +140,10 @@ def _check_sizes(config: BD3LMConfig, header: Header, path: Path) -> None:
         )
 
 
-def _check_tensors(expected: dict[str, tuple[int, ...]], header: Header, path: Path) -> None:
-    problems = []
-    missing = sorted(set(expected) - set(header))
-    unexpected = sorted(set(header) - set(expected) - OPTIONAL)
-    misshaped = [
-        f"{name} {header[name][1]} (expected {shape})"
-        for name, shape in expected.items()
-        if name in header and header[name][1] != shape
-    ]
-    if missing:
-        problems.append("missing: " + _short_list(missing))
-    if unexpected:
-        problems.append("unexpected: " + _short_list(unexpected))
-    if misshaped:
-        problems.append("wrong shape: " + _short_list(misshaped))
-    if problems:
-        raise BD3LMError(
-            f"{path} does not match its config.json ({'; '.join(problems)}); "
-            "the weights and config.json must come from the same checkpoint."
-        )
+def _check_header(path: Path, header: Header, model: BD3LM) -> None:
+    """Every tensor `model` needs is in the header, with its shape and a float dtype."""
+    expected = {published_name(name): tuple(t.shape) for name, t in model.state_dict().items()}
+    check_tensors(path, {name: shape for name, (_, shape) in header.items()}, expected, OPTIONAL)
     wrong_type = [f"{name} {header[name][0]}" for name in expected if header[name][0] not in WEIGHT_DTYPES]
     if wrong_type:
         raise BD3LMError(
@@ -133,8 +152,22 @@ def _check_tensors(expected: dict[str, tuple[int, ...]], header: Header, path: P
         )
 
 
+def _fill(model: BD3LM, path: Path) -> None:
+    """Load the (checked) tensors into `model`, refusing NaN and infinite weights."""
+    tensors = {}
+    with safe_open(str(path), framework="pt") as f:
+        for name in model.state_dict():
+            tensors[name] = tensor = f.get_tensor(published_name(name))
+            if not bool(torch.isfinite(tensor).all()):
+                raise BD3LMError(
+                    f"{path}: {published_name(name)} holds NaN or infinite values, so the model cannot compute anything; "
+                    "the file is damaged or comes from a run that diverged. Download or convert the model again."
+                )
+    model.load_state_dict(tensors)
+
+
 def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> None:
-    """Write the weights the way the authors publish them (optionally cast, e.g. to float16 to ship)."""
+    """Write the weights the way the authors publish them (optionally cast, e.g. to float16 to ship), atomically."""
     tensors = {}
     for name, t in model.state_dict().items():
         t = t.detach().to("cpu")

@@ -9,6 +9,11 @@ unchanged.
 The authors call a transformer layer a "block" (`n_blocks`); here a block is
 always a block of tokens, and layers are layers. This file is the one place
 that translates: `n_blocks` in the file is `n_layers` in the code.
+
+MDLM checkpoints (`model_type: "mdlm"`, Sahoo et al. 2024, the BD3-LM paper's
+baseline) are the same network: one block over the whole context, adaLN on.
+Their config.json has the BD3-LM keys but no `block_size`, which is then
+`model_length`. Only the sampler treats them differently (`sampling/context.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..files import read_limited, write_atomically
 
 PUBLISHED_NAMES = {"n_blocks": "n_layers"}  # key in config.json -> field here
 REQUIRED_KEYS = ("block_size", "cond_dim", "hidden_dim", "model_length", "n_blocks", "n_heads", "vocab_size")
+MODEL_TYPES = ("bd3lm", "mdlm")  # `model_type` in config.json; absent means bd3lm
 MAX_CONFIG_BYTES = 1_000_000  # published files are ~1 kB; anything near this is not a config
 
 # Ranges of the whole-number fields. The published models are at 1024 positions,
@@ -44,6 +50,10 @@ def check_model_values(values: Mapping[str, object], label: Callable[[str], str]
 
     `label` names a field the way the user wrote it (a key of config.json, or a flag of `bd3lm train`).
     """
+    if "model_type" in values and values["model_type"] not in MODEL_TYPES:
+        raise BD3LMError(
+            f"{label('model_type')} {values['model_type']!r} is neither a BD3-LM nor an MDLM; use a BD3-LM or MDLM checkpoint."
+        )
     for name, (low, high) in WHOLE_RANGES.items():
         if name in values:
             checks.whole(values[name], label(name), low, high)
@@ -60,11 +70,15 @@ def check_model_values(values: Mapping[str, object], label: Callable[[str], str]
                 f"{label('hidden_dim')} {d} must split into {label('n_heads')} {h} heads of even size "
                 "(hidden_dim / n_heads even)."
             )
-    if "model_length" in values and "block_size" in values and values["model_length"] % values["block_size"]:
-        raise BD3LMError(
-            f"{label('model_length')} {values['model_length']} must be a multiple of {label('block_size')} "
-            f"{values['block_size']}."
-        )
+    if "model_length" in values and "block_size" in values:
+        n, block = values["model_length"], values["block_size"]
+        if values.get("model_type") == "mdlm" and block != n:
+            raise BD3LMError(
+                f"an MDLM is one block over its whole context, so {label('block_size')} {block} must equal "
+                f"{label('model_length')} {n} (or be left out)."
+            )
+        if n % block:
+            raise BD3LMError(f"{label('model_length')} {n} must be a multiple of {label('block_size')} {block}.")
     if values.get("sampling_eps_min", 0.0) >= values.get("sampling_eps_max", 1.0):
         raise BD3LMError(f"{label('sampling_eps_min')} must be below {label('sampling_eps_max')}.")
     if values.get("causal"):
@@ -92,6 +106,7 @@ class BD3LMConfig:
     cross_attn: bool = True
     sampling_eps_min: float = 1e-3
     sampling_eps_max: float = 0.999
+    model_type: str = "bd3lm"  # "mdlm": one block over the whole context, sampled in overlapping windows
 
     def __post_init__(self) -> None:
         check_model_values(asdict(self), published_key)
@@ -104,10 +119,14 @@ class BD3LMConfig:
     def mask_id(self) -> int:
         return self.vocab_size - 1
 
+    @property
+    def is_mdlm(self) -> bool:
+        return self.model_type == "mdlm"
+
     @classmethod
     def from_dict(cls, raw: dict, where: str = "config.json") -> BD3LMConfig:
         """The config in `raw` (config.json's keys), every value checked before anything is built from it."""
-        missing = [k for k in REQUIRED_KEYS if k not in raw]
+        missing = missing_keys(raw)
         if missing:
             raise BD3LMError(
                 f"{where} lacks the key(s) {', '.join(missing)}; it is not a BD3-LM config. "
@@ -115,6 +134,8 @@ class BD3LMConfig:
             )
         known = {f.name for f in fields(cls)}
         values = {PUBLISHED_NAMES.get(k, k): v for k, v in raw.items()}
+        if raw.get("model_type") == "mdlm":
+            values.setdefault("block_size", raw["model_length"])
         try:
             return cls(**{k: v for k, v in values.items() if k in known})
         except BD3LMError as err:
@@ -122,22 +143,36 @@ class BD3LMConfig:
 
     @classmethod
     def load(cls, path: Path) -> BD3LMConfig:
-        try:
-            raw = json.loads(read_limited(path, MAX_CONFIG_BYTES, "config.json").decode("utf-8"))
-        except FileNotFoundError:
-            raise BD3LMError(f"{path} is missing; a model folder needs config.json and model.safetensors.") from None
-        except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5000-digit number, nesting too deep
-            raise BD3LMError(f"{path} is not valid JSON ({one_line(err)}); download the model again.") from None
-        if not isinstance(raw, dict):
-            raise BD3LMError(f"{path} is not a JSON object; download the model again.")
-        return cls.from_dict(raw, where=str(path))
+        return cls.from_dict(read_config_json(path), where=str(path))
 
     def to_dict(self) -> dict:
-        """The published key set, so our own checkpoints look like the authors'."""
+        """The published key set, so our own checkpoints look like the authors' (an MDLM's keeps its own layout)."""
         out = {published_key(k): v for k, v in asdict(self).items()}
-        out.update(architectures=["BD3LM"], model_type="bd3lm", attn_backend="sdpa")
+        if self.is_mdlm:
+            del out["block_size"]  # MDLM configs have none: it is the whole context
+            out.update(architectures=["MDLM"])
+        else:
+            out.update(architectures=["BD3LM"], attn_backend="sdpa")
         return out
 
     def save(self, path: Path) -> None:
         write_atomically(Path(path), (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8"))
 
+
+def missing_keys(raw: dict) -> list[str]:
+    """The required keys a config.json dict lacks (an MDLM's needs no `block_size`); empty for a model we load."""
+    needed = REQUIRED_KEYS if raw.get("model_type") != "mdlm" else tuple(k for k in REQUIRED_KEYS if k != "block_size")
+    return [k for k in needed if k not in raw]
+
+
+def read_config_json(path: Path) -> dict:
+    """A model folder's config.json as a dict, with one clear error if it is missing, too large or not a JSON object."""
+    try:
+        raw = json.loads(read_limited(path, MAX_CONFIG_BYTES, "config.json").decode("utf-8"))
+    except FileNotFoundError:
+        raise BD3LMError(f"{path} is missing; a model folder needs config.json and model.safetensors.") from None
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5000-digit number, nesting too deep
+        raise BD3LMError(f"{path} is not valid JSON ({one_line(err)}); download the model again.") from None
+    if not isinstance(raw, dict):
+        raise BD3LMError(f"{path} is not a JSON object; download the model again.")
+    return raw
