@@ -95,6 +95,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from .interrupts import first_interrupt_cancels
     from .sampling import BlockDone, Finished, SamplerSettings, generate
+    from .sampling.loop import MAX_SAMPLES
 
     settings = SamplerSettings(
         tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
@@ -104,7 +105,7 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     settings.check()
     checks.text(args.prompt, "--prompt")
-    checks.whole(args.num_samples, "--num-samples", 1)
+    checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
     loaded = _load(args)
     judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1

@@ -296,6 +296,9 @@ CASES = [
     row("generate-temperature-0", GEN + " --temperature 0", "the temperature must be a finite number"),
     row("generate-top-p-nan", GEN + " --top-p nan", "top-p must be a finite number in (0, 1]"),
     row("generate-tokens-0", GEN.replace("4", "0"), "the number of new tokens must be a whole number of at least 1"),
+    row("generate-num-samples-0", GEN + " --num-samples 0", "--num-samples must be a whole number from 1 to 1024, not 0"),
+    row("generate-num-samples-10**6", GEN + " --num-samples 1000000", "--num-samples must be a whole number from 1 to 1024"),
+    row("generate-threads-0", GEN + " --threads 0", "the number of threads must be a whole number from 1 to 1024, not 0"),
     row("generate-prompt-not-utf8", ["generate", "--model", "{model}", "--prompt", b"caf\xe9"],
         "--prompt is not valid UTF-8 text"),
     # eval's flags and data

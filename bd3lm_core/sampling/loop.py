@@ -35,6 +35,8 @@ from .settings import SamplerSettings
 from .stop_rules import stop_reason
 from .strategies import STRATEGIES
 
+MAX_SAMPLES = 1024  # samples of one prompt in one batch; each holds its own KV cache
+
 Context = CachedContext | FullContext | WindowContext
 
 
@@ -62,8 +64,7 @@ def generate(
     config = loaded.config
     if config.time_conditioning:
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
-    if num_samples < 1:
-        raise BD3LMError("the number of samples must be at least 1.")
+    checks.whole(num_samples, "the number of samples", 1, MAX_SAMPLES)
     s = settings.resolved(config.block_size, config.model_length)
     if config.is_mdlm:
         context = WindowContext(loaded.model, batch=num_samples)
