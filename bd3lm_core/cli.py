@@ -1,23 +1,43 @@
 """The `bd3lm` command: generate, judge, download, list models, train, evaluate.
 
 Every subcommand goes through the same public API as the app. User errors
-(`BD3LMError`) print one line on stderr and exit with status 2.
+(`BD3LMError`, and flags argparse cannot parse) print one line on stderr and
+exit with status 2, before any work starts where the flag alone is wrong.
+Ctrl+C exits with 130 after keeping what can be kept (the text generated so
+far, a saved training run), SIGTERM during training with 143, and a reader
+that goes away (`bd3lm generate | head -c 20`) ends the command quietly with
+141, the status of a Unix tool stopped by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 
+from . import checks
 from .errors import BD3LMError
 from .formatting import duration
 
+EXIT_USER_ERROR, EXIT_PIPE_CLOSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 141, 130, 143
+
+
+_progress_shown = False  # a progress line (ended by \r, not \n) is on the terminal
+
 
 def _progress_line(text: str) -> None:
+    global _progress_shown
     sys.stderr.write("\r" + text.ljust(79)[:200])
     sys.stderr.flush()
+    _progress_shown = True
+
+
+def _error(message: str, new_line: bool = False) -> None:
+    """`bd3lm: message` on a line of its own, after any progress line (or the ^C a terminal shows: `new_line`)."""
+    print(("\n" if new_line or _progress_shown else "") + f"bd3lm: {message}", file=sys.stderr)
 
 
 # --- generate ---------------------------------------------------------------
@@ -39,6 +59,7 @@ def _load(args: argparse.Namespace):
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
     from .sampling import SAMPLERS, SamplerSettings
+    from .sampling.settings import MAX_STEPS
 
     d = SamplerSettings()
     p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
@@ -46,7 +67,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
     p.add_argument("--tokens", type=int, default=d.tokens, help="new tokens to generate (default %(default)s)")
     p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
-    p.add_argument("--steps", type=int, help="denoising steps per block for ddpm and low-confidence (default: the block size)")
+    p.add_argument("--steps", type=int,
+                   help=f"denoising steps per block for ddpm and low-confidence, 1 to {MAX_STEPS} (default: the block size)")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="default %(default)s")
     p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus threshold in (0, 1] (default %(default)s)")
     p.add_argument("--threshold", type=float, default=d.threshold,
@@ -55,7 +77,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entropy-bound", type=float, default=d.entropy_bound,
                    help="entropy-bounded sampler: entropy budget per step, in nats (default %(default)s)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
-    p.add_argument("--seed", type=int, help="random seed (default: a random one, printed with --json)")
+    p.add_argument("--seed", type=int, help="random seed, 0 to 2**63-1 (default: a random one, printed with --json)")
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
@@ -68,32 +90,41 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import threading
     from dataclasses import asdict
 
+    from .interrupts import first_interrupt_cancels
     from .sampling import BlockDone, Finished, SamplerSettings, generate
+    from .sampling.loop import MAX_SAMPLES
 
-    loaded = _load(args)
-    judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     settings = SamplerSettings(
         tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
         threshold=args.threshold, entropy_bound=args.entropy_bound,
         temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
         stop_on_repetition=not args.no_repetition_stop,
     )
+    settings.check()
+    checks.text(args.prompt, "--prompt")
+    checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
+    loaded = _load(args)
+    judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1
     stream = not args.json and not many  # one sample streams block by block; several print as each finishes
     if stream:
         sys.stdout.write(args.prompt)
     finished: list[Finished] = []
-    for event in generate(loaded, args.prompt, settings, num_samples=args.num_samples):
-        if isinstance(event, BlockDone) and stream:
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, Finished):
-            finished.append(event)
-            if many and not args.json:
-                print(f"--- sample {event.row + 1} of {args.num_samples} (seed {event.settings.seed}, "
-                      f"stopped: {event.reason}) ---\n{args.prompt}{event.text}", flush=True)
+    cancel = threading.Event()  # the first Ctrl+C: stop before the next step and report what was generated
+    with first_interrupt_cancels(cancel):
+        for event in generate(loaded, args.prompt, settings, num_samples=args.num_samples, cancel=cancel):
+            if isinstance(event, BlockDone) and stream:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Finished):
+                finished.append(event)
+                if many and not args.json:
+                    print(f"--- sample {event.row + 1} of {args.num_samples} (seed {event.settings.seed}, "
+                          f"stopped: {event.reason}) ---\n{args.prompt}{event.text}", flush=True)
+    status = EXIT_INTERRUPTED if cancel.is_set() else 0
     finished.sort(key=lambda f: f.row)
     # an empty sample (end-of-text at once) has no Gen PPL; the run is still reported
     quality = [
@@ -121,7 +152,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 **run, "text": first["text"], "token_ids": first["token_ids"], "stop_reason": first["stop_reason"],
                 **_quality_fields(judge, quality[0]),
             }))
-        return 0
+        return status
     if stream:
         print()
     judged = [j for j in quality if j is not None]
@@ -132,7 +163,7 @@ def run_generate(args: argparse.Namespace) -> int:
     seed = f"seeds {finished[0].settings.seed}..{finished[-1].settings.seed}" if many else f"seed {finished[0].settings.seed}"
     stops = ", ".join(sorted({f.reason for f in finished}))
     print(f"[{tokens} tokens, {nfe} forwards, {speed:.1f} tokens/s, stopped: {stops}, {seed}{scores}]", file=sys.stderr)
-    return 0
+    return status
 
 
 def _quality_fields(judge, judgement) -> dict:
@@ -249,15 +280,21 @@ def run_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .devices import DTYPES
+    from .files import new_folder
     from .loader import load_model
     from .model.checkpoints import save_weights
 
-    loaded = load_model(args.source, device="cpu", dtype="float32")
     dest = Path(args.dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    loaded.config.save(dest / "config.json")
-    loaded.tokenizer.save(dest / "tokenizer.json")
-    save_weights(loaded.model, dest / "model.safetensors", dtype=DTYPES[args.dtype])
+    try:
+        with new_folder(dest) as partial:  # `dest` appears only once every file is written
+            loaded = load_model(args.source, device="cpu", dtype="float32")
+            loaded.config.save(partial / "config.json")
+            loaded.tokenizer.save(partial / "tokenizer.json")
+            save_weights(loaded.model, partial / "model.safetensors", dtype=DTYPES[args.dtype])
+    except OSError as err:
+        raise BD3LMError(
+            f"could not write {dest} ({err.strerror or err}); nothing was written there. Check the path and the free space."
+        ) from None
     size = sum(f.stat().st_size for f in dest.iterdir() if f.is_file())
     print(f"wrote {dest} ({size / 1e6:.1f} MB, {args.dtype} weights)", file=sys.stderr)
     return 0
@@ -284,12 +321,19 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from dataclasses import asdict
 
+    from .sampling import SEED_LIMIT
     from .training.data import TextOptions, make_rows, read_documents, split_tail
     from .training.evaluation import nelbo
 
+    options = TextOptions(args.separator, args.fix_mojibake, args.ascii_punctuation)
+    checks.whole(args.samples, "--samples", 1)
+    checks.whole(args.batch_size, "--batch-size", 1)
+    checks.whole(args.seed, "--seed", 0, SEED_LIMIT - 1)
+    if args.tail_bytes is not None:
+        checks.whole(args.tail_bytes, "--tail-bytes", 1)
+    docs = read_documents(Path(args.data), options)
     loaded = _load(args)
-    docs = read_documents(Path(args.data), TextOptions(args.separator, args.fix_mojibake, args.ascii_punctuation))
-    if args.tail_bytes:
+    if args.tail_bytes is not None:
         docs = split_tail(docs, args.tail_bytes)[1]
     tok = loaded.tokenizer
     rows = make_rows((tok.encode(d) for d in docs), loaded.config.model_length, tok.bos_id, tok.eos_id)
@@ -339,9 +383,11 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from .training import Trainer, TrainSettings
+    from .devices import MAX_THREADS
+    from .training.trainer import INTERRUPTED, TERMINATED
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(checks.whole(args.threads, "--threads", 1, MAX_THREADS))
     fields = TrainSettings.__dataclass_fields__
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     values["separators"] = args.separator or ["blank"]
@@ -354,14 +400,14 @@ def run_train(args: argparse.Namespace) -> int:
         f"{len(trainer.held_rows)} held-out rows",
         file=sys.stderr,
     )
-    trainer.run(
+    stopped = trainer.run(
         lambda p: _progress_line(
             f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
             f"{p.tokens_per_second:.0f} tok/s  ETA {duration(p.eta_seconds)}"
         )
     )
     print(f"\nsaved to {settings.out}", file=sys.stderr)
-    return 0
+    return {INTERRUPTED: EXIT_INTERRUPTED, TERMINATED: EXIT_TERMINATED}.get(stopped, 0)
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -369,8 +415,15 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other mistake (its default adds the whole usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"bd3lm: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bd3lm", description="Block diffusion language models: generate, download, train, evaluate.")
+    parser = _Parser(prog="bd3lm", description="Block diffusion language models: generate, download, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -380,17 +433,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be told apart from a real error
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except BD3LMError as err:
-        print(f"bd3lm: {err}", file=sys.stderr)
-        return 2
+        _error(str(err))
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("\nbd3lm: interrupted.", file=sys.stderr)
-        return 130
+        _error("interrupted.", new_line=True)
+        return EXIT_INTERRUPTED
     except OSError as err:  # a file problem no command foresaw: still one line, not a traceback
         where = f": {err.filename}" if err.filename else ""
-        print(f"bd3lm: {err.strerror or err}{where}. Check the path and the free space.", file=sys.stderr)
-        return 2
+        _error(f"{err.strerror or err}{where}. Check the path and the free space.")
+        return EXIT_USER_ERROR
+
+
+def _reader_went_away() -> int:
+    """The program reading our output has exited (`| head`): stop without a message, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):  # so that Python's own flush at exit does not fail again
+        with suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    return EXIT_PIPE_CLOSED
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ PRECISION_NAMES = {dtype: name for name, dtype in DTYPES.items() if dtype is not
 # short to share, and a second thread that waits for a busy core stalls every step
 # (benchmarks/threads.py measures it, idle and beside a busy process).
 ONE_THREAD_BELOW = 50_000_000
+MAX_THREADS = 1024  # a thread count above this is a typo, not a machine
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # what torch chose at start-up (physical cores, or OMP_NUM_THREADS)
 
 

@@ -9,3 +9,9 @@ a dialog. Anything else is a bug and keeps its traceback.
 
 class BD3LMError(Exception):
     """A problem the user can fix; `str(err)` is the message to show them."""
+
+
+def one_line(detail: object, limit: int = 200) -> str:
+    """A library's message (often several lines) squeezed into a short clause of a BD3LMError."""
+    text = " ".join(str(detail).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

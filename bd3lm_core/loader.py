@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from . import hub
-from .devices import PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
+from . import checks, hub
+from .devices import MAX_THREADS, PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
 from .errors import BD3LMError
-from .model.checkpoints import load_weights
+from .model.checkpoints import build_network
 from .model.config import BD3LMConfig
 from .model.kernels import quantize_linear_layers, use_sampling_kernels
 from .model.network import BD3LM
@@ -50,8 +50,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     """The network of a published-layout folder, weights checked and loaded, in eval mode (`dtype` qint8: int8 linears)."""
     folder = Path(folder)
     config = BD3LMConfig.load(folder / "config.json")
-    model = BD3LM(config)
-    load_weights(model, folder / "model.safetensors")
+    model = build_network(config, folder / "model.safetensors")
     int8 = dtype == torch.qint8
     model = model.to(device=device, dtype=torch.float32 if int8 else dtype).eval()
     if int8:
@@ -65,7 +64,7 @@ def find_tokenizer(folder: Path) -> Tokenizer:
     """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use):
     from the Hugging Face cache, else our copy, downloaded once."""
     own = Path(folder) / "tokenizer.json"
-    if own.is_file():
+    if own.exists():  # a folder, a pipe or a device there is refused by Tokenizer.load, not passed over
         return Tokenizer.load(own)
     try:
         return Tokenizer.load(hub.hf_cache.gpt2_tokenizer() or hub.gpt2_tokenizer())
@@ -111,8 +110,8 @@ def load_model(
 
     On the CPU it also sets torch's thread count: `threads`, or one chosen for the model's size.
     """
-    if threads is not None and threads < 1:
-        raise BD3LMError(f"the number of threads must be at least 1, not {threads}.")
+    if threads is not None:
+        checks.whole(threads, "the number of threads", 1, MAX_THREADS)
     folder, name = resolve_source(source, progress)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)

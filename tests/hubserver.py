@@ -7,7 +7,14 @@ X-Repo-Commit. `*.safetensors` files are LFS files: the resolve URL redirects
 `127.0.0.1`, standing in for the CDN), and the redirect itself carries
 X-Linked-Etag and X-Linked-Size, as on the real hub. Bodies honour
 `Range: bytes=N-` with 206. Missing repos, revisions and files get 404 with
-the X-Error-Code that huggingface_hub turns into its exception types.
+the X-Error-Code that huggingface_hub turns into its exception types. ETags
+are what the hub sends: git's blob sha1 for small files, the sha256 of the
+content for LFS files.
+
+Switches make it misbehave the ways a broken proxy or mirror does:
+`range_from_zero` answers a Range request with 206 but the bytes from 0,
+`served_instead` sends other bytes than the ones the headers describe, and
+`etags` sends a given ETag instead of the real one.
 """
 
 from __future__ import annotations
@@ -53,6 +60,9 @@ class HubServer:
         self.repos = repos
         self.requests: list[LoggedRequest] = []
         self.chunk_delay = 0.0  # seconds to sleep after each CHUNK of a body
+        self.range_from_zero: set[str] = set()  # filenames whose Range requests get 206 with the bytes from 0
+        self.served_instead: dict[str, bytes] = {}  # filename -> bytes sent while the headers describe the real file
+        self.etags: dict[str, str] = {}  # filename -> ETag header sent instead of the real one
         self._cuts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -90,6 +100,11 @@ class HubServer:
                 if hashlib.sha256(content).hexdigest() == sha:
                     return filename, content
         return None
+
+
+def git_blob_sha1(content: bytes) -> str:
+    """The hash git (and so the hub's ETag) gives a small file: sha1 of a `blob <size>` header and the bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def commit_of(repo_id: str) -> str:
@@ -130,16 +145,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "EntryNotFound", "Entry not found", commit)
         content = files[filename]
         if filename.endswith(".safetensors"):
-            return self._lfs_redirect(hub, content, commit)
-        etag = f'"{hashlib.sha1(content).hexdigest()}"'
+            return self._lfs_redirect(hub, filename, content, commit)
+        etag = hub.etags.get(filename, f'"{git_blob_sha1(content)}"')
         self._content(hub, filename, content, {"ETag": etag, "X-Repo-Commit": commit}, send_body)
 
-    def _lfs_redirect(self, hub: HubServer, content: bytes, commit: str) -> None:
+    def _lfs_redirect(self, hub: HubServer, filename: str, content: bytes, commit: str) -> None:
         sha = hashlib.sha256(content).hexdigest()
         self.send_response(302)
         self.send_header("Location", f"http://localhost:{hub.port}/lfs/{sha}")
         self.send_header("X-Repo-Commit", commit)
-        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Etag", hub.etags.get(filename, f'"{sha}"'))
         self.send_header("X-Linked-Size", str(len(content)))
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -147,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _content(self, hub: HubServer, filename: str, content: bytes, headers: dict[str, str], send_body: bool) -> None:
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         start = int(match[1]) if match else 0
+        if match and filename in hub.range_from_zero:
+            start = 0  # a 206 all the same, with a Content-Range that says so
         if match and start >= len(content):
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{len(content)}")
@@ -162,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(content) - start))
         self.end_headers()
         if send_body:
-            self._body(hub, filename, content[start:])
+            self._body(hub, filename, hub.served_instead.get(filename, content)[start:])
 
     def _body(self, hub: HubServer, filename: str, body: bytes) -> None:
         cut = hub._take_cut(filename)

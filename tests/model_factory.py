@@ -16,6 +16,7 @@ from bd3lm_core.model.checkpoints import save_weights
 from bd3lm_core.model.config import BD3LMConfig
 from bd3lm_core.model.network import BD3LM
 from bd3lm_core.model.tokenizer import train_bpe
+from bd3lm_core.training import TrainSettings
 
 CORPUS = [
     "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.",
@@ -127,3 +128,17 @@ def make_mdlm_folder(folder: Path, model_length: int = 16, vocab: int = 300, hid
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save(folder / "tokenizer.json")
     return folder
+
+
+def toy_settings(tmp_path: Path, **overrides) -> TrainSettings:
+    """Settings of a training run that takes seconds: a 300-id BPE, a 2-layer model, contexts of 32."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(CORPUS * 3), encoding="utf-8")
+    values = dict(
+        data=[str(corpus)], out=str(tmp_path / "run"), vocab_size=300, block_size=4, model_length=32,
+        hidden_dim=32, n_layers=2, n_heads=2, cond_dim=16, batch_size=8, lr=3e-3, warmup=5, steps=40,
+        eval_every=20, eval_rows=8, holdout_bytes=600,
+    )
+    values.update(overrides)
+    return TrainSettings(**values)

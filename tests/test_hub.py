@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import shutil
 import socket
@@ -14,6 +16,7 @@ import pytest
 from huggingface_hub import constants
 
 from bd3lm_core.errors import BD3LMError
+from bd3lm_core.hub import download
 from bd3lm_core.hub import (
     DownloadCancelled,
     DownloadProgress,
@@ -26,6 +29,7 @@ from bd3lm_core.hub import (
     models_dir,
     remove_model,
 )
+from bd3lm_core.hub.store import VERIFIED_MARKER
 from bd3lm_core.model.tokenizer import Tokenizer
 
 REPO = "test-org/tiny-bd3lm"
@@ -135,7 +139,8 @@ def test_unreachable_hub_points_to_a_local_folder(online, bd3lm_home):
 
 def test_not_enough_disk_space_is_reported_before_downloading(hub, online, bd3lm_home, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=1000))
-    with pytest.raises(BD3LMError, match=r"the disk is full: test-org/tiny-bd3lm needs 1 MB more"):
+    need = sum(len(content) for content in hub.repos[REPO].values())
+    with pytest.raises(BD3LMError, match=rf"the disk is full: test-org/tiny-bd3lm needs {need / 1000:.1f} kB more"):
         download_model(REPO, endpoint=hub.url)
     assert hub.gets_of("model.safetensors") == []
 
@@ -170,3 +175,94 @@ def test_ids_that_are_not_hub_ids_are_refused(bd3lm_home):
     with pytest.raises(BD3LMError, match="not a hub repo id"):
         remove_model("..")
     assert models_dir().is_dir()
+
+
+# --- what the server sends is verified, not trusted ----------------------------
+def test_a_resume_answered_from_byte_0_is_refused_and_the_next_download_starts_clean(hub, online, bd3lm_home):
+    weights = hub.repos[REPO]["model.safetensors"]
+    hub.cut_next_get("model.safetensors", 100_000)
+    with pytest.raises(BD3LMError, match="interrupted"):
+        download_model(REPO, endpoint=hub.url)
+    hub.range_from_zero.add("model.safetensors")
+
+    with pytest.raises(BD3LMError) as err:
+        download_model(REPO, endpoint=hub.url)
+    assert "Content-Range 'bytes 0-" in str(err.value) and "bytes 100000- were asked for" in str(err.value)
+    assert "partial file was deleted" in str(err.value) and "\n" not in str(err.value)
+    assert partial_files(REPO, "model.safetensors") == []
+    assert not (model_folder(REPO) / "model.safetensors").exists() and not is_installed(REPO)
+
+    hub.range_from_zero.clear()
+    folder = download_model(REPO, endpoint=hub.url)
+    assert hub.gets_of("model.safetensors")[-1].range is None  # started clean
+    assert (folder / "model.safetensors").read_bytes() == weights
+
+
+@pytest.mark.parametrize("filename, hash_name", [("model.safetensors", "sha256"), ("config.json", "git sha1")])
+def test_changed_bytes_are_deleted_before_they_are_installed(hub, online, bd3lm_home, filename, hash_name):
+    real = hub.repos[REPO][filename]
+    hub.served_instead[filename] = real[:-1] + bytes([real[-1] ^ 1])  # same size, one bit off
+
+    with pytest.raises(BD3LMError) as err:
+        download_model(REPO, endpoint=hub.url)
+    assert f"its {hash_name} is not the" in str(err.value) and filename in str(err.value)
+    folder = model_folder(REPO)
+    assert not (folder / filename).exists() and partial_files(REPO, filename) == []
+    assert not is_installed(REPO) and installed_models() == []
+
+    del hub.served_instead[filename]
+    assert (download_model(REPO, endpoint=hub.url) / filename).read_bytes() == real
+
+
+@pytest.mark.parametrize("etag", ['"../../../escaped"', '"not-a-hash"', '"' + "a" * 63 + '"'])
+def test_an_etag_that_is_not_a_hash_is_a_clear_error(hub, online, bd3lm_home, etag):
+    hub.etags["config.json"] = etag
+    with pytest.raises(BD3LMError) as err:
+        download_model(REPO, endpoint=hub.url)
+    assert "not a hash" in str(err.value) and etag.strip('"') in str(err.value) and "\n" not in str(err.value)
+    assert [p for p in bd3lm_home.rglob("*") if p.is_file()] == []  # nothing written anywhere
+
+
+def test_a_folder_from_before_verification_is_verified_without_downloading_it_again(hub, online, bd3lm_home):
+    folder = download_model(REPO, endpoint=hub.url)
+    (folder / VERIFIED_MARKER).unlink()  # as an earlier version left it
+    assert is_installed(REPO) and [m.repo_id for m in installed_models()] == [REPO]
+    gets = len([r for r in hub.requests if r.method == "GET"])
+
+    assert download_model(REPO, endpoint=hub.url) == folder
+    assert len([r for r in hub.requests if r.method == "GET"]) == gets  # hashed here, not fetched again
+    record = json.loads((folder / VERIFIED_MARKER).read_text())
+    assert record["files"]["model.safetensors"]["etag"] == hashlib.sha256(hub.repos[REPO]["model.safetensors"]).hexdigest()
+
+
+def test_a_damaged_file_of_an_old_folder_is_fetched_again_and_only_it(hub, online, bd3lm_home):
+    folder = download_model(REPO, endpoint=hub.url)
+    (folder / VERIFIED_MARKER).unlink()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\0" * weights.stat().st_size)  # what an unverified resume could install
+
+    download_model(REPO, endpoint=hub.url)
+    assert weights.read_bytes() == hub.repos[REPO]["model.safetensors"]
+    assert len(hub.gets_of("model.safetensors")) == 2 and len(hub.gets_of("config.json")) == 1
+    assert (folder / VERIFIED_MARKER).is_file()
+
+
+def test_an_old_folder_is_used_as_it_is_while_the_hub_cannot_be_asked(hub, online, bd3lm_home, monkeypatch):
+    folder = download_model(REPO, endpoint=hub.url)
+    (folder / VERIFIED_MARKER).unlink()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert download_model(REPO, endpoint=hub.url) == folder
+    assert [m.repo_id for m in installed_models()] == [REPO]
+    assert not (folder / VERIFIED_MARKER).exists()  # verified once the hub answers
+
+
+def test_a_disk_that_fills_up_after_the_transfers_says_what_is_still_needed(hub, online, bd3lm_home, monkeypatch):
+    def full(src, dest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download, "_copy_complete", full)  # the GPT-2 tokenizer's copy into the model folder
+    with pytest.raises(BD3LMError) as err:
+        download_model("test-org/no-tokenizer", endpoint=hub.url)
+    need = len(hub.repos["gpt2"]["tokenizer.json"])
+    assert f"needs {need / 1000:.1f} kB more" in str(err.value)
+    assert not is_installed("test-org/no-tokenizer")

@@ -96,3 +96,14 @@ def test_asking_for_cuda_without_it_is_a_clear_error() -> None:
     with pytest.raises(BD3LMError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto").type in ("cpu", "mps")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_weights_in_any_float_precision_load_and_float64_is_cast(folder: Path, dtype: torch.dtype) -> None:
+    full = load_network(folder).state_dict()
+    tensors = {name: t.to(dtype) for name, t in load_file(str(folder / "model.safetensors")).items()}
+    save_file(tensors, str(folder / "model.safetensors"))
+    model = load_network(folder)
+    for name, value in model.state_dict().items():
+        assert value.dtype == torch.float32, name
+        assert torch.equal(value, full[name].to(dtype).float()), name

@@ -35,7 +35,7 @@ def test_small_models_get_one_thread_and_large_ones_torchs_default(folder: Path)
     assert loaded.threads == 1 and torch.get_num_threads() == 1
     loaded = load_model(folder, device="cpu", threads=2)
     assert loaded.threads == 2 and torch.get_num_threads() == 2
-    with pytest.raises(BD3LMError, match="at least 1"):
+    with pytest.raises(BD3LMError, match="threads must be a whole number from 1 to 1024, not 0"):
         load_model(folder, device="cpu", threads=0)
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import errno
 import math
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 from bd3lm_core import BD3LMError, load_network
-from bd3lm_core.training import Trainer, TrainSettings
+from bd3lm_core.training import Trainer
+from bd3lm_core.training import trainer as trainer_module
 from bd3lm_core.training.data import TextOptions, clean_text, make_rows, split_documents, split_tail
 from bd3lm_core.training.evaluation import candidate_windows, nelbo, pick_window
 from bd3lm_core.training.objective import block_losses, sample_block_times, token_losses
-from model_factory import CORPUS, make_model_folder
+from model_factory import make_model_folder, toy_settings
 
 
 def test_token_losses_equal_the_hand_computed_nelbo() -> None:
@@ -80,19 +83,6 @@ def test_document_rules_and_rows() -> None:
     assert rows.tolist() == [[0, 1, 2, 3], [0, 0, 4, 5]]
 
 
-def toy_settings(tmp_path: Path, **overrides) -> TrainSettings:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(CORPUS * 3), encoding="utf-8")
-    values = dict(
-        data=[str(corpus)], out=str(tmp_path / "run"), vocab_size=300, block_size=4, model_length=32,
-        hidden_dim=32, n_layers=2, n_heads=2, cond_dim=16, batch_size=8, lr=3e-3, warmup=5, steps=40,
-        eval_every=20, eval_rows=8, holdout_bytes=600,
-    )
-    values.update(overrides)
-    return TrainSettings(**values)
-
-
 def test_a_few_dozen_steps_lower_the_held_out_loss(tmp_path: Path) -> None:
     trainer = Trainer(toy_settings(tmp_path), report=lambda _: None)
     before = nelbo(trainer.model, trainer.held_rows, samples=2).nelbo_per_token
@@ -152,15 +142,39 @@ def test_a_missing_tokenizer_names_the_option(tmp_path: Path) -> None:
 
 def test_a_full_disk_keeps_the_last_save_and_says_to_resume(tmp_path: Path, monkeypatch) -> None:
     trainer = Trainer(toy_settings(tmp_path, steps=4, eval_every=2), report=lambda _: None)
-    real_save = torch.save
+    real_fsync = os.fsync
+    saved: dict[str, bytes] = {}
 
-    def save_until_full(obj, path, *args, **kwargs):
+    def fsync_until_full(fd: int) -> None:  # a full disk surfaces when the data is flushed
         if trainer.step >= 4:
+            if not saved:  # what the save at step 2 left
+                saved.update({p.name: p.read_bytes() for p in run.iterdir() if p.is_file()})
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(obj, path, *args, **kwargs)
+        real_fsync(fd)
 
-    monkeypatch.setattr(torch, "save", save_until_full)
+    run = Path(trainer.settings.out)
+    monkeypatch.setattr(os, "fsync", fsync_until_full)
     with pytest.raises(BD3LMError, match="could not save step 4 .*No space left on device.*--resume"):
         trainer.run()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == saved  # no temporary file left either
     resumed = Trainer(toy_settings(tmp_path, steps=4, eval_every=2), resume=True, report=lambda _: None)
     assert resumed.step == 2  # the save before the failed one is whole
+
+
+def test_ctrl_c_during_a_save_waits_for_it_then_stops_the_run(tmp_path: Path, monkeypatch) -> None:
+    trainer = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), report=lambda _: None)
+    real_save_state = trainer_module.save_state
+
+    def save_state_pressing_ctrl_c(*args, **kwargs) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl+C, in the middle of the save
+        real_save_state(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "save_state", save_state_pressing_ctrl_c)
+    assert trainer.run() == trainer_module.INTERRUPTED
+    assert trainer.step == 2  # stopped right after the save it did not cut short
+    monkeypatch.setattr(trainer_module, "save_state", real_save_state)
+    resumed = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), resume=True, report=lambda _: None)
+    assert resumed.step == 2
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name

@@ -12,12 +12,23 @@ classes, the shared HTTP session and auth headers) and stream the bytes
 ourselves into `<file>.<etag>.incomplete`, which the next attempt continues
 with a Range request. The ETag in the name keeps the bytes of a newer upload
 from being appended to a partial file of an older one.
+
+Nothing the server sends is trusted. The ETag is the file's hash (sha256 of
+the content for LFS files, git's blob sha1 for small files), so it must look
+like one; a resumed transfer must answer with the Content-Range asked for;
+every file is checked against the size and hash the hub gave before it is
+renamed into place, and a mismatch deletes the partial file (the next attempt
+starts clean). A model counts as verified once every file has passed: the
+marker (`store.VERIFIED_MARKER`) is written last.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -37,11 +48,18 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from ..errors import BD3LMError
-from .store import CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, WEIGHTS_FILE, is_installed, model_folder, models_dir
+from ..errors import BD3LMError, one_line
+from ..files import sync_folder, write_atomically
+from ..formatting import size
+from .store import (
+    CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, VERIFIED_MARKER, WEIGHTS_FILE, is_installed, is_verified, model_folder,
+    models_dir,
+)
 
 GPT2_REPO = "gpt2"  # the tokenizer of every published BD3-LM
 _REPORT_EVERY = 0.25  # seconds between progress reports during a transfer
+_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # ETags and commits: git sha1, or sha256 for LFS files
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 class DownloadCancelled(BD3LMError):
@@ -71,13 +89,26 @@ def download_model(
     this again after a failure or a cancel picks up where it stopped.
     `progress` is called on this (the downloading) thread; `endpoint` None
     means HF_ENDPOINT or huggingface.co.
+
+    A folder installed by a version of bd3lm that did not verify downloads
+    (all three files, no marker) is verified here without downloading it
+    again: its files are hashed against the hub's, only a file that differs
+    is fetched anew, and the marker is written. While the hub cannot be
+    reached such a folder is used as it is, as it was before, so nobody has
+    to download 680 MB again or lose a model that works offline.
     """
     folder = model_folder(repo_id)
-    if is_installed(repo_id):
+    if is_verified(repo_id):
         return folder
-    with _hub_errors(repo_id):
-        files = _plan(repo_id, folder, endpoint)
+    try:
+        with _hub_errors(repo_id):
+            files = _plan(repo_id, folder, endpoint)
+    except BD3LMError:
+        if is_installed(repo_id):  # an unverified folder from an earlier version: keep using it until the hub answers
+            return folder
+        raise
     _fetch_all(repo_id, files, folder, progress, cancel)
+    _mark_verified(repo_id, folder, files)
     return folder
 
 
@@ -142,8 +173,15 @@ def _remote(
             f"{url} did not answer like the Hugging Face hub (no commit or ETag header); "
             "check HF_ENDPOINT and proxy settings."
         )
-    pinned = hf_hub_url(repo_id, filename, revision=meta.commit_hash, endpoint=endpoint)
-    return _RemoteFile(filename, pinned, meta.etag, meta.size, meta.commit_hash, folder / filename)
+    etag, commit = meta.etag.lower(), meta.commit_hash.lower()
+    if not _HASH.fullmatch(etag) or not _HASH.fullmatch(commit):  # they become file names and are what we verify against
+        shown = one_line(meta.etag if not _HASH.fullmatch(etag) else meta.commit_hash, 80)
+        raise BD3LMError(
+            f"{url} answered with an ETag or commit that is not a hash ({shown!r}), so the download cannot be "
+            "verified; check HF_ENDPOINT and proxy settings."
+        )
+    pinned = hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint)
+    return _RemoteFile(filename, pinned, etag, meta.size, commit, folder / filename)
 
 
 def _required(repo_id: str, filename: str, revision: str | None, folder: Path, endpoint: str | None) -> _RemoteFile:
@@ -154,6 +192,12 @@ def _required(repo_id: str, filename: str, revision: str | None, folder: Path, e
             "run `bd3lm models` to see the catalog."
         )
     return file
+
+
+def _drop_unverified(file: _RemoteFile) -> None:
+    """Delete file.dest if it is not the file the hub describes (a file placed by an earlier version)."""
+    if file.dest.is_file() and not _matches(file, file.dest):
+        file.dest.unlink()
 
 
 def _drop_stale_partials(file: _RemoteFile) -> None:
@@ -171,11 +215,13 @@ def _fetch_all(
     cancel: threading.Event | None,
 ) -> None:
     """Download `files`, then copy into `folder` those kept elsewhere (the shared GPT-2 tokenizer)."""
-    meter = _Meter(files, progress)
     try:
+        for file in files:
+            _drop_unverified(file)
+        meter = _Meter(files, progress)
         with _hub_errors(repo_id):
             folder.mkdir(parents=True, exist_ok=True)
-            if _missing_bytes(files) > shutil.disk_usage(folder).free:
+            if _bytes_needed(files, folder) > shutil.disk_usage(folder).free:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             for file in files:
                 _fetch(file, meter, cancel)
@@ -183,7 +229,7 @@ def _fetch_all(
             if file.dest.parent != folder:
                 _copy_complete(file.dest, folder / file.name)
     except OSError as err:
-        raise _disk_error(err, repo_id, files) from None
+        raise _disk_error(err, repo_id, files, folder) from None
     meter.report(files[-1].name)
 
 
@@ -199,9 +245,11 @@ def _fetch(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) -> 
             _transfer(file, meter, cancel)
         got = file.partial.stat().st_size
         if file.size is not None and got != file.size:
-            file.partial.unlink()
-            raise BD3LMError(f"{file.name} arrived with {got} bytes instead of {file.size}; download again.")
+            _reject(file, f"it arrived with {got} bytes instead of {file.size}")
+        if not _matches(file, file.partial):
+            _reject(file, f"its {_hash_name(file.etag)} is not the {file.etag} the hub gave")
         os.replace(file.partial, file.dest)
+        sync_folder(file.dest.parent)
 
 
 def _transfer(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) -> None:
@@ -214,6 +262,8 @@ def _transfer(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) 
     )
     with stream as response:
         hf_raise_for_status(response)
+        if response.status_code == 206:
+            _check_range(file, response.headers.get("Content-Range"), offset)
         with file.partial.open("ab") as out:
             if response.status_code != 206:  # the whole file is coming: start over
                 out.truncate(0)
@@ -222,6 +272,50 @@ def _transfer(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) 
                 out.write(chunk)
                 meter.add(file.name, len(chunk))
                 _stop_if_cancelled(cancel)
+
+
+def _check_range(file: _RemoteFile, content_range: str | None, offset: int) -> None:
+    """A 206 must carry the bytes asked for: from `offset` to the end of the file the hub described."""
+    match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
+    ok = match is not None and int(match[1]) == offset and int(match[2]) + 1 == int(match[3])
+    if ok and file.size is not None:
+        ok = int(match[3]) == file.size
+    if not ok:
+        _reject(file, f"the server resumed it with Content-Range {content_range!r} where bytes {offset}- were asked for")
+
+
+def _matches(file: _RemoteFile, path: Path) -> bool:
+    """Whether `path` has the size and hash the hub gave for `file` (sha256 for LFS files, git's blob sha1 otherwise)."""
+    length = path.stat().st_size
+    if file.size is not None and length != file.size:
+        return False
+    digest = hashlib.sha256() if len(file.etag) == 64 else hashlib.sha1(b"blob %d\0" % length)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == file.etag
+
+
+def _hash_name(etag: str) -> str:
+    return "sha256" if len(etag) == 64 else "git sha1"
+
+
+def _reject(file: _RemoteFile, why: str) -> None:
+    """Delete the partial download of `file` (the next attempt starts clean) and say why."""
+    file.partial.unlink(missing_ok=True)
+    raise BD3LMError(
+        f"the download of {file.name} was not the file the hub described ({why}); the partial file was deleted, "
+        "download again to start over."
+    )
+
+
+def _mark_verified(repo_id: str, folder: Path, files: list[_RemoteFile]) -> None:
+    """Record that every file of `folder` matched the hub: written last, so its presence means the model is whole."""
+    record = {"commit": files[0].commit, "files": {f.name: {"etag": f.etag, "size": f.size} for f in files}}
+    try:
+        write_atomically(folder / VERIFIED_MARKER, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+    except OSError as err:
+        raise _disk_error(err, repo_id, files, folder) from None
 
 
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
@@ -250,16 +344,22 @@ def _copy_complete(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _missing_bytes(files: list[_RemoteFile]) -> int:
-    return sum(max(file.size - file.bytes_on_disk(), 0) for file in files if file.size is not None)
+def _bytes_needed(files: list[_RemoteFile], folder: Path) -> int:
+    """What is still to be written: the rest of every download, and the copies of shared files into `folder`."""
+    missing = sum(max(file.size - file.bytes_on_disk(), 0) for file in files if file.size is not None)
+    copies = sum(
+        file.size for file in files
+        if file.size is not None and file.dest.parent != folder and not (folder / file.name).is_file()
+    )
+    return missing + copies
 
 
-def _disk_error(err: OSError, repo_id: str, files: list[_RemoteFile]) -> BD3LMError:
+def _disk_error(err: OSError, repo_id: str, files: list[_RemoteFile], folder: Path) -> BD3LMError:
     if err.errno == errno.ENOSPC:
-        need_mb = _missing_bytes(files) / 1e6
+        need = _bytes_needed(files, folder)
+        more = f"{repo_id} needs {size(need)} more" if need else f"{repo_id} needs a little more space"
         return BD3LMError(
-            f"the disk is full: {repo_id} needs {need_mb:,.0f} MB more in {models_dir()}; "
-            "free some space and download again to continue."
+            f"the disk is full: {more} in {models_dir()}; free some space and download again to continue."
         )
     return BD3LMError(
         f"cannot write the download of {repo_id} ({err}); check that {models_dir()} is writable, "
@@ -283,11 +383,11 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
             "check the spelling, or run `bd3lm models` to see the catalog."
         ) from None
     except HfHubHTTPError as err:
-        detail = " ".join((err.server_message or err.response.reason_phrase).split())
+        detail = one_line(err.server_message or err.response.reason_phrase)
         raise BD3LMError(f"the hub answered HTTP {err.response.status_code} for {repo_id}: {detail}.") from None
     except httpx2.RequestError as err:  # a cut or stalled transfer, too many redirects, …
         raise BD3LMError(
-            f"the download of {repo_id} was interrupted ({err}); download it again to continue where it stopped."
+            f"the download of {repo_id} was interrupted ({one_line(err)}); download it again to continue where it stopped."
         ) from None
 
 

@@ -26,7 +26,9 @@ from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 from huggingface_hub.errors import CacheNotFound, CorruptedCacheException
 from huggingface_hub.utils import CachedRepoInfo, CachedRevisionInfo
 
-from ..model.config import missing_keys
+from ..errors import BD3LMError
+from ..files import read_limited
+from ..model.config import MAX_CONFIG_BYTES, missing_keys
 from .store import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel
 
 GPT2_REPOS = ("openai-community/gpt2", "gpt2")  # the GPT-2 tokenizer's repo, under its new and its old name
@@ -105,8 +107,8 @@ def _is_complete(revision: CachedRevisionInfo) -> bool:
 def _is_bd3lm_config(path: Path) -> bool:
     """Whether `path` is a BD3-LM or MDLM config.json (the cache holds every other kind of model too)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = json.loads(read_limited(path, MAX_CONFIG_BYTES, "config.json"))
+    except (OSError, ValueError, RecursionError, BD3LMError):  # a pipe there would otherwise hang `bd3lm models`
         return False
     return isinstance(raw, dict) and not missing_keys(raw)
 

@@ -2,9 +2,13 @@
 
 A downloaded model is a plain model folder, `models_dir()/<org>--<name>/`,
 holding config.json, model.safetensors and tokenizer.json. Every file
-appears there only once it is complete (see `download.py`), so a folder
-with all three is an installed model. Checkpoints in the Hugging Face cache
-(`hf_cache.py`) are installed models too, but never ours to delete.
+appears there only once it is complete and matches the hub's hash (see
+`download.py`), so a folder with all three is an installed model; the
+download writes VERIFIED_MARKER last. Folders downloaded before files were
+verified have no marker: they still count as installed (they load and list
+as before) and are verified by the next download that reaches the hub.
+Checkpoints in the Hugging Face cache (`hf_cache.py`) are installed models
+too, but never ours to delete.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+VERIFIED_MARKER = ".bd3lm-verified.json"  # the commit and the hashes every file of the folder matched
 GPT2_FOLDER = "gpt2-tokenizer"  # GPT-2's tokenizer.json, shared by the published models (not a model itself)
 
 
@@ -59,6 +64,12 @@ def model_folder(repo_id: str) -> Path:
 
 def is_installed(repo_id: str) -> bool:
     return _is_complete(model_folder(repo_id))
+
+
+def is_verified(repo_id: str) -> bool:
+    """Installed by a download that checked every file against the hub's hashes."""
+    folder = model_folder(repo_id)
+    return _is_complete(folder) and (folder / VERIFIED_MARKER).is_file()
 
 
 def installed_models() -> list[InstalledModel]:

@@ -14,9 +14,11 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from ..errors import BD3LMError
+from ..errors import BD3LMError, one_line
+from ..files import read_limited, write_atomically
 
 EOT = "<|endoftext|>"
+MAX_TOKENIZER_BYTES = 100_000_000  # GPT-2's is 1.4 MB; the largest published tokenizer.json files are ~35 MB
 
 
 class Tokenizer:
@@ -27,23 +29,34 @@ class Tokenizer:
         if eot is None:
             raise BD3LMError(f"tokenizer {source} has no {EOT} token, which BD3-LMs use as BOS and EOS.")
         self.bos_id = self.eos_id = eot
+        ids = inner.get_vocab(with_added_tokens=True).values()
+        if max(ids) >= self.size:  # the model's embedding has `size` rows: a larger id would index past them
+            raise BD3LMError(f"tokenizer {source} has ids up to {max(ids)} for only {self.size} tokens; it is damaged.")
 
     @classmethod
     def load(cls, path: Path) -> "Tokenizer":
         path = Path(path)
-        if not path.is_file():
-            raise BD3LMError(f"tokenizer file {path} is missing; put a tokenizer.json in the model folder.")
         try:
-            return cls(HFTokenizer.from_file(str(path)), source=str(path))
+            text = read_limited(path, MAX_TOKENIZER_BYTES, "tokenizer.json").decode("utf-8")
+        except FileNotFoundError:
+            raise BD3LMError(f"tokenizer file {path} is missing; put a tokenizer.json in the model folder.") from None
+        except UnicodeDecodeError:
+            raise BD3LMError(f"{path} is not a valid tokenizer.json (it is not UTF-8 text).") from None
+        try:
+            inner = HFTokenizer.from_str(text)
         except Exception as err:  # the tokenizers library raises a bare Exception on bad files
-            raise BD3LMError(f"{path} is not a valid tokenizer.json ({err}).") from None
+            raise BD3LMError(f"{path} is not a valid tokenizer.json ({one_line(err)}).") from None
+        return cls(inner, source=str(path))
 
     @property
     def size(self) -> int:
         return self.inner.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str) -> list[int]:
-        return self.inner.encode(text, add_special_tokens=False).ids
+        try:
+            return self.inner.encode(text, add_special_tokens=False).ids
+        except Exception as err:  # e.g. a word-level tokenizer without an unknown token meets an unknown word
+            raise BD3LMError(f"tokenizer {self.source} cannot encode the text ({one_line(err)}).") from None
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.inner.decode(list(ids), skip_special_tokens=True)
@@ -53,7 +66,7 @@ class Tokenizer:
         return self.inner.decode([token_id], skip_special_tokens=False)
 
     def save(self, path: Path) -> None:
-        self.inner.save(str(path))
+        write_atomically(Path(path), self.inner.to_str().encode("utf-8"))
 
     def same_as(self, other: Tokenizer) -> bool:
         """Whether both split and join text alike, whatever files they came from.

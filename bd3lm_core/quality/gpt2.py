@@ -165,6 +165,6 @@ def load_gpt2(folder: Path, device: torch.device | str = "cpu", dtype: torch.dty
     optional = {f"h.{i}.attn.{buffer}" for i in range(config.n_layer) for buffer in ("bias", "masked_bias")}
     if config.tie_word_embeddings:
         optional.add("lm_head.weight")  # a copy of wte.weight when a file has it at all
-    check_tensors(path, tensors, expected, optional)
+    check_tensors(path, {name: tuple(t.shape) for name, t in tensors.items()}, expected, optional)
     model.load_state_dict({name: tensors[name] for name in expected})
     return model.to(device=device, dtype=dtype).eval()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .. import checks
 from ..errors import BD3LMError
 from ..loader import LoadedModel
 from .context import CachedContext, FullContext, WindowContext
@@ -34,12 +35,14 @@ from .settings import SamplerSettings
 from .stop_rules import stop_reason
 from .strategies import STRATEGIES
 
+MAX_SAMPLES = 1024  # samples of one prompt in one batch; each holds its own KV cache
+
 Context = CachedContext | FullContext | WindowContext
 
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
     """The fixed start of a generation: BOS, then the prompt's tokens."""
-    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(prompt)
+    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(checks.text(prompt, "the prompt"))
 
 
 def generate(
@@ -61,9 +64,8 @@ def generate(
     config = loaded.config
     if config.time_conditioning:
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
-    if num_samples < 1:
-        raise BD3LMError("the number of samples must be at least 1.")
-    s = settings.resolved(config.block_size)
+    checks.whole(num_samples, "the number of samples", 1, MAX_SAMPLES)
+    s = settings.resolved(config.block_size, config.model_length)
     if config.is_mdlm:
         context = WindowContext(loaded.model, batch=num_samples)
         if s.block_size != config.block_size:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
+from .. import checks
 from ..errors import BD3LMError
 from .strategies import STRATEGIES
 
 SEED_LIMIT = 2**63  # seeds are 0 .. 2**63 - 1 everywhere: CLI, API, app and traces
+MAX_STEPS = 10_000  # denoising steps per block; more only adds steps that reveal nothing
+MIN_TEMPERATURE = 1e-3  # far below any useful value, and high enough that logits / temperature stay finite
 
 
 def random_seed() -> int:
@@ -30,27 +33,44 @@ class SamplerSettings:
     stop_at_eos: bool = True
     stop_on_repetition: bool = True
 
-    def resolved(self, checkpoint_block_size: int) -> SamplerSettings:
-        """The same settings with every None filled in, after checking the values."""
-        block = self.block_size or checkpoint_block_size
-        s = replace(
+    def check(self) -> None:
+        """Check every value that is set (None means "the default" where allowed), before any work starts.
+
+        The settings may come from flags, the app's saved settings or a trace
+        file, so types are checked too (JSON `true` is not a number).
+        """
+        checks.whole(self.tokens, "the number of new tokens", 1)
+        if self.block_size is not None:
+            checks.whole(self.block_size, "the block size", 1)
+        if self.steps is not None:
+            checks.whole(self.steps, "the number of steps per block", 1, MAX_STEPS)
+        if self.sampler not in STRATEGIES:
+            raise BD3LMError(f"unknown sampler {self.sampler!r}; choose {' or '.join(STRATEGIES)}.")
+        checks.number(self.top_p, "top-p", 0.0, 1.0, open_low=True)
+        checks.number(self.threshold, "the confidence threshold", 0.0, 1.0, open_low=True)
+        checks.number(self.entropy_bound, "the entropy bound (nats)", 0.0)
+        checks.number(self.temperature, "the temperature", MIN_TEMPERATURE)
+        if self.seed is not None:
+            checks.whole(self.seed, "the seed", 0, SEED_LIMIT - 1)
+        checks.boolean(self.stop_at_eos, "stop at end-of-text")
+        checks.boolean(self.stop_on_repetition, "stop on repetition")
+
+    def resolved(self, checkpoint_block_size: int, model_length: int | None = None) -> SamplerSettings:
+        """The same settings with every None filled in, after checking the values.
+
+        `model_length` (the checkpoint's context) bounds the block size: a
+        block must fit the context the model attends over.
+        """
+        self.check()
+        block = self.block_size if self.block_size is not None else checkpoint_block_size
+        if model_length is not None and block > model_length:
+            raise BD3LMError(
+                f"the block size {block} is larger than the model's context of {model_length} tokens; "
+                f"use at most {model_length} (the checkpoint's own is {checkpoint_block_size})."
+            )
+        return replace(
             self,
             block_size=block,
-            steps=self.steps or block,
+            steps=self.steps if self.steps is not None else block,
             seed=self.seed if self.seed is not None else random_seed(),
         )
-        if s.tokens < 1:
-            raise BD3LMError("the number of new tokens must be at least 1.")
-        if s.block_size < 1 or s.steps < 1:
-            raise BD3LMError("block size and steps must be at least 1.")
-        if s.sampler not in STRATEGIES:
-            raise BD3LMError(f"unknown sampler {s.sampler!r}; choose {' or '.join(STRATEGIES)}.")
-        if not 0.0 < s.top_p <= 1.0:
-            raise BD3LMError("top-p must be in (0, 1].")
-        if not 0.0 < s.threshold <= 1.0:
-            raise BD3LMError("the confidence threshold must be in (0, 1].")
-        if not 0.0 <= s.entropy_bound < float("inf"):
-            raise BD3LMError("the entropy bound must be a number of nats, 0 or more.")
-        if s.temperature <= 0:
-            raise BD3LMError("temperature must be above 0.")
-        return s

@@ -13,12 +13,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import BD3LMError
+from ..files import read_limited
 from ..model.tokenizer import Tokenizer, train_bpe
-from .settings import TrainSettings
+
+if TYPE_CHECKING:  # settings.py checks its separators with TextOptions
+    from .settings import TrainSettings
 
 SEPARATORS = {
     "blank": re.compile(r"\n\s*\n"),  # paragraphs or documents separated by an empty line
@@ -32,6 +36,7 @@ MOJIBAKE = {
     "â€œ": "\u201c", "â€\x9d": "\u201d", "â€™": "\u2019", "â€˜": "\u2018", "â€“": "\u2013",
     "â€”": "\u2014", "â€¦": "\u2026", "â€Š": " ", "â€": "\u201d",
 }
+MAX_TEXT_BYTES = 2**31  # 2.1 GB: the text is read into memory whole, then tokenized
 ASCII_PUNCTUATION = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-", "\u2014": "-", "\u2026": "..."}
 
 
@@ -42,6 +47,17 @@ class TextOptions:
     separator: str = "blank"  # "blank", "newline", "line", or "marker:<string>"
     fix_mojibake: bool = False
     ascii_punctuation: bool = False
+
+    def __post_init__(self) -> None:
+        check_separator(self.separator)
+
+
+def check_separator(separator: str) -> None:
+    """A document rule is one of SEPARATORS' names or `marker:` followed by the marker."""
+    if separator == "marker:":
+        raise BD3LMError("the separator marker: needs the marker after the colon, for example marker:<|endoftext|>.")
+    if not separator.startswith("marker:") and separator not in SEPARATORS:
+        raise BD3LMError(f"unknown document separator {separator!r}; use blank, newline, line or marker:<string>.")
 
 
 def clean_text(text: str, options: TextOptions) -> str:
@@ -55,12 +71,11 @@ def clean_text(text: str, options: TextOptions) -> str:
 
 
 def split_documents(text: str, separator: str) -> list[str]:
+    check_separator(separator)
     if separator.startswith("marker:"):
         parts = text.split(separator[len("marker:"):])
-    elif separator in SEPARATORS:
-        parts = SEPARATORS[separator].split(text)
     else:
-        raise BD3LMError(f"unknown document separator {separator!r}; use blank, newline, line or marker:<string>.")
+        parts = SEPARATORS[separator].split(text)
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -69,9 +84,9 @@ def read_documents(path: Path, options: TextOptions) -> list[str]:
 
 
 def read_text(path: Path) -> str:
-    """A UTF-8 text file's contents, with one clear error if it is missing or not UTF-8."""
+    """A UTF-8 text file's contents, with one clear error if it is missing, not a plain file, too large or not UTF-8."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_limited(Path(path), MAX_TEXT_BYTES, "text file").decode("utf-8")
     except FileNotFoundError:
         raise BD3LMError(f"{path} does not exist; pass a plain-text file.") from None
     except UnicodeDecodeError:
@@ -108,11 +123,9 @@ def make_rows(token_docs: Iterable[list[int]], length: int, bos_id: int, eos_id:
 
 def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
     """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
-    separators = settings.separators
-    if len(separators) not in (1, len(settings.data)):
-        raise BD3LMError("give one --separator for all files, or one per --data file.")
+    separators = settings.separators  # checked, with every other setting, by TrainSettings.check
     if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
-        if not Path(settings.tokenizer).is_file():
+        if not Path(settings.tokenizer).exists():  # a pipe or a folder there is refused by Tokenizer.load
             raise BD3LMError(
                 f"--tokenizer {settings.tokenizer} does not exist; pass a tokenizer.json, or leave it out to train a BPE."
             )

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from .. import checks
+from ..errors import BD3LMError
+from ..model.config import WHOLE_RANGES, check_model_values
+from ..sampling.settings import SEED_LIMIT
+from .data import TextOptions
+
+MIN_BPE_SIZE = 257  # a byte-level BPE holds the 256 bytes and <|endoftext|> before any merge
 
 
 @dataclass
@@ -35,3 +43,55 @@ class TrainSettings:
     seed: int = 0
     init_from: str | None = None
     max_minutes: float | None = None
+
+    @classmethod
+    def from_saved(cls, raw: object, where: str) -> TrainSettings:
+        """The settings stored in a run's state file, checked like flags (the file may have been edited)."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(raw, dict) or not {"data", "out"} <= set(raw) or not set(raw) <= names:
+            raise BD3LMError(f"{where} does not hold the settings of a run; start a new run without --resume.")
+        settings = cls(**raw)
+        try:
+            settings.check()
+        except BD3LMError as err:
+            raise BD3LMError(f"{where}: {err}") from None
+        return settings
+
+    def check(self) -> None:
+        """Check every value before any work starts; a message names the value by its `bd3lm train` flag."""
+        if not isinstance(self.data, list) or not self.data:
+            raise BD3LMError("give at least one --data file.")
+        for path in self.data:
+            checks.string(path, "--data")
+        checks.string(self.out, "--out")
+        if not isinstance(self.separators, list) or len(self.separators) not in (1, len(self.data)):
+            raise BD3LMError("give one --separator for all files, or one per --data file.")
+        for separator in self.separators:
+            TextOptions(checks.text(separator, "--separator"))
+        checks.boolean(self.fix_mojibake, "--fix-mojibake")
+        checks.boolean(self.ascii_punctuation, "--ascii-punctuation")
+        if self.holdout_bytes is not None:
+            checks.whole(self.holdout_bytes, "--holdout-bytes", 1)
+        for name in ("tokenizer", "init_from"):
+            if getattr(self, name) is not None:
+                checks.string(getattr(self, name), _flag(name))
+        checks.whole(self.vocab_size, "--vocab-size", MIN_BPE_SIZE, WHOLE_RANGES["vocab_size"][1] - 1)
+        model = ("block_size", "model_length", "hidden_dim", "n_layers", "n_heads", "cond_dim", "dropout")
+        check_model_values({name: getattr(self, name) for name in model}, _flag)
+        for name in ("batch_size", "steps", "eval_every", "eval_rows"):
+            checks.whole(getattr(self, name), _flag(name), 1)
+        checks.whole(self.warmup, "--warmup", 0)
+        checks.whole(self.seed, "--seed", 0, SEED_LIMIT - 1)
+        checks.number(self.lr, "--lr", 0.0, open_low=True)
+        checks.number(self.weight_decay, "--weight-decay", 0.0)
+        checks.number(self.ema, "--ema", 0.0, 1.0, open_high=True)
+        checks.number(self.grad_clip, "--grad-clip", 0.0, open_low=True)
+        if self.schedule not in ("cosine", "constant"):
+            raise BD3LMError(f"--schedule must be cosine or constant, not {self.schedule!r}.")
+        if self.max_minutes is not None:
+            checks.number(self.max_minutes, "--max-minutes", 0.0, open_low=True)
+
+
+def _flag(name: str) -> str:
+    """A field's flag: `batch_size` -> `--batch-size`."""
+    return "--" + name.replace("_", "-")

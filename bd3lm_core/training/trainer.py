@@ -10,9 +10,14 @@ is a model that `bd3lm generate` loads. The weights of the best held-out
 evaluation so far are also kept in `best/`: on a small corpus the held-out
 loss turns up again once the model starts to memorise the training text.
 
-Everything needed to continue is in `train_state.pt` (weights, optimizer,
-EMA, step, window, random states); the data order is a function of the seed
-and the step, so `--resume` continues exactly where the run stopped.
+Everything needed to continue is in `train_state.safetensors` (weights,
+optimizer, EMA, step, window, random states; see `state.py`); the data order
+is a function of the seed and the step, so `--resume` continues exactly where
+the run stopped.
+
+No progress is lost: Ctrl+C and SIGTERM stop a run after saving it, every
+file is replaced atomically (the previous save stays whole if the disk fills
+up), and signals that arrive during a save wait until it is written.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ from __future__ import annotations
 import copy
 import json
 import math
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import BD3LMError
+from ..interrupts import Terminated, held_signals, terminate_like_interrupt
 from ..model.checkpoints import save_weights
 from ..model.config import BD3LMConfig
 from ..model.network import BD3LM
@@ -36,10 +43,13 @@ from .data import prepare_data
 from .evaluation import FULL_WINDOW, choose_window, nelbo
 from .objective import block_losses
 from .settings import TrainSettings
+from .state import STATE_FILE, read_state, restore, save_state
 
-STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
 BEST_DIR = "best"
+
+# Why `Trainer.run` returned; the CLI turns the last two into exit statuses 130 and 143, as a shell would.
+FINISHED, TIME_LIMIT, INTERRUPTED, TERMINATED = "finished", "time limit reached", "interrupted", "terminated"
 
 
 @dataclass(frozen=True)
@@ -65,18 +75,19 @@ def batch_rows(step: int, n_rows: int, batch_size: int, seed: int) -> torch.Tens
     """Row indices of the batch at `step`: a fresh shuffle every epoch, fixed by seed and step."""
     per_epoch = max(1, n_rows // batch_size)
     epoch, index = divmod(step, per_epoch)
-    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64))
     return order[index * batch_size : (index + 1) * batch_size]
 
 
 class Trainer:
     def __init__(self, settings: TrainSettings, resume: bool = False, report: Callable[[str], None] = print) -> None:
+        settings.check()  # every flag, before any work
         self.settings = settings
         self.out = Path(settings.out)
         self.report = report
-        state = self._read_state() if resume else None
+        state = read_state(self.out) if resume else None
         if state is not None:
-            self.settings = settings = TrainSettings(**{**state["settings"], "steps": settings.steps, "max_minutes": settings.max_minutes})
+            self.settings = settings = replace(state.settings, steps=settings.steps, max_minutes=settings.max_minutes)
         else:
             self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
         existing = Tokenizer.load(self.out / "tokenizer.json") if state is not None else None
@@ -95,7 +106,8 @@ class Trainer:
         self.window = FULL_WINDOW
         self.best = math.inf  # lowest held-out NELBO so far, whose weights are in BEST_DIR
         if state is not None:
-            self._load_state(state)
+            restore(state, self.model, self.ema, self.optimizer, self.generator)
+            self.step, self.window, self.best = state.step, state.window, state.best
 
     def _model_config(self) -> BD3LMConfig:
         s = self.settings
@@ -113,6 +125,13 @@ class Trainer:
                 f"--init-from model has {loaded.config.vocab_size} ids but the tokenizer gives "
                 f"{self.config.vocab_size}; pass --tokenizer with that model's tokenizer.json."
             )
+        shape = ("hidden_dim", "n_layers", "n_heads", "cond_dim", "adaln")
+        differ = [name for name in shape if getattr(loaded.config, name) != getattr(self.config, name)]
+        if differ:
+            wanted = ", ".join(f"{name} {getattr(loaded.config, name)}" for name in differ)
+            raise BD3LMError(
+                f"--init-from model has another shape ({wanted}); pass the same model flags as that model's config.json."
+            )
         self.model.load_state_dict(loaded.model.state_dict())
 
     # --- state -------------------------------------------------------------
@@ -125,22 +144,6 @@ class Trainer:
         except OSError as err:
             raise BD3LMError(f"cannot write to {self.out} ({err.strerror}); pass an --out folder you can write to.") from None
 
-    def _read_state(self) -> dict:
-        path = self.out / STATE_FILE
-        if not path.is_file():
-            raise BD3LMError(f"nothing to resume: {path} does not exist. Start without --resume.")
-        return torch.load(path, weights_only=False)
-
-    def _load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.step = state["step"]
-        self.window = tuple(state["window"])
-        self.best = state.get("best", math.inf)
-
     def save_model(self, folder: Path) -> None:
         """Write the EMA model in the published layout."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,38 +151,29 @@ class Trainer:
         self.tokenizer.save(folder / "tokenizer.json")
         save_weights(self.ema, folder / "model.safetensors")
 
-    def save(self, best: bool = False) -> None:
+    def save(self, best: bool = False) -> list[int]:
         """Write the EMA model in the published layout (also to BEST_DIR if `best`), then the state to continue from.
 
-        A failed write (a full disk) leaves the previous state file whole, so
-        the message can promise that --resume continues from it.
+        Every file is replaced atomically, so a failed write (a full disk)
+        leaves the previous save whole and the message can promise that
+        --resume continues from it. Ctrl+C and SIGTERM wait until the save is
+        written; the signals that came meanwhile are returned.
         """
-        try:
-            if best:
-                self.save_model(self.out / BEST_DIR)
-            self._save()
-        except OSError as err:
-            raise BD3LMError(
-                f"could not save step {self.step} to {self.out} ({err.strerror}); free some space and "
-                "run again with --resume to continue from the last save."
-            ) from None
-
-    def _save(self) -> None:
-        self.save_model(self.out)
-        state = {
-            "settings": asdict(self.settings),
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "step": self.step,
-            "window": list(self.window),
-            "best": self.best,
-        }
-        tmp = self.out / (STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out / STATE_FILE)
+        with held_signals() as received:
+            try:
+                if best:
+                    self.save_model(self.out / BEST_DIR)
+                self.save_model(self.out)
+                save_state(
+                    self.out / STATE_FILE, self.settings, self.step, self.window, self.best,
+                    self.model, self.ema, self.optimizer, self.generator,
+                )
+            except OSError as err:
+                raise BD3LMError(
+                    f"could not save step {self.step} to {self.out} ({err.strerror or err}); free some space and "
+                    "run again with --resume to continue from the last save."
+                ) from None
+        return received
 
     def log(self, **record) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -216,36 +210,45 @@ class Trainer:
         self.log(heldout_nelbo=result.nelbo_per_token, heldout_ppl_bound=result.ppl_bound, window=list(self.window))
         return result.nelbo_per_token
 
-    def run(self, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def run(self, on_progress: Callable[[Progress], None] | None = None) -> str:
+        """Train up to `settings.steps`, saving at every evaluation and at the end, however it ends.
+
+        Returns why it stopped: FINISHED, TIME_LIMIT, INTERRUPTED (Ctrl+C) or
+        TERMINATED (SIGTERM); the state is saved in every case.
+        """
         s = self.settings
         started = time.monotonic()
         first_step = self.step
         tokens_per_step = s.batch_size * s.model_length
         saved_at = None
-        stopped = ""
+        stopped = FINISHED
         try:
-            while self.step < s.steps:
-                loss = self.train_step()
-                elapsed = time.monotonic() - started
-                rate = (self.step - first_step) / elapsed
-                if on_progress:
-                    on_progress(Progress(self.step, s.steps, loss, rate * tokens_per_step, (s.steps - self.step) / rate, self.window))
-                if self.step % 20 == 0:
-                    self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
-                if self.step % s.eval_every == 0 or self.step == s.steps:
-                    value = self.evaluate()
-                    improved = value < self.best
-                    self.best = min(value, self.best)
-                    kept = f"; best so far, kept in {self.out / BEST_DIR}" if improved else ""
-                    self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
-                    self.save(best=improved)
-                    saved_at = self.step
-                if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
-                    stopped = "time limit reached"
-                    break
-        except KeyboardInterrupt:
-            stopped = "interrupted"
+            with terminate_like_interrupt():
+                while self.step < s.steps:
+                    loss = self.train_step()
+                    elapsed = time.monotonic() - started
+                    rate = (self.step - first_step) / elapsed
+                    if on_progress:
+                        on_progress(Progress(self.step, s.steps, loss, rate * tokens_per_step, (s.steps - self.step) / rate, self.window))
+                    if self.step % 20 == 0:
+                        self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
+                    if self.step % s.eval_every == 0 or self.step == s.steps:
+                        value = self.evaluate()
+                        improved = value < self.best
+                        self.best = min(value, self.best)
+                        kept = f"; best so far, kept in {self.out / BEST_DIR}" if improved else ""
+                        self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
+                        held = self.save(best=improved)
+                        saved_at = self.step
+                        if held:  # Ctrl+C or SIGTERM during the save: stop now that it is written
+                            raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()
+                    if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
+                        stopped = TIME_LIMIT
+                        break
+        except KeyboardInterrupt as err:
+            stopped = TERMINATED if isinstance(err, Terminated) else INTERRUPTED
         if saved_at != self.step:
             self.save()
-        if stopped:
+        if stopped != FINISHED:
             self.report(f"{stopped} at step {self.step}; saved. Continue with --resume.")
+        return stopped
