@@ -246,12 +246,14 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     from .hub import CATALOG, hf_cache, installed_models, models_dir
-    from .resources import DEFAULT_MODEL, default_model_dir
+    from .resources import DEFAULT_JUDGE, DEFAULT_MODEL, default_judge_dir, default_model_dir
 
     installed = {m.repo_id: m for m in installed_models()}
     print("Shipped:")
-    state = "installed" if (default_model_dir() / "config.json").is_file() else "missing"
-    print(f"  {DEFAULT_MODEL:48s} {state} (the default)")
+    for name, folder, role in ((DEFAULT_MODEL, default_model_dir(), "the default"),
+                               (DEFAULT_JUDGE, default_judge_dir(), "the judge for Gen PPL")):
+        state = "installed" if (folder / "config.json").is_file() else "missing"
+        print(f"  {name:48s} {state} ({role})")
     print(f"Catalog (downloads go to {models_dir()}):")
     for entry in CATALOG:
         mark = "installed" if entry.repo_id in installed else f"{entry.size_bytes / 1e6:.0f} MB"
