@@ -235,7 +235,8 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, required=True, help="a checkout of kuleshov-group/bd3lms")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="ours; theirs: see the docstring")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads for both (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads, for both (default: the count our loader chooses for the model's size)")
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per run (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each sampler per setting; the median counts")
     parser.add_argument("--quick", action="store_true", help="one timed run of each (a smoke test)")
@@ -256,7 +257,7 @@ def main() -> None:
         (tmp / "ours").mkdir()
         make_checkpoint(tmp / "ours", args.tokenizer)
         write_tokenizer(ref, args.tokenizer, tmp / "tokenizer")
-        loaded = load_model(tmp / "ours", device=args.device, dtype=args.dtype)
+        loaded = load_model(tmp / "ours", device=args.device, dtype=args.dtype, threads=args.threads)  # sets torch's threads on the CPU
         theirs_precision = ("float32 weights and cache (cache allocation moved off CUDA)" if device.type == "cpu"
                             else "float32 weights under their autocast, their bfloat16 cache (unpatched)")
         print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 1, {args.tokens} tokens, "
