@@ -9,6 +9,7 @@ with the project. The CLI, the app and the trainer all come through here.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,9 @@ def find_tokenizer(folder: Path) -> Tokenizer:
         ) from None
 
 
-def resolve_source(source: str | Path | None, progress: Callable | None = None) -> tuple[Path, str]:
+def resolve_source(
+    source: str | Path | None, progress: Callable | None = None, cancel: threading.Event | None = None,
+) -> tuple[Path, str]:
     """(folder, display name) for a folder, a repo id (downloading it if needed) or None (the default model)."""
     if source is None:
         folder = default_model_dir()
@@ -84,7 +87,7 @@ def resolve_source(source: str | Path | None, progress: Callable | None = None) 
         return path, path.name
     text = str(source)
     if REPO_ID.match(text) and not path.exists():
-        return hub.download_model(text, progress=progress), text  # returns at once when already installed
+        return hub.download_model(text, progress=progress, cancel=cancel), text  # at once when installed
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
@@ -93,9 +96,15 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     progress: Callable | None = None,
+    cancel: threading.Event | None = None,
 ) -> LoadedModel:
-    """Load a model ready for sampling; `progress` receives download progress for repo ids."""
-    folder, name = resolve_source(source, progress)
+    """Load a model ready for sampling.
+
+    A repo id that is not installed yet is downloaded first: `progress`
+    receives its `DownloadProgress`, and setting `cancel` stops the download
+    (raising `DownloadCancelled`; the partial file stays for the next try).
+    """
+    folder, name = resolve_source(source, progress, cancel)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     model = load_network(folder, torch_device, torch_dtype)

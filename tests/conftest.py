@@ -45,3 +45,11 @@ def bd3lm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Downloads go under tmp_path instead of the user's data folder."""
     monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def hub_as_default(hub: HubServer, online: None, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """The local hub in place of huggingface.co for calls that take no endpoint (load_model, the app)."""
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    return hub
