@@ -9,12 +9,12 @@ import shutil
 import subprocess
 
 import pytest
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QTextCursor
 from PySide6.QtWidgets import QMessageBox
 
 from bd3lm_core import load_model
-from bd3lm_studio.exports import load_trace
-from bd3lm_studio.trace import Trace, replay
+from bd3lm_studio.trace_reader import load_trace, read_trace
+from bd3lm_studio.trace import replay
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_html_is_one_self_contained_replay_page(finished, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
     embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
     assert "<" not in embedded  # the text cannot end the script early
-    assert Trace.from_json(json.loads(embedded)).outcome == finished.trace.outcome
+    assert read_trace(json.loads(embedded)).outcome == finished.trace.outcome
     assert "function render" in page and 'id="timeline"' in page
 
 
@@ -165,7 +165,9 @@ def test_a_damaged_trace_is_refused_with_a_message(finished, tmp_path):
 NODE_DOM = """
 const els = {};
 class El {
-  constructor(id) { this.id = id; this.children = []; this.textContent = ""; this.value = "0"; this.max = "0"; }
+  constructor(id) {
+    this.id = id; this.children = []; this.textContent = ""; this.value = "0"; this.max = "0"; this.style = {};
+  }
   replaceChildren() { this.children = []; }
   append(...nodes) { this.children.push(...nodes); }
 }
@@ -175,33 +177,67 @@ global.document = {
 };
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
 for (const name of ["trace", "view"]) { els[name] = new El(name); els[name].textContent = input[name]; }
+els.colour = new El("colour"); els.colour.value = "plain";
+els.pace = new El("pace"); els.pace.value = "10";
 global.setInterval = () => 0; global.clearInterval = () => {};
+const text = (e) => e.children.length ? e.children.map(text).join("") : e.textContent;
+// what #text shows: the flowing text, and the current block's cells one by one
+const shown = () => {
+  const box = document.getElementById("text");
+  const grid = box.children.find((e) => e.className === "blockbox");
+  return {text: box.children.filter((e) => e !== grid).map(text).join(""),
+          cells: grid ? grid.children.map(text) : []};
+};
 """
 
 
-def test_html_page_script_replays_the_run(finished, tmp_path):
-    """Run the page's own script (with a minimal stand-in for the DOM) and read what it shows."""
+def view_parts(view) -> dict:
+    """What the app's view shows: the flowing text, and the current block's cells one by one."""
+    text, cells = [], []
+    block = view.text.document().begin()
+    while block.isValid():
+        table = QTextCursor(block).currentTable()
+        if table is None:
+            text.append(block.text())
+        else:
+            cells.append(block.text())
+        block = block.next()
+    return {"text": "".join(text), "cells": cells}
+
+
+def run_page_script(page: str, probe: str) -> dict:
+    """Run the page's own script (with a minimal stand-in for the DOM), then `probe`, which prints JSON."""
     if shutil.which("node") is None:
         if os.environ.get("CI"):
             pytest.fail("node is missing: .ci/run installs it, and CI must run this test")
         pytest.skip("needs node (Debian package nodejs) to run the page's script")
-    path = tmp_path / "run.html"
-    finished.export_to(path)
-    page = path.read_text(encoding="utf-8")
     data = {
         name: re.search(rf'<script type="application/json" id="{name}">(.*?)</script>', page, re.S)[1]
         for name in ("trace", "view")
     }
     script = re.search(r"<script>\n(.*?)</script>", page, re.S)[1]
-    probe = NODE_DOM + script + """
-const shown = () => document.getElementById("text").children.map(s => s.textContent).join("");
+    out = subprocess.run(
+        ["node", "-e", NODE_DOM + script + probe], input=json.dumps(data), capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def test_html_page_script_replays_the_run(finished, tmp_path):
+    """The page draws every frame as the app does: the same text, the same cells in the current block."""
+    path = tmp_path / "run.html"
+    finished.export_to(path)
+    result = run_page_script(path.read_text(encoding="utf-8"), """
 const final = shown();
 render(0);
-console.log(JSON.stringify({final, first: shown(), where: document.getElementById("where").textContent}));
-"""
-    out = subprocess.run(["node", "-e", probe], input=json.dumps(data), capture_output=True, text=True, check=True).stdout
-    result = json.loads(out)
-    assert result["final"] == finished.view.text.toPlainText()
-    finished.view.timeline.setValue(0)
-    assert result["first"] == finished.view.text.toPlainText()
-    assert "\u2591" in result["first"] and result["where"].startswith("step 1 of")
+const first = shown();
+document.getElementById("play").onclick();  // from the end, Play starts over at the first step
+console.log(JSON.stringify({final, first, where: document.getElementById("where").textContent,
+                            playing: document.getElementById("play").textContent,
+                            at: document.getElementById("timeline").value}));
+""")
+    view = finished.view
+    assert result["final"] == view_parts(view) and result["final"]["cells"] == []
+    view.timeline.setValue(0)
+    assert result["first"] == view_parts(view)
+    assert "\u2591" in "".join(result["first"]["cells"]) and result["where"].startswith("step 1 of")
+    assert (result["playing"], int(result["at"])) == ("Pause", 0)

@@ -10,8 +10,11 @@ from PySide6.QtWidgets import QApplication, QToolTip
 
 import bd3lm_studio.worker as worker_module
 from bd3lm_core import Step
-from bd3lm_studio.live_view import MAX_FPS, tooltip_text
-from bd3lm_studio.palette import LATEST, MASK_BG, MASK_GLYPH, step_colour
+from bd3lm_studio.pace import MAX_FPS
+from bd3lm_studio.palette import LIGHT, MASK_GLYPH
+from bd3lm_studio.trace_view import tooltip_text
+
+LATEST, MASK_BG = LIGHT.latest, LIGHT.mask_bg
 
 
 def configure(window, tokens: int, **choices) -> None:
@@ -97,13 +100,14 @@ def test_tint_colours_tokens_by_the_step_that_revealed_them(window, qtbot):
     window.controls.steps.set_value(4)
     run(window, qtbot)
     trace = window.trace
-    window.view.tint.setChecked(True)
+    colouring = window.view.colouring
+    colouring.setCurrentIndex(colouring.findData("step"))
     colours = {tip: bg for _, tip, bg in fragments(window.view)}
     for token in (t for t in trace.tokens.values() if t.frame >= 0 and t.id != trace.eos_id):
-        assert colours[tooltip_text(token, trace, token.position)] == step_colour(token.step, 4)
-    assert len({step_colour(s, 4) for s in range(1, 5)}) == 4
-    assert "early" in window.view.legend.text()
-    window.view.tint.setChecked(False)
+        assert colours[tooltip_text(token, trace, token.position)] == LIGHT.step(token.step, 4)
+    assert len({LIGHT.step(s, 4) for s in range(1, 5)}) == 4
+    assert "revealed at step" in window.view.legend.text()
+    colouring.setCurrentIndex(colouring.findData("plain"))
     assert {bg for _, tip, bg in fragments(window.view) if "step" in tip} == {"#000000"}  # no background
 
 
@@ -142,7 +146,8 @@ def test_hovering_a_token_tells_its_block_step_and_probability(window, qtbot):
     QApplication.sendEvent(view.viewport(), QHelpEvent(QEvent.ToolTip, point, view.viewport().mapToGlobal(point)))
     tip = QToolTip.text()
     assert tip == expected
-    assert f"block {token.block}, step {token.step}" in tip and f"probability {token.probability:.3f}" in tip
+    assert f"block {token.block}, step {token.step}" in tip
+    assert f"drawn with probability: {token.probability:.3f}" in tip
 
 
 def test_stop_cancels_within_one_step(window, qtbot, monkeypatch):

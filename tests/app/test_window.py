@@ -44,7 +44,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
 
     assert c.block_size.label.text() == "8 (native: 4)"
     assert (c.steps.label.text(), c.top_p.label.text(), c.tokens.label.text()) == ("6", "0.42", "77 tokens")
-    assert not c.steps.isEnabled()  # first-hitting reveals one token per step: no step count
+    assert not c.form.isRowVisible(c.steps)  # first-hitting reveals one token per step: no step count
     assert c.choices().sampling == SamplerSettings(
         tokens=77, block_size=8, steps=6, sampler="first-hitting", top_p=0.42, seed=1234, stop_at_eos=False,
     )
@@ -55,7 +55,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
     c.block_size.set_value(4)  # back to native: "the checkpoint's own", whatever the model
     c.steps.set_value(0)
     assert c.choices().sampling.block_size is None and c.choices().sampling.steps is None
-    assert c.steps.label.text() == "auto (= block size)"
+    assert c.steps.label.text() == "auto (= block)"
 
 
 def test_a_run_uses_the_controls(window, qtbot):
@@ -82,7 +82,7 @@ def test_settings_are_remembered_between_runs_of_the_app(open_window, tiny_model
     c.seed.setValue(4242)
     c.block_size.set_value(2)
     c.sampler.setCurrentIndex(c.sampler.findData("first-hitting"))
-    first.view.tint.setChecked(True)
+    first.view.colouring.setCurrentIndex(first.view.colouring.findData("confidence"))
     first.prompt.setPlainText("A dog")
     first.close()
 
@@ -90,7 +90,7 @@ def test_settings_are_remembered_between_runs_of_the_app(open_window, tiny_model
     c = second.controls
     assert (c.tokens.value(), c.top_p.value(), c.seed.value(), c.block_size.value()) == (33, 0.7, 4242, 2)
     assert c.sampler.currentData() == "first-hitting"
-    assert second.view.tint.isChecked()
+    assert second.view.colouring.currentData() == "confidence"
     assert second.prompt.toPlainText() == "A dog"
 
 

@@ -1,0 +1,106 @@
+"""The status bar: messages on the left, the run's numbers on the right, a download's progress when loading.
+
+Qt's own temporary messages are painted over the status bar's left part
+whatever its width, so long ones ran into the numbers. Here the message is
+a label of its own that shrinks with an ellipsis (the whole text in its
+tooltip), and every number is such a label too: nothing overlaps, and the
+status bar never makes the window wider.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar, QToolButton, QWidget
+
+from bd3lm_core import DownloadProgress
+
+from .download_dialog import describe_progress
+
+STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score", "model", "device")
+TIPS = {
+    "progress": "Tokens generated so far, and where the sampler is",
+    "speed": "Generated tokens per second",
+    "nfe": "Forward passes of the network so far (NFE); a step that reveals nothing needs none",
+    "elapsed": "Time since the run began",
+    "seed": "The seed of the run on screen; right-click or Run → Copy seed copies it",
+}
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that may be narrower than its text: it then ends in "…" (the full text in its tooltip)."""
+
+    def __init__(self, min_chars: int = 6) -> None:
+        super().__init__()
+        self._min_width = self.fontMetrics().horizontalAdvance("x" * min_chars)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self._min_width, super().minimumSizeHint().height())
+
+    def shown_text(self) -> str:
+        """The text as drawn at the label's present width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment() | Qt.AlignVCenter), self.shown_text())
+
+
+class StatusArea(QStatusBar):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message = ElidedLabel(min_chars=24)
+        self.addWidget(self.message, 1)
+        self.labels: dict[str, ElidedLabel] = {}
+        for name in STATS:
+            label = self.labels[name] = ElidedLabel()
+            label.setToolTip(TIPS.get(name, ""))
+            self.addPermanentWidget(label)
+        self.download = QProgressBar()
+        self.download.setRange(0, 1000)
+        self.download.setMaximumWidth(140)
+        self.cancel_download = QToolButton()
+        self.cancel_download.setText("Cancel download")
+        for widget in (self.download, self.cancel_download):
+            self.addPermanentWidget(widget)
+            widget.hide()
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self.clear_message)
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        """Say `text` (for `timeout_ms`, or until the next message when 0)."""
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        self._expiry.stop()
+        if timeout_ms:
+            self._expiry.start(timeout_ms)
+
+    def clear_message(self) -> None:
+        self.show_message("")
+
+    def current_message(self) -> str:
+        return self.message.text()
+
+    def set_stat(self, name: str, text: str, tip: str | None = None) -> None:
+        label = self.labels[name]
+        label.setText(text)
+        if tip is not None:
+            label.setToolTip(tip)
+
+    def show_download(self, what: str, p: DownloadProgress) -> None:
+        """A load is downloading: its progress, and a way to stop it."""
+        self.download.setVisible(True)
+        self.cancel_download.setVisible(True)
+        if p.total:
+            self.download.setValue(int(1000 * p.downloaded / p.total))
+        else:
+            self.download.setRange(0, 0)  # busy, size unknown
+        self.show_message(f"Downloading {what}: {describe_progress(p)}")
+
+    def hide_download(self) -> None:
+        self.download.hide()
+        self.cancel_download.hide()
+        self.download.setRange(0, 1000)
