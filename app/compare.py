@@ -70,13 +70,16 @@ class RunColumn(QFrame):
         self.entropy_bound = _fraction_box(0.0, 20.0)
         self.top_p = _fraction_box(0.01, 1.0)
         self.temperature = _fraction_box(0.05, 5.0)
+        for combo in (self.model, self.block_size, self.sampler):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self.form = QFormLayout()
         for label, widget in (("Model", self.model), ("Block size", self.block_size), ("Sampler", self.sampler),
                               ("Steps", self.steps), ("Threshold", self.threshold), ("Entropy bound", self.entropy_bound),
                               ("Top-p", self.top_p), ("Temperature", self.temperature)):
             self.form.addRow(label, widget)
         self.sampler.currentIndexChanged.connect(self._show_parameters)
-        self.view = TraceView(colouring, scale=1.0)
+        self.view = TraceView(colouring, scale=1.0, cells_per_row=4)  # a narrow column: four cells a row
         self.view.setPlaceholderText("Press Run to generate here.")
         self.figures = QLabel()
         self.figures.setTextFormat(Qt.RichText)
@@ -414,6 +417,7 @@ class CompareWindow(QDialog):
     def _show_at(self, index: int, final: bool) -> None:
         for column in self.finished_columns():
             column.show_at(index)
+        self.player.label.setText(f"step {index + 1} of {self.player.count}")
 
     def _elapsed(self, index: int) -> float:
         longest = max(self.finished_columns(), key=lambda c: len(c.trace.frames), default=None)

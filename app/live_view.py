@@ -96,6 +96,7 @@ class LiveView(QWidget):
         """A new run: show its prompt, and the steps as they come (at the chosen pace)."""
         self.trace = trace
         self.text.set_trace(trace)
+        self._update_legend()
         self.player.reset()
         self._show(-1, False)
 
@@ -112,6 +113,7 @@ class LiveView(QWidget):
         """A finished run from a file: show its end state, ready to replay."""
         self.trace = trace
         self.text.set_trace(trace)
+        self._update_legend()
         self.player.load(len(trace.frames))
 
     @property
@@ -127,7 +129,6 @@ class LiveView(QWidget):
             return
         self.text.show_frame(index, final)
         self._update_label(index)
-        self._update_legend()
         self.rendered.emit(index)
 
     def _update_label(self, index: int) -> None:
@@ -147,9 +148,7 @@ class LiveView(QWidget):
 
     def _update_legend(self) -> None:
         steps = self.trace.steps_per_block if self.trace is not None else 4
-        html = legend_html(self.colouring.currentData(), steps, current_colours(self))
-        if html != self.legend.text():
-            self.legend.setText(html)
+        self.legend.setText(legend_html(self.colouring.currentData(), steps, current_colours(self)))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)

@@ -174,6 +174,9 @@ class MainWindow(QMainWindow):
         column.addWidget(self.prompt)
         column.addLayout(run_row)
         column.addWidget(self.view, 1)
+        self.model_label = QLabel()  # which model is loaded, where it runs
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextFormat(Qt.PlainText)
         sampler = QGroupBox("Sampler")
         QVBoxLayout(sampler).addWidget(self.controls)
         guide = QLabel(HOW_TO_READ)
@@ -183,6 +186,7 @@ class MainWindow(QMainWindow):
         right = QWidget()
         side = QVBoxLayout(right)
         side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.model_label)
         side.addWidget(sampler)
         side.addWidget(guide)
         side.addStretch(1)
@@ -196,7 +200,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(scroll)
         splitter.setStretchFactor(0, 1)
         splitter.setChildrenCollapsible(False)
-        splitter.setSizes([800, 400])
+        splitter.setSizes([850, 350])
         self.setCentralWidget(splitter)
 
     def _connect(self) -> None:
@@ -210,12 +214,13 @@ class MainWindow(QMainWindow):
         worker.run_finished.connect(self._on_run_finished)
         worker.run_failed.connect(self._on_run_failed)
         worker.run_judged.connect(self._on_run_judged)
+        worker.judge_progressed.connect(lambda p: self.status.show_download("the judge", p))
         self.view.rendered.connect(self._show_run_status)
         self.view.colouring_changed.connect(self.settings.save_colouring)
         self.view.player.pace_changed.connect(self.settings.save_pace)
         self.controls.changed.connect(lambda: self.settings.save_choices(self.controls.choices()))
         self.controls.placement_changed.connect(self._on_placement)
-        self.status.cancel_download.clicked.connect(self.engine.cancel_load)
+        self.status.cancel_download.clicked.connect(self._cancel_download)
 
     # --- models ----------------------------------------------------------------
     def load_model_source(self, source: str | None) -> None:
@@ -387,8 +392,15 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.show_error("Generation failed", message)
 
+    def _cancel_download(self) -> None:
+        """The status bar's Cancel: a model being loaded, or the judge after a run."""
+        self.engine.cancel_load()
+        self.engine.stop()
+
     @Slot(int, object)
     def _on_run_judged(self, run_id: int, score: Score | NoScore) -> None:
+        if not self.loading:
+            self.status.hide_download()
         if run_id != self._trace_run or self.trace is None:
             return
         if isinstance(score, Score):
@@ -501,13 +513,12 @@ class MainWindow(QMainWindow):
 
     def _show_model_status(self) -> None:
         if self.model is None:
-            self.status.set_stat("model", "Model: none loaded")
-            self.status.set_stat("device", "")
+            self.model_label.setText("Model: none loaded")
         else:
-            self.status.set_stat("model", f"Model: {self.model.name} (block size {self.model.block_size})",
-                                 self.model.path)
-            self.status.set_stat("device", f"Device: {self.model.device}, {self.model.dtype}")
-            self.setWindowTitle(f"BD3-LM Studio: {self.model.name}")
+            m = self.model
+            self.model_label.setText(f"Model: {m.name} (block size {m.block_size}) on {m.device}, {m.dtype}")
+            self.model_label.setToolTip(m.path)
+            self.setWindowTitle(f"BD3-LM Studio: {m.name}")
         self._mark_loaded_model()
 
     def _show_run_status(self, index: int) -> None:
@@ -525,7 +536,7 @@ class MainWindow(QMainWindow):
         total = len(trace.outcome.token_ids) if trace.outcome is not None else trace.settings["tokens"]
         self.status.set_stat("progress", f"{tokens} of {total} tokens, block {frame.block} step {frame.step}")
         self.status.set_stat("speed", f"{speed:,.1f} tokens/s")
-        self.status.set_stat("nfe", f"forwards (NFE): {frame.nfe}")
+        self.status.set_stat("nfe", f"NFE {frame.nfe}")
         self.status.set_stat("elapsed", f"{frame.elapsed:.2f} s")
         self.status.set_stat("seed", f"seed {trace.settings['seed']}")
 

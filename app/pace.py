@@ -62,6 +62,7 @@ class Player(QWidget):
         self.finished = False  # no more frames will come
         self.index = -1  # frame on screen
         self.playing = False
+        self._drawn: dict[str, object] = {}  # what the widgets show now
         self._origin = 0.0  # real-time replay: perf_counter() at which frame 0 would have been shown
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
@@ -119,8 +120,9 @@ class Player(QWidget):
         """The run has `count` frames now."""
         self.count = count
         if self.playing:
-            self._advance_soon()
-        self._update_widgets()
+            self._advance_soon()  # the widgets follow when the frame is shown
+        else:
+            self._update_widgets()
 
     def finish(self, count: int, skip: bool = False) -> None:
         """No more frames will come; `skip` jumps to the end state at once (after Stop).
@@ -223,13 +225,24 @@ class Player(QWidget):
         self.shown.emit(index, self.finished and index == self.count - 1)
 
     def _update_widgets(self) -> None:
+        """Bring the buttons and the timeline up to date, touching only what changed
+        (this runs on every frame shown, and each call into Qt costs the UI thread)."""
+        state = {
+            "range": max(0, self.count - 1), "value": max(0, self.index), "timeline": self.count > 1,
+            "play_text": "Pause" if self.playing else "Play", "play": self.count > 0,
+            "back": self.count > 0 and self.index > 0, "forward": 0 <= self.index < self.count - 1,
+        }
+        changed = {key for key, value in state.items() if self._drawn.get(key) != value}
+        self._drawn = state
         t = self.timeline
-        t.blockSignals(True)
-        t.setRange(0, max(0, self.count - 1))
-        t.setValue(max(0, self.index))
-        t.blockSignals(False)
-        t.setEnabled(self.count > 1)
-        self.play.setText("Pause" if self.playing else "Play")
-        self.play.setEnabled(self.count > 0)
-        self.back.setEnabled(self.count > 0 and self.index > 0)
-        self.forward.setEnabled(0 <= self.index < self.count - 1)
+        if changed & {"range", "value"}:
+            t.blockSignals(True)
+            if "range" in changed:
+                t.setRange(0, state["range"])
+            t.setValue(state["value"])
+            t.blockSignals(False)
+        for key, widget in (("timeline", t), ("play", self.play), ("back", self.back), ("forward", self.forward)):
+            if key in changed:
+                widget.setEnabled(state[key])
+        if "play_text" in changed:
+            self.play.setText(state["play_text"])

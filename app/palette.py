@@ -47,7 +47,7 @@ class Colours:
         """
         unsure = 1.0 - round(min(1.0, max(0.0, p)), 2)
         if self.tint_value >= 0.5:  # light: white to red
-            return _hsv(355, 0.7 * unsure, 1.0)
+            return _hsv(355, 0.6 * unsure, 1.0)
         return _hsv(355, 0.75, 0.12 + 0.5 * unsure)  # dark: near-black to deep red
 
     def as_dict(self) -> dict[str, str | float]:

@@ -2,50 +2,66 @@
 
 Qt's own temporary messages are painted over the status bar's left part
 whatever its width, so long ones ran into the numbers. Here the message is
-a label of its own that shrinks with an ellipsis (the whole text in its
-tooltip), and every number is such a label too: nothing overlaps, and the
-status bar never makes the window wider.
+a label of its own, laid out beside the numbers, that shrinks with an
+ellipsis (the whole text in its tooltip): nothing overlaps, and a long
+message never makes the window wider. The numbers are plain labels: they
+change on every step, and a plain label costs the UI thread least.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar, QToolButton, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from bd3lm_core import DownloadProgress
 
 from .download_dialog import describe_progress
 
-STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score", "model", "device")
+STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score")
 TIPS = {
     "progress": "Tokens generated so far, and where the sampler is",
     "speed": "Generated tokens per second",
-    "nfe": "Forward passes of the network so far (NFE); a step that reveals nothing needs none",
+    "nfe": "Forward passes of the network so far (NFE: number of function evaluations);\n"
+           "a step that reveals nothing needs none",
     "elapsed": "Time since the run began",
     "seed": "The seed of the run on screen; right-click or Run → Copy seed copies it",
 }
 
 
 class ElidedLabel(QLabel):
-    """A one-line label that may be narrower than its text: it then ends in "…" (the full text in its tooltip)."""
+    """A one-line label that may be narrower than its text: it then ends in "…".
+
+    `text()` is the whole text; the label shows it cut to its width, cut
+    again on each resize (in Python only then: painting stays Qt's own).
+    """
 
     def __init__(self, min_chars: int = 6) -> None:
         super().__init__()
-        self._min_width = self.fontMetrics().horizontalAdvance("x" * min_chars)
-        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
+        self._full = ""
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("x" * min_chars))
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(self._min_width, super().minimumSizeHint().height())
+    def text(self) -> str:  # noqa: D102 - the whole text, not the part shown
+        return self._full
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        if text != self._full:
+            self._full = text
+            self.updateGeometry()  # the size it asks for is the whole text's
+            self._elide()
 
     def shown_text(self) -> str:
         """The text as drawn at the label's present width."""
-        return self.fontMetrics().elidedText(self.text(), Qt.ElideRight, self.contentsRect().width())
+        return super().text()
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        painter = QPainter(self)
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(self.contentsRect(), int(self.alignment() | Qt.AlignVCenter), self.shown_text())
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, super().sizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        QLabel.setText(self, self.fontMetrics().elidedText(self._full, Qt.ElideRight, self.contentsRect().width()))
 
 
 class StatusArea(QStatusBar):
@@ -53,9 +69,9 @@ class StatusArea(QStatusBar):
         super().__init__(parent)
         self.message = ElidedLabel(min_chars=24)
         self.addWidget(self.message, 1)
-        self.labels: dict[str, ElidedLabel] = {}
+        self.labels: dict[str, QLabel] = {}
         for name in STATS:
-            label = self.labels[name] = ElidedLabel()
+            label = self.labels[name] = QLabel()
             label.setToolTip(TIPS.get(name, ""))
             self.addPermanentWidget(label)
         self.download = QProgressBar()
@@ -66,6 +82,7 @@ class StatusArea(QStatusBar):
         for widget in (self.download, self.cancel_download):
             self.addPermanentWidget(widget)
             widget.hide()
+        self._stats: dict[str, str] = {}  # what each number label shows (asking Qt would cost a call)
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
         self._expiry.timeout.connect(self.clear_message)
@@ -86,7 +103,9 @@ class StatusArea(QStatusBar):
 
     def set_stat(self, name: str, text: str, tip: str | None = None) -> None:
         label = self.labels[name]
-        label.setText(text)
+        if text != self._stats.get(name):
+            self._stats[name] = text
+            label.setText(text)
         if tip is not None:
             label.setToolTip(tip)
 

@@ -11,9 +11,11 @@ Tokens can be coloured by the step that revealed them or by the model's
 confidence in them; hovering a token tells its block, step, both of its
 probabilities (each labelled) and the model's top alternatives.
 
-A repaint rewrites only what follows the committed text, in one HTML
-insertion: each call into Qt may have to win the interpreter lock back from
-the worker thread, so the fewer calls, the steadier the UI.
+A repaint within a block rewrites only the cells that changed, in place;
+a new block appends its predecessor's text and a new box in one HTML
+insertion. Laying out the long flowing text again, or many calls into Qt
+(each may have to win the interpreter lock back from the worker thread),
+would make the UI thread stutter.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtGui import QColor, QFont, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
 from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, Colours
@@ -99,14 +101,17 @@ class TokenText(QTextEdit):
 class TraceView(TokenText):
     """One trace, drawn as of any of its frames; the caller says which (`show_frame`)."""
 
-    def __init__(self, colouring: str = "plain", scale: float = 1.3) -> None:
+    def __init__(self, colouring: str = "plain", scale: float = 1.3, cells_per_row: int = CELLS_PER_ROW) -> None:
         super().__init__()
         self.trace: Trace | None = None
+        self.cells_per_row = cells_per_row
         self.colouring = colouring  # "plain", "step" or "confidence"
         self.shown = -1  # frame on screen
         self.final = False  # whether the run's end state is on screen (no current block)
         self._committed_upto = 0  # positions before this are in the document for good
         self._tail_at = 0  # document position where the current block's box begins
+        self._table: QTextTable | None = None  # the current block's box, while one is drawn
+        self._drawn_cells: list[tuple[str, str]] = []  # (fill, HTML) of each of its cells
         self.colours = current_colours(self)
         self.document().setDefaultStyleSheet(stylesheet(self.colours))
         self.setPlaceholderText(EMPTY_HINT)
@@ -119,6 +124,7 @@ class TraceView(TokenText):
         self.shown, self.final = -1, False
         self.clear()
         self._committed_upto = self._tail_at = 0
+        self._table = None
 
     def set_colouring(self, colouring: str) -> None:
         self.colouring = colouring
@@ -163,35 +169,51 @@ class TraceView(TokenText):
         title = html.escape(tooltip_text(token, trace, token.position))
         return f'<span class="{kind}"{style} title="{title}">{html.escape(text)}</span>'
 
-    def _cell(self, position: int, token: Token | None, index: int) -> str:
-        """One position of the current block: a fixed-width cell with its mask or its token."""
+    def _cell(self, position: int, token: Token | None, index: int) -> tuple[str, str]:
+        """One position of the current block: its cell's fill, and the mask or the token in it."""
         c = self.colours
         if token is None or token.frame > index:
             title = html.escape(tooltip_text(None, self.trace, position))
-            return f'<td bgcolor="{c.mask_bg}"><span class="mask" title="{title}">{MASK_GLYPH}</span></td>'
+            return c.mask_bg, f'<span class="mask" title="{title}">{MASK_GLYPH}</span>'
         latest = token.frame == index
         fill = c.latest if latest and self.colouring == "plain" else (self._tint(token) or c.block)
-        return f'<td bgcolor="{fill}">{self._span(token, latest)}</td>'
+        return fill, self._span(token, latest)
 
-    def _block_box(self, frame_index: int) -> str:
+    def _cells(self, frame_index: int) -> list[tuple[str, str]]:
         trace = self.trace
         frame = trace.frames[frame_index]
-        cells = []
-        for offset, masked in enumerate(frame.masked):
-            position = frame.start + offset
-            if position >= trace.end:
-                break
-            cells.append(self._cell(position, None if masked else trace.tokens.get(position), frame_index))
-        columns = min(CELLS_PER_ROW, trace.block_size)
-        rows = "".join(
-            "<tr>" + "".join(cells[i : i + columns]) + "</tr>" for i in range(0, len(cells), columns)
-        )
-        width = round(100 * columns / CELLS_PER_ROW)
+        return [
+            self._cell(frame.start + offset, None if masked else trace.tokens.get(frame.start + offset), frame_index)
+            for offset, masked in enumerate(frame.masked)
+            if frame.start + offset < trace.end
+        ]
+
+    def _block_box(self, cells: list[tuple[str, str]]) -> str:
+        columns = min(self.cells_per_row, self.trace.block_size)
+        tds = [f'<td bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
+        rows = "".join("<tr>" + "".join(tds[i : i + columns]) + "</tr>" for i in range(0, len(tds), columns))
+        width = round(100 * columns / self.cells_per_row)
         c = self.colours
         return (
             f'<table width="{width}%" border="1" cellspacing="0" cellpadding="4" bgcolor="{c.block}" '
             f'style="border-color:{c.block_edge}; border-style:solid; margin-top:6px">{rows}</table>'
         )
+
+    def _update_cells(self, cells: list[tuple[str, str]]) -> None:
+        """Rewrite only the cells that changed, in place: the long text above is not laid out again."""
+        columns = min(self.cells_per_row, self.trace.block_size)
+        for i, (old, new) in enumerate(zip(self._drawn_cells, cells)):
+            if old == new:
+                continue
+            cell = self._table.cellAt(i // columns, i % columns)
+            cursor = cell.firstCursorPosition()
+            cursor.setPosition(cell.lastCursorPosition().position(), QTextCursor.KeepAnchor)
+            cursor.insertHtml(new[1])
+            if old[0] != new[0]:
+                cell_format = cell.format()
+                cell_format.setBackground(QColor(new[0]))
+                cell.setFormat(cell_format)
+        self._drawn_cells = cells
 
     def show_frame(self, index: int, final: bool = False, redraw: bool = False) -> None:
         """Show the trace as of frame `index` (-1: before the first step).
@@ -201,30 +223,39 @@ class TraceView(TokenText):
         """
         trace = self.trace
         frame = trace.frames[index] if index >= 0 else None
-        live = frame is not None and not final
+        live = frame is not None and not final and frame.start < trace.end
         cut = min(frame.start if live else (trace.end if frame is not None else trace.n_prompt), trace.end)
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         if redraw or index < self.shown or cut < self._committed_upto or index == -1 or (self.final and not final):
             self.clear()
             self._committed_upto = self._tail_at = 0
+            self._table = None
 
         committed = "".join(
             self._span(token)
             for token in (trace.tokens.get(p) for p in range(self._committed_upto, cut))
             if token is not None and token.frame <= index and token.text
         )
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self._tail_at)
-        cursor.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
-        if committed:
-            cursor.insertHtml(committed)
-            self._tail_at = cursor.position()
-        else:
-            cursor.removeSelectedText()
         self._committed_upto = max(cut, self._committed_upto)
-        if live and frame.start < trace.end:
-            cursor.insertHtml(self._block_box(index))
+        cells = self._cells(index) if live else []
+        if not committed and self._table is not None and live and len(cells) == len(self._drawn_cells):
+            self._update_cells(cells)  # the same block, a step further
+        else:
+            cursor = QTextCursor(self.document())
+            cursor.setPosition(self._tail_at)
+            cursor.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
+            if committed:
+                cursor.insertHtml(committed)
+                self._tail_at = cursor.position()
+            else:
+                cursor.removeSelectedText()
+            self._table = None
+            if live:
+                cursor.insertHtml(self._block_box(cells))
+                cursor.setPosition(self._tail_at)
+                cursor.movePosition(QTextCursor.NextBlock)
+                self._table, self._drawn_cells = cursor.currentTable(), cells
         self.shown, self.final = index, final
         if at_bottom:
             bar.setValue(bar.maximum())

@@ -19,12 +19,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from bd3lm_core import (
-    BD3LMError, DownloadCancelled, Finished, LoadedModel, SamplerSettings, Step, encode_prompt, generate, load_model,
+    BD3LMError, DownloadCancelled, DownloadProgress, Finished, LoadedModel, SamplerSettings, Step, encode_prompt, generate, load_model,
 )
 
 from .threads import end_thread, start_in_thread
@@ -109,6 +110,7 @@ class EngineWorker(QObject):
     run_finished = Signal(int, object)  # run id, Outcome
     run_failed = Signal(int, str)
     run_judged = Signal(int, object)  # run id, Score or NoScore
+    judge_progressed = Signal(object)  # DownloadProgress, while a judge downloads
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,7 +157,7 @@ class EngineWorker(QObject):
             try:
                 model = self._model_for(request, batch.cancel)
                 outcome = self._run(model, request, batch.cancel)
-                self.run_judged.emit(request.run_id, self._score(model, outcome))
+                self.run_judged.emit(request.run_id, self._score(model, outcome, batch.cancel))
             except DownloadCancelled:
                 self.run_failed.emit(request.run_id, "not run: its model's download was stopped.")
             except BD3LMError as err:
@@ -176,10 +178,16 @@ class EngineWorker(QObject):
     def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> Outcome:
         settings = request.settings.resolved(model.config.block_size)
         tokenizer = model.tokenizer
+        texts: dict[int, str] = {}  # each token's text, decoded once per run (five alternatives a token add up)
+
+        def text(tid: int) -> str:
+            if tid not in texts:
+                texts[tid] = tokenizer.token_text(tid)
+            return texts[tid]
+
         prompt_ids = encode_prompt(model, request.prompt)
         prompt_tokens = tuple(
-            Token(pos, tid, "" if pos == 0 else tokenizer.token_text(tid), -1, 0, 1.0, -1)
-            for pos, tid in enumerate(prompt_ids)
+            Token(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
         )
         self.run_started.emit(request.run_id, Trace(
             request.prompt, model.name, *model.placement, asdict(settings),
@@ -191,9 +199,8 @@ class EngineWorker(QObject):
         for event in generate(model, request.prompt, settings, cancel=cancel, alternatives=ALTERNATIVES):
             if isinstance(event, Step):
                 revealed = tuple(
-                    Token(r.position, r.token, tokenizer.token_text(r.token), event.block, event.step,
-                          r.probability, count, r.confidence,
-                          tuple((tid, tokenizer.token_text(tid), p) for tid, p in r.alternatives))
+                    Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, count,
+                          r.confidence, tuple((tid, text(tid), p) for tid, p in r.alternatives))
                     for r in event.revealed
                 )
                 now = time.perf_counter()
@@ -212,13 +219,22 @@ class EngineWorker(QObject):
                 return outcome
         raise AssertionError("generate ended without Finished")
 
-    def _score(self, model: LoadedModel, outcome: Outcome) -> Score | NoScore:
-        """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept)."""
+    def _score(self, model: LoadedModel, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
+        """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
+
+        A judge that must be downloaded first reports its progress, and Stop
+        (or the status bar's Cancel) ends that download.
+        """
         if not outcome.token_ids:
             return NoScore("no text to judge")
         judge = self._judges.get(str(model.path))
         if judge is None:
-            judge = self._judges[str(model.path)] = _load_judge(model)
+            def progress(p: DownloadProgress) -> None:
+                self.judge_progressed.emit(p)
+                if cancel.is_set():  # load_judge takes no cancel: stopping from its progress report is the way
+                    raise DownloadCancelled("the judge's download was stopped; it continues when the model is loaded again.")
+
+            judge = self._judges[str(model.path)] = _load_judge(model, progress)
         if isinstance(judge, NoScore):
             return judge
         try:
@@ -230,7 +246,7 @@ class EngineWorker(QObject):
         return Score(int(verdict.tokens), float(verdict.gen_ppl), float(verdict.entropy), str(verdict.judge))
 
 
-def _load_judge(model: LoadedModel) -> object:
+def _load_judge(model: LoadedModel, progress: Callable[[DownloadProgress], None]) -> object:
     """The default judge of `model`, or a NoScore saying why there is none (the import is lazy: the
     engine may predate judges)."""
     try:
@@ -238,7 +254,9 @@ def _load_judge(model: LoadedModel) -> object:
     except ImportError:
         return NoScore("no judge installed", NO_JUDGE_HINT)
     try:
-        return load_judge(source=None, model=model, device="cpu", progress=None)
+        return load_judge(source=None, model=model, device="cpu", progress=progress)
+    except DownloadCancelled as err:
+        return NoScore("judge download stopped", str(err))
     except BD3LMError as err:
         return NoScore("no judge installed", str(err))
 

@@ -23,7 +23,7 @@ def test_window_opens_on_the_default_model(open_window, settings):
     # the shipped model itself, not a stand-in: its folder, block 4, context 256
     assert Path(window.model.path).resolve() == default_model_dir().resolve()
     assert (window.model.block_size, window.model.model_length) == (4, 256)
-    assert DEFAULT_MODEL in window.status_labels["model"].text()
+    assert DEFAULT_MODEL in window.model_label.text()
     assert window.generate_action.isEnabled() and not window.stop_action.isEnabled()
     assert error_boxes(window) == []
 
@@ -101,7 +101,7 @@ def test_changing_the_device_reloads_and_a_failed_reload_keeps_the_model(window,
     qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "auto", timeout=30_000)
     c.device.setCurrentIndex(c.device.findData("cpu"))
     qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "cpu", timeout=30_000)
-    assert "cpu" in window.status_labels["device"].text()
+    assert "on cpu" in window.model_label.text()
 
     c.device.setCurrentIndex(c.device.findData("mps"))  # no Apple GPU on a test machine
     qtbot.waitUntil(lambda: not window.loading, timeout=30_000)
