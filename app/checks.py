@@ -40,6 +40,18 @@ def type_problem(value: Any, hint: Any) -> str | None:
     return f"should be {' or '.join(t.__name__ for t in allowed if t is not type(None))}"
 
 
+def _range_problem(name: str, value: Any) -> str | None:
+    """What `resolved` lets through but no run can use: a seed beyond 63 bits, and 0 for a block size or a step
+    count (which it reads as "the default": a file that says 0 was damaged or hand-edited)."""
+    if value is None:
+        return None
+    if name == "seed" and not 0 <= value < SEED_LIMIT:
+        return f"seeds are 0 to {SEED_LIMIT - 1}"
+    if name in ("block_size", "steps") and value < 1:
+        return "must be at least 1"
+    return None
+
+
 def checked_sampling(saved: dict[str, Any]) -> tuple[SamplerSettings, list[str]]:
     """SamplerSettings from saved values; each bad one is left at its default, with a note that says so.
 
@@ -54,9 +66,7 @@ def checked_sampling(saved: dict[str, Any]) -> tuple[SamplerSettings, list[str]]
         if f.name not in saved:
             continue
         value = saved[f.name]
-        problem = type_problem(value, hints[f.name])
-        if problem is None and f.name == "seed" and value is not None and not 0 <= value < SEED_LIMIT:
-            problem = f"seeds are 0 to {SEED_LIMIT - 1}"
+        problem = type_problem(value, hints[f.name]) or _range_problem(f.name, value)
         if problem is None:
             try:
                 replace(defaults, **{f.name: value}).resolved(_ANY_BLOCK)

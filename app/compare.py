@@ -101,9 +101,9 @@ class RunColumn(QFrame):
             self.form.setRowVisible(getattr(self, name), samplers.uses(sampler, name))
 
     def set_choice(self, settings: SamplerSettings, model: OtherModel | None = None) -> None:
-        self.model.setCurrentIndex(max(0, self.model.findData(model)))
-        self.block_size.setCurrentIndex(max(0, self.block_size.findData(settings.block_size)))
-        self.sampler.setCurrentIndex(max(0, self.sampler.findData(settings.sampler)))
+        for combo, value in ((self.model, model), (self.block_size, settings.block_size),
+                             (self.sampler, settings.sampler)):
+            _select(combo, value)
         self.steps.setValue(settings.steps or 0)
         self.threshold.setValue(settings.threshold)
         self.entropy_bound.setValue(settings.entropy_bound)
@@ -174,6 +174,11 @@ class RunColumn(QFrame):
         self.figures.setText("<table>" + "".join(rows) + "</table>")
         if missing is not None and missing.hint:
             self.figures.setToolTip(missing.hint)
+
+
+def _select(combo: QComboBox, value: object) -> None:
+    """Choose the item whose data equals `value` (compared in Python: findData cannot match None or a dataclass)."""
+    combo.setCurrentIndex(next((i for i in range(combo.count()) if combo.itemData(i) == value), 0))
 
 
 def _fraction_box(low: float, high: float) -> QDoubleSpinBox:

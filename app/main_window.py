@@ -33,7 +33,6 @@ from .trace import Outcome, Score, Trace
 from .trace_reader import load_trace
 from .worker import Engine, ModelInfo, NoScore
 
-MIN_SIZE = (1024, 640)  # the window must be usable this small
 HOW_TO_READ = """
 <p><b>What you are watching.</b> A block diffusion model writes a <i>block</i> of tokens at a time,
 left to right. The block being written is the box of cells under the text: each cell starts masked
@@ -79,12 +78,12 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._connect()
         self._show_model_status()
-        self.setMinimumSize(*MIN_SIZE)
         geometry = self.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1200, 760)
-        if self.settings.notes:
-            self.status.show_message("Saved settings reset to defaults: " + "; ".join(self.settings.notes) + ".")
+        self._settings_note = (  # said once the first model is in, so that "Loaded" does not hide it
+            "Saved settings reset to defaults: " + "; ".join(self.settings.notes) + "." if self.settings.notes else ""
+        )
         self.load_model_source(model_source)
 
     # --- construction --------------------------------------------------------
@@ -247,7 +246,8 @@ class MainWindow(QMainWindow):
         self._load_ended()
         self.controls.set_model(info.block_size, info.model_length)
         self.controls.set_placement(info.device_choice, info.dtype_choice)
-        self.status.show_message(f"Loaded {info.name}.", 5000)
+        note, self._settings_note = self._settings_note, ""
+        self.status.show_message(f"Loaded {info.name}. {note}".strip(), 30000 if note else 5000)
         self._show_model_status()
 
     @Slot(str)
@@ -408,9 +408,9 @@ class MainWindow(QMainWindow):
             self._show_score(score)
             return
         self._show_score(None, score)
-        if score.hint and not self._hinted:  # say once, where it can be read, what to do about it
+        if score.hint and not self._hinted:  # say once, after the run's own message, what to do about it
             self._hinted = True
-            self.status.show_message(f"Gen PPL: {score.reason}. {score.hint}", 20000)
+            self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {score.hint}", 20000)
 
     def _show_score(self, score: Score | None, missing: NoScore | None = None) -> None:
         if score is None:

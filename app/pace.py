@@ -131,7 +131,7 @@ class Player(QWidget):
         still queued play on; a paused view stays where the user left it.
         """
         self.count, self.finished = count, True
-        if count == 0 or skip or (self.playing and self.steps_per_second == 0):
+        if count == 0 or skip or (self.playing and (self.steps_per_second == 0 or self.index >= count - 1)):
             self._stop_playing()
             self._show(count - 1)
         elif self.playing:
@@ -200,7 +200,6 @@ class Player(QWidget):
         if self.index >= last:
             if self.finished:
                 self._stop_playing()
-                self._show(last)  # the end state
                 self._update_widgets()
             else:
                 self._timer.stop()  # wait for more frames (grow restarts the timer)

@@ -190,7 +190,8 @@ class TraceView(TokenText):
 
     def _block_box(self, cells: list[tuple[str, str]]) -> str:
         columns = min(self.cells_per_row, self.trace.block_size)
-        tds = [f'<td bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
+        share = f"{100 / columns:.4g}%"  # every column the same width, whatever its token: cells never move
+        tds = [f'<td width="{share}" bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
         rows = "".join("<tr>" + "".join(tds[i : i + columns]) + "</tr>" for i in range(0, len(tds), columns))
         width = round(100 * columns / self.cells_per_row)
         c = self.colours

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
+import stat
+from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtCore import QStandardPaths
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
+from app_helpers import run_page_script, view_parts
 from bd3lm_core import load_model
+from bd3lm_studio.exports import FORMATS
 from bd3lm_studio.trace_reader import load_trace, read_trace
 from bd3lm_studio.trace import replay
 
@@ -162,66 +165,6 @@ def test_a_damaged_trace_is_refused_with_a_message(finished, tmp_path):
     assert finished.view.text.toPlainText() == shown
 
 
-NODE_DOM = """
-const els = {};
-class El {
-  constructor(id) {
-    this.id = id; this.children = []; this.textContent = ""; this.value = "0"; this.max = "0"; this.style = {};
-  }
-  replaceChildren() { this.children = []; }
-  append(...nodes) { this.children.push(...nodes); }
-}
-global.document = {
-  getElementById: (id) => els[id] || (els[id] = new El(id)),
-  createElement: () => new El(""),
-};
-const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
-for (const name of ["trace", "view"]) { els[name] = new El(name); els[name].textContent = input[name]; }
-els.colour = new El("colour"); els.colour.value = "plain";
-els.pace = new El("pace"); els.pace.value = "10";
-global.setInterval = () => 0; global.clearInterval = () => {};
-const text = (e) => e.children.length ? e.children.map(text).join("") : e.textContent;
-// what #text shows: the flowing text, and the current block's cells one by one
-const shown = () => {
-  const box = document.getElementById("text");
-  const grid = box.children.find((e) => e.className === "blockbox");
-  return {text: box.children.filter((e) => e !== grid).map(text).join(""),
-          cells: grid ? grid.children.map(text) : []};
-};
-"""
-
-
-def view_parts(view) -> dict:
-    """What the app's view shows: the flowing text, and the current block's cells one by one."""
-    text, cells = [], []
-    block = view.text.document().begin()
-    while block.isValid():
-        table = QTextCursor(block).currentTable()
-        if table is None:
-            text.append(block.text())
-        else:
-            cells.append(block.text())
-        block = block.next()
-    return {"text": "".join(text), "cells": cells}
-
-
-def run_page_script(page: str, probe: str) -> dict:
-    """Run the page's own script (with a minimal stand-in for the DOM), then `probe`, which prints JSON."""
-    if shutil.which("node") is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is missing: .ci/run installs it, and CI must run this test")
-        pytest.skip("needs node (Debian package nodejs) to run the page's script")
-    data = {
-        name: re.search(rf'<script type="application/json" id="{name}">(.*?)</script>', page, re.S)[1]
-        for name in ("trace", "view")
-    }
-    script = re.search(r"<script>\n(.*?)</script>", page, re.S)[1]
-    out = subprocess.run(
-        ["node", "-e", NODE_DOM + script + probe], input=json.dumps(data), capture_output=True, text=True, check=True,
-    ).stdout
-    return json.loads(out)
-
-
 def test_html_page_script_replays_the_run(finished, tmp_path):
     """The page draws every frame as the app does: the same text, the same cells in the current block."""
     path = tmp_path / "run.html"
@@ -241,3 +184,34 @@ console.log(JSON.stringify({final, first, where: document.getElementById("where"
     assert result["first"] == view_parts(view)
     assert "\u2591" in "".join(result["first"]["cells"]) and result["where"].startswith("step 1 of")
     assert (result["playing"], int(result["at"])) == ("Pause", 0)
+
+
+def test_the_export_dialog_offers_an_html_name_under_the_html_filter_in_the_documents_folder(finished, tmp_path):
+    """Defect: the default name was .html but the filter said Plain text, in the checkout folder."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+    expected = Path(documents) if documents and Path(documents).is_dir() else Path.home()
+    dialog = finished.export_dialog()
+    assert Path(dialog.directory().absolutePath()) == expected.resolve()
+    assert dialog.selectedNameFilter() == FORMATS[".html"]
+    assert Path(dialog.selectedFiles()[0]).name == "bd3lm-run.html"
+    dialog.filterSelected.emit(FORMATS[".md"])  # the user picks Markdown: the name follows
+    assert Path(dialog.selectedFiles()[0]).name == "bd3lm-run.md"
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert finished.export_to(folder / "story.txt")
+    again = finished.export_dialog()  # the next export opens where the last one went
+    assert Path(again.directory().absolutePath()) == folder.resolve()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_exported_files_get_the_permissions_the_umask_gives(finished, tmp_path, umask, mode):
+    """Defect: every export was -rw------- (a temporary file's mode) whatever the umask."""
+    before = os.umask(umask)
+    try:
+        for suffix in (".txt", ".md", ".json", ".html"):
+            path = tmp_path / f"run{suffix}"
+            assert finished.export_to(path)
+            assert stat.S_IMODE(path.stat().st_mode) == mode
+    finally:
+        os.umask(before)

@@ -9,25 +9,13 @@ from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
 import bd3lm_studio.worker as worker_module
+from app_helpers import configure, fragments, run
 from bd3lm_core import Step
 from bd3lm_studio.pace import MAX_FPS
 from bd3lm_studio.palette import LIGHT, MASK_GLYPH
 from bd3lm_studio.trace_view import tooltip_text
 
 LATEST, MASK_BG = LIGHT.latest, LIGHT.mask_bg
-
-
-def configure(window, tokens: int, **choices) -> None:
-    c = window.controls
-    c.tokens.set_value(tokens)
-    c.stop_at_eos.setChecked(choices.get("stop_at_eos", False))
-    c.seed.setValue(choices.get("seed", 7))
-
-
-def run(window, qtbot, timeout: int = 60_000) -> None:
-    window.generate()
-    assert window.running
-    qtbot.waitUntil(lambda: not window.running, timeout=timeout)
 
 
 def shown_text(window) -> str:
@@ -56,20 +44,6 @@ def test_full_generation_fills_the_view_and_ends_with_the_requested_length(windo
     assert "tokens/s" in status["speed"] and status["elapsed"].endswith(" s")
     assert status["progress"].startswith("30 of 30 tokens")
     assert window.export_action.isEnabled() and window.generate_action.isEnabled()
-
-
-def fragments(view) -> list[tuple[str, str, str]]:
-    """(text, tooltip, background colour) of every run of text in the view."""
-    out = []
-    block = view.text.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            f = it.fragment()
-            out.append((f.text(), f.charFormat().toolTip(), f.charFormat().background().color().name()))
-            it += 1
-        block = block.next()
-    return out
 
 
 def test_mid_run_the_current_block_shows_masks_and_the_latest_tokens(window, qtbot):

@@ -7,13 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
 
+from app_helpers import error_boxes
 from bd3lm_core import DEFAULT_MODEL, SamplerSettings, default_model_dir
-
-
-def error_boxes(window) -> list[str]:
-    return [box.text() for box in window.findChildren(QMessageBox) if box.isVisible()]
 
 
 def test_window_opens_on_the_default_model(open_window, settings):
