@@ -172,7 +172,9 @@ class RunColumn(QFrame):
                 text = f"<b>\u2605 {text}</b>"
             rows.append(f"<tr><td title='{f.explain}'>{f.name}</td><td align='right'>{text}</td></tr>")
         self.figures.setText("<table>" + "".join(rows) + "</table>")
-        if missing is not None and missing.hint:
+        if self.trace.score is not None:  # different models may have different judges: say whose figures these are
+            self.figures.setToolTip(f"Gen PPL and entropy judged by {self.trace.score.judge}.")
+        elif missing is not None and missing.hint:
             self.figures.setToolTip(missing.hint)
 
 
@@ -241,7 +243,10 @@ class CompareWindow(QDialog):
         self.export_button.clicked.connect(self._ask_export)
         self.player = Player(10, times=self._elapsed)
         self.player.shown.connect(self._show_at)
-        self.message = QLabel()
+        self.message = QLabel(
+            "Press a one-click comparison above, or set each column (a model, a block size, a sampler and its "
+            "knobs) and press Run all. Every column uses the same prompt, seed and length."
+        )
         self.message.setWordWrap(True)
         bottom = QHBoxLayout()
         bottom.addWidget(self.run_button)
@@ -299,15 +304,20 @@ class CompareWindow(QDialog):
     def remove_column(self, column: RunColumn) -> None:
         if len(self.columns) > 2:
             self.columns.remove(column)
-            column.deleteLater()
+            self._drop(column)
             self._renumber()
 
     def set_columns(self, choices: list[tuple[OtherModel | None, SamplerSettings]]) -> None:
         for column in self.columns:
-            column.deleteLater()
+            self._drop(column)
         self.columns = []
         for model, settings in choices[:MAX_COLUMNS]:
             self.add_column(settings, model)
+
+    def _drop(self, column: RunColumn) -> None:
+        self.columns_row.removeWidget(column)
+        column.hide()
+        column.deleteLater()
 
     def _renumber(self) -> None:
         for i, column in enumerate(self.columns):
@@ -465,7 +475,8 @@ class CompareWindow(QDialog):
                 path += next(s for s, f in COMPARE_FORMATS.items() if f == chosen)
             self.export_to(path)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Closed (or Esc): its runs stop, so the main window's next run does not wait behind them."""
         if self._waiting:
             self.engine.stop()
-        super().closeEvent(event)
+        super().hideEvent(event)

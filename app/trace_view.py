@@ -223,6 +223,7 @@ class TraceView(TokenText):
         state: the text the run returned, no block in progress.
         """
         trace = self.trace
+        final = final and trace.outcome is not None  # a run still going has no end state yet
         frame = trace.frames[index] if index >= 0 else None
         live = frame is not None and not final and frame.start < trace.end
         cut = min(frame.start if live else (trace.end if frame is not None else trace.n_prompt), trace.end)
