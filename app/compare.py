@@ -432,7 +432,6 @@ class CompareWindow(QDialog):
     def _show_at(self, index: int, final: bool) -> None:
         for column in self.finished_columns():
             column.show_at(index)
-        self.player.label.setText(f"step {index + 1} of {self.player.count}")
 
     def _elapsed(self, index: int) -> float:
         longest = max(self.finished_columns(), key=lambda c: len(c.trace.frames), default=None)

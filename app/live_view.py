@@ -80,7 +80,7 @@ class LiveView(QWidget):
         header.addWidget(self.colouring)
 
         self.text = TraceView(colouring)
-        self.player = Player(pace, times=self._elapsed)
+        self.player = Player(pace, times=self._elapsed, describe=self._describe)
         self.timeline, self.timeline_label = self.player.timeline, self.player.label
         self.player.shown.connect(self._show)
 
@@ -128,17 +128,16 @@ class LiveView(QWidget):
         if self.trace is None:
             return
         self.text.show_frame(index, final)
-        self._update_label(index)
         self.rendered.emit(index)
 
-    def _update_label(self, index: int) -> None:
+    def _describe(self, index: int) -> str:
+        """The timeline's label: where the frame on screen is."""
+        if self.trace is None:
+            return "Replay: after a run"
         if index < 0:
-            self.timeline_label.setText("waiting for the first step" if self.trace.outcome is None else "no steps")
-            return
+            return "waiting for the first step" if self.trace.outcome is None else "no steps"
         frame = self.trace.frames[index]
-        self.timeline_label.setText(
-            f"step {index + 1} of {len(self.trace.frames)}: block {frame.block}, step {frame.step}"
-        )
+        return f"step {index + 1} of {len(self.trace.frames)}: block {frame.block}, step {frame.step}"
 
     def _on_colouring(self) -> None:
         key = self.colouring.currentData()

@@ -27,6 +27,7 @@ from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog
 from .live_view import LiveView
+from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
 from .status import StatusArea
 from .trace import Outcome, Score, Trace
@@ -64,6 +65,8 @@ class MainWindow(QMainWindow):
         self._startup_source = model_source
         self.compare_window: CompareWindow | None = None
         self._hinted = False  # whether the status bar has said how to get a judge
+        self._shown_frame = -1  # the frame on screen, whose numbers the status bar shows
+        self._status_later = Throttle(self._show_run_status, self, WIDGET_UPDATES)
 
         self.prompt = QPlainTextEdit(self.settings.prompt())
         self.prompt.setPlaceholderText("Type a prompt (or leave it empty) and press Ctrl+Enter to generate.")
@@ -214,7 +217,7 @@ class MainWindow(QMainWindow):
         worker.run_failed.connect(self._on_run_failed)
         worker.run_judged.connect(self._on_run_judged)
         worker.judge_progressed.connect(lambda p: self.status.show_download("the judge", p))
-        self.view.rendered.connect(self._show_run_status)
+        self.view.rendered.connect(self._on_rendered)
         self.view.colouring_changed.connect(self.settings.save_colouring)
         self.view.player.pace_changed.connect(self.settings.save_pace)
         self.controls.changed.connect(lambda: self.settings.save_choices(self.controls.choices()))
@@ -521,9 +524,18 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"BD3-LM Studio: {m.name}")
         self._mark_loaded_model()
 
-    def _show_run_status(self, index: int) -> None:
+    def _on_rendered(self, index: int) -> None:
+        """While the view plays, its numbers follow a few times a second (faster, nobody could read them)."""
+        self._shown_frame = index
+        if self.view.player.playing:
+            self._status_later.poke()
+        else:
+            self._status_later.cancel()
+            self._show_run_status()
+
+    def _show_run_status(self) -> None:
         """Speed, forwards and time as of the frame on screen (live, or in a replay)."""
-        trace = self.trace
+        trace, index = self.trace, self._shown_frame
         if trace is None or index < 0:
             for name in ("progress", "speed", "nfe", "elapsed"):
                 self.status.set_stat(name, "")

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QToolButt
 from .settings import PACES
 
 MAX_FPS = 60
+WIDGET_UPDATES = 10  # a second, while playing: a timeline moving 60 times a second only costs the UI thread
 
 
 def pace_name(pace: int) -> str:
@@ -26,11 +27,12 @@ def pace_name(pace: int) -> str:
 
 
 class Throttle(QObject):
-    """Calls `action` soon after `poke`, but never more than MAX_FPS times a second."""
+    """Calls `action` soon after `poke`, but never more than `per_second` times a second."""
 
-    def __init__(self, action: Callable[[], None], parent: QObject | None = None) -> None:
+    def __init__(self, action: Callable[[], None], parent: QObject | None = None, per_second: int = MAX_FPS) -> None:
         super().__init__(parent)
         self._action = action
+        self._interval = 1 / per_second
         self._last = 0.0
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -38,7 +40,7 @@ class Throttle(QObject):
 
     def poke(self) -> None:
         if not self._timer.isActive():
-            wait = self._last + 1 / MAX_FPS - time.perf_counter()
+            wait = self._last + self._interval - time.perf_counter()
             self._timer.start(max(0, math.ceil(wait * 1000)))
 
     def cancel(self) -> None:
@@ -55,9 +57,13 @@ class Player(QWidget):
     shown = Signal(int, bool)  # frame index to show, and whether it is the run's final state
     pace_changed = Signal(int)
 
-    def __init__(self, pace: int = 0, times: Callable[[int], float] | None = None) -> None:
+    def __init__(
+        self, pace: int = 0, times: Callable[[int], float] | None = None, describe: Callable[[int], str] | None = None,
+    ) -> None:
         super().__init__()
         self.times = times or (lambda i: i / MAX_FPS)  # seconds into the run at frame i, for real-time replays
+        self.describe = describe or (  # the label beside the timeline
+            lambda i: f"step {i + 1} of {self.count}" if i >= 0 else "Replay: after a run")
         self.count = 0  # frames available
         self.finished = False  # no more frames will come
         self.index = -1  # frame on screen
@@ -67,6 +73,7 @@ class Player(QWidget):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
         self._live = Throttle(self._catch_up, self)
+        self._widgets_later = Throttle(self._update_widgets, self, WIDGET_UPDATES)
 
         self.play = QToolButton()
         self.play.setToolButtonStyle(Qt.ToolButtonTextOnly)
@@ -87,7 +94,7 @@ class Player(QWidget):
         )
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setToolTip("Drag to see the run as of any denoising step.")
-        self.label = QLabel("Replay: after a run")
+        self.label = QLabel()
         self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("step 9999 of 9999: block 999, step 99"))
 
         layout = QHBoxLayout(self)
@@ -193,7 +200,7 @@ class Player(QWidget):
             self._show(self.count - 1)
             if self.finished:
                 self._stop_playing()
-            self._update_widgets()
+            self._widgets_later.poke()
 
     def _tick(self) -> None:
         last = self.count - 1
@@ -212,7 +219,7 @@ class Player(QWidget):
             self._show(target)
         else:
             self._show(self.index + 1)
-        self._update_widgets()
+        self._widgets_later.poke()
 
     def _stop_playing(self) -> None:
         self.playing = False
@@ -230,6 +237,7 @@ class Player(QWidget):
             "range": max(0, self.count - 1), "value": max(0, self.index), "timeline": self.count > 1,
             "play_text": "Pause" if self.playing else "Play", "play": self.count > 0,
             "back": self.count > 0 and self.index > 0, "forward": 0 <= self.index < self.count - 1,
+            "label": self.describe(self.index),
         }
         changed = {key for key, value in state.items() if self._drawn.get(key) != value}
         self._drawn = state
@@ -245,3 +253,5 @@ class Player(QWidget):
                 widget.setEnabled(state[key])
         if "play_text" in changed:
             self.play.setText(state["play_text"])
+        if "label" in changed:
+            self.label.setText(state["label"])
