@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+    QComboBox, QDialog, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
     QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -24,6 +24,7 @@ from bd3lm_core import DEFAULT_MODEL, SAMPLERS, BD3LMError, SamplerSettings, ins
 
 from . import comparison, exports, samplers
 from .controls import BLOCK_SIZES, MAX_TOKENS, SeedEdit
+from .file_dialogs import chosen_path, save_dialog
 from .pace import Player, Throttle
 from .palette import COLOURINGS
 from .settings import Choices, Settings
@@ -465,13 +466,10 @@ class CompareWindow(QDialog):
         return True
 
     def _ask_export(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export the comparison", str(self.settings.export_folder() / "bd3lm-comparison.html"),
-            ";;".join(COMPARE_FORMATS.values()), COMPARE_FORMATS[".html"],
-        )
-        if path:
-            if not Path(path).suffix:
-                path += next(s for s, f in COMPARE_FORMATS.items() if f == chosen)
+        dialog = save_dialog(self, "Export the comparison", self.settings.export_folder(), COMPARE_FORMATS,
+                             "bd3lm-comparison.html")
+        path = chosen_path(dialog, COMPARE_FORMATS)
+        if path is not None:
             self.export_to(path)
 
     def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name

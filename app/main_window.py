@@ -5,7 +5,8 @@ to the worker's signals, each tagged with the run it belongs to, so answers
 from a stopped run cannot leak into the next one. The parts live in their
 own modules: the controls (`controls.py`), the view and its player
 (`live_view.py`, `trace_view.py`, `pace.py`), the status bar (`status.py`),
-the comparison window (`compare.py`), Help → About (`about.py`).
+the Model menu (`model_menu.py`), the comparison window (`compare.py`),
+Help → About (`about.py`), save dialogs (`file_dialogs.py`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QSplitter,
     QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, installed_models, random_seed
+from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, random_seed
 
 from . import exports
 from .about import AboutDialog
 from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog
+from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
+from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
 from .status import StatusArea
@@ -120,16 +123,7 @@ class MainWindow(QMainWindow):
         self.copy_seed_action = action("Copy seed", self.copy_seed, tip="Copy the seed of the run on screen")
         open_trace = action("Open trace…", self._ask_open_trace, QKeySequence.Open)
         quit_app = action("Quit", self.close, QKeySequence.Quit)
-        self.shipped_action = action(f"Shipped model ({DEFAULT_MODEL})", lambda: self.load_model_source(None))
-        self.folder_action = action("", lambda: None)  # shows which folder is loaded, when one is
-        open_folder = action("Open model folder…", self._ask_model_folder)
-        downloads = action("Download models…", self.show_downloads)
         about = action("About BD3-LM Studio", self.show_about)
-        self._loaded_marks = QActionGroup(self)  # one model is marked as loaded, at most
-        for a in (self.shipped_action, self.folder_action):
-            a.setCheckable(True)
-            self._loaded_marks.addAction(a)
-        self.folder_action.setVisible(False)
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
@@ -141,14 +135,10 @@ class MainWindow(QMainWindow):
         for a in (self.generate_action, self.continue_action, self.stop_action, self.compare_action,
                   self.copy_seed_action):
             run_menu.addAction(a)
-        model_menu = menus.addMenu("&Model")
-        model_menu.addAction(self.shipped_action)
-        model_menu.addAction(self.folder_action)
-        self.installed_menu = model_menu.addMenu("Installed models")
-        self.installed_menu.aboutToShow.connect(self._fill_installed_menu)
-        model_menu.addAction(open_folder)
-        model_menu.addSeparator()
-        model_menu.addAction(downloads)
+        self.model_menu = ModelMenu(self)
+        self.model_menu.load_requested.connect(self.load_model_source)
+        self.model_menu.downloads_requested.connect(self.show_downloads)
+        menus.addMenu(self.model_menu)
         menus.addMenu("&Help").addAction(about)
         self.status_labels["seed"].setContextMenuPolicy(Qt.ActionsContextMenu)
         self.status_labels["seed"].addAction(self.copy_seed_action)
@@ -274,34 +264,6 @@ class MainWindow(QMainWindow):
             self.status.hide_download()
         self._update_actions()
 
-    def _ask_model_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a model folder (config.json, model.safetensors, tokenizer.json)"
-        )
-        if folder:
-            self.load_model_source(folder)
-
-    def _fill_installed_menu(self) -> None:
-        """The installed models, the loaded one ticked."""
-        self.installed_menu.clear()
-        models = installed_models()
-        for m in models:
-            a = self.installed_menu.addAction(m.repo_id, lambda repo_id=m.repo_id: self.load_model_source(repo_id))
-            a.setCheckable(True)
-            a.setChecked(self.model is not None and self.model.source == m.repo_id)
-        if not models:
-            self.installed_menu.addAction("(none yet: Download models…)").setEnabled(False)
-
-    def _mark_loaded_model(self) -> None:
-        source = self.model.source if self.model is not None else ""
-        self.shipped_action.setChecked(self.model is not None and source is None)
-        is_folder = self.model is not None and source is not None and Path(source).expanduser().is_dir()
-        self.folder_action.setVisible(is_folder)
-        if is_folder:
-            self.folder_action.setText(f"Folder: {self.model.name}")
-            self.folder_action.setToolTip(self.model.path)
-        self.folder_action.setChecked(is_folder)
-
     def show_downloads(self) -> DownloadDialog:
         dialog = DownloadDialog(self)
         dialog.setAttribute(Qt.WA_DeleteOnClose)
@@ -408,24 +370,12 @@ class MainWindow(QMainWindow):
             return
         if isinstance(score, Score):
             self.trace.score = score
-            self._show_score(score)
+            self.status.show_score(score)
             return
-        self._show_score(None, score)
+        self.status.show_score(None, score)
         if score.hint and not self._hinted:  # say once, after the run's own message, what to do about it
             self._hinted = True
             self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {score.hint}", 20000)
-
-    def _show_score(self, score: Score | None, missing: NoScore | None = None) -> None:
-        if score is None:
-            missing = missing or NoScore("not in this trace", "The run was saved without a judge's verdict.")
-            self.status.set_stat("score", f"Gen PPL: {missing.reason}", missing.hint or None)
-            return
-        self.status.set_stat(
-            "score", f"Gen PPL {score.gen_ppl:.1f} · entropy {score.entropy:.2f}",
-            f"Judged by {score.judge} over {score.tokens} tokens.\n"
-            "Gen PPL: the judge's perplexity of the generated text (lower reads more fluently to it).\n"
-            "Entropy: of the text's tokens, in nats (higher is more varied; very low means repetition).",
-        )
 
     # --- export ----------------------------------------------------------------
     def export_to(self, path: str | Path) -> bool:
@@ -442,25 +392,14 @@ class MainWindow(QMainWindow):
         return True
 
     def export_dialog(self) -> QFileDialog:
-        """File → Export's dialog: in the last folder used (else Documents), an .html name under the HTML filter;
-        choosing another filter changes the name's suffix to match."""
-        dialog = QFileDialog(self, "Export the run", str(self.settings.export_folder()))
-        dialog.setAcceptMode(QFileDialog.AcceptSave)
-        dialog.setNameFilters(list(exports.FORMATS.values()))
-        dialog.selectNameFilter(exports.FORMATS[".html"])
-        dialog.selectFile("bd3lm-run.html")
-        dialog.filterSelected.connect(lambda chosen: _match_suffix(dialog, chosen))
-        return dialog
+        """File → Export's dialog: in the last folder used (else Documents), an .html name under the HTML filter."""
+        return save_dialog(self, "Export the run", self.settings.export_folder(), exports.FORMATS, "bd3lm-run.html")
 
     def _ask_export(self) -> None:
-        if self.trace is None or self.trace.outcome is None:
-            return
-        dialog = self.export_dialog()
-        if dialog.exec() and dialog.selectedFiles():
-            path = dialog.selectedFiles()[0]
-            if not Path(path).suffix:  # take the suffix from the chosen filter
-                path += _suffix_of(dialog.selectedNameFilter())
-            self.export_to(path)
+        if self.trace is not None and self.trace.outcome is not None:
+            path = chosen_path(self.export_dialog(), exports.FORMATS)
+            if path is not None:
+                self.export_to(path)
 
     def copy_text(self) -> None:
         if self.trace is not None and self.trace.outcome is not None:
@@ -492,7 +431,7 @@ class MainWindow(QMainWindow):
             new_seed_each_run=False,  # so that Generate reproduces the run
         ))
         self.prompt.setPlainText(trace.prompt)
-        self._show_score(trace.score)
+        self.status.show_score(trace.score)
         self.status.show_message(
             f"Opened a run of {trace.model}. With that model loaded, Generate reproduces it.", 10000,
         )
@@ -522,10 +461,11 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"Model: {m.name} (block size {m.block_size}) on {m.device}, {m.dtype}")
             self.model_label.setToolTip(m.path)
             self.setWindowTitle(f"BD3-LM Studio: {m.name}")
-        self._mark_loaded_model()
+        self.model_menu.mark(self.model)
 
     def _on_rendered(self, index: int) -> None:
-        """While the view plays, its numbers follow a few times a second (faster, nobody could read them)."""
+        """The status bar shows the numbers of the frame on screen; while the view plays, a few times a second
+        (faster, nobody could read them, and each update costs the UI thread)."""
         self._shown_frame = index
         if self.view.player.playing:
             self._status_later.poke()
@@ -534,23 +474,7 @@ class MainWindow(QMainWindow):
             self._show_run_status()
 
     def _show_run_status(self) -> None:
-        """Speed, forwards and time as of the frame on screen (live, or in a replay)."""
-        trace, index = self.trace, self._shown_frame
-        if trace is None or index < 0:
-            for name in ("progress", "speed", "nfe", "elapsed"):
-                self.status.set_stat(name, "")
-            if trace is not None:
-                self.status.set_stat("seed", f"seed {trace.settings['seed']}")
-            return
-        frame = trace.frames[index]
-        tokens = trace.generated_count(index)
-        speed = tokens / frame.elapsed if frame.elapsed > 0 else 0.0
-        total = len(trace.outcome.token_ids) if trace.outcome is not None else trace.settings["tokens"]
-        self.status.set_stat("progress", f"{tokens} of {total} tokens, block {frame.block} step {frame.step}")
-        self.status.set_stat("speed", f"{speed:,.1f} tokens/s")
-        self.status.set_stat("nfe", f"NFE {frame.nfe}")
-        self.status.set_stat("elapsed", f"{frame.elapsed:.2f} s")
-        self.status.set_stat("seed", f"seed {trace.settings['seed']}")
+        self.status.show_frame(self.trace, self._shown_frame)
 
     def _update_actions(self) -> None:
         ready = self.model is not None and not self.loading
@@ -576,13 +500,3 @@ class MainWindow(QMainWindow):
         self.engine.shutdown()
         super().closeEvent(event)
 
-
-def _suffix_of(name_filter: str) -> str:
-    return next((s for s, f in exports.FORMATS.items() if f == name_filter), ".html")
-
-
-def _match_suffix(dialog: QFileDialog, name_filter: str) -> None:
-    """The user picked another format: give the typed name that format's suffix."""
-    files = dialog.selectedFiles()
-    if files:
-        dialog.selectFile(Path(files[0]).with_suffix(_suffix_of(name_filter)).name)

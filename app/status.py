@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWi
 from bd3lm_core import DownloadProgress
 
 from .download_dialog import describe_progress
+from .trace import Score, Trace
+from .worker import NoScore
 
 STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score")
 TIPS = {
@@ -108,6 +110,34 @@ class StatusArea(QStatusBar):
             label.setText(text)
         if tip is not None:
             label.setToolTip(tip)
+
+    def show_frame(self, trace: Trace | None, index: int) -> None:
+        """The numbers of the run on screen as of frame `index`: tokens so far, speed, forwards, time, seed."""
+        if trace is None or index < 0:
+            for name in ("progress", "speed", "nfe", "elapsed"):
+                self.set_stat(name, "")
+        else:
+            frame = trace.frames[index]
+            tokens = trace.generated_count(index)
+            total = len(trace.outcome.token_ids) if trace.outcome is not None else trace.settings["tokens"]
+            self.set_stat("progress", f"{tokens} of {total} tokens, block {frame.block} step {frame.step}")
+            self.set_stat("speed", f"{tokens / frame.elapsed if frame.elapsed > 0 else 0.0:,.1f} tokens/s")
+            self.set_stat("nfe", f"NFE {frame.nfe}")
+            self.set_stat("elapsed", f"{frame.elapsed:.2f} s")
+        self.set_stat("seed", "" if trace is None else f"seed {trace.settings['seed']}")
+
+    def show_score(self, score: Score | None, missing: NoScore | None = None) -> None:
+        """Gen PPL and entropy of the run on screen, or why there are none (the hint in the tooltip)."""
+        if score is None:
+            missing = missing or NoScore("not in this trace", "The run was saved without a judge's verdict.")
+            self.set_stat("score", f"Gen PPL: {missing.reason}", missing.hint or None)
+            return
+        self.set_stat(
+            "score", f"Gen PPL {score.gen_ppl:.1f} · entropy {score.entropy:.2f}",
+            f"Judged by {score.judge} over {score.tokens} tokens.\n"
+            "Gen PPL: the judge's perplexity of the generated text (lower reads more fluently to it).\n"
+            "Entropy: of the text's tokens, in nats (higher is more varied; very low means repetition).",
+        )
 
     def show_download(self, what: str, p: DownloadProgress) -> None:
         """A load is downloading: its progress, and a way to stop it."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint
 from PySide6.QtGui import QColor, QFont, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 

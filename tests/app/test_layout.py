@@ -80,17 +80,18 @@ def test_the_empty_output_area_says_what_to_do_on_first_start(window):
 
 def test_the_model_menu_marks_the_loaded_model(window, qtbot, tiny_model, bd3lm_home):
     """Defect: the Model menu did not say which model was loaded."""
-    assert window.folder_action.isVisible() and window.folder_action.isChecked()
-    assert window.model.name in window.folder_action.text() and not window.shipped_action.isChecked()
+    menu = window.model_menu
+    assert menu.folder.isVisible() and menu.folder.isChecked()
+    assert window.model.name in menu.folder.text() and not menu.shipped.isChecked()
 
     window.load_model_source(None)
     qtbot.waitUntil(lambda: not window.loading, timeout=30_000)
-    assert window.shipped_action.isChecked() and not window.folder_action.isVisible()
+    assert menu.shipped.isChecked() and not menu.folder.isVisible()
 
     shutil.copytree(tiny_model, models_dir() / "test-org--tiny")  # as a download installs it
     window.load_model_source("test-org/tiny")
     qtbot.waitUntil(lambda: not window.loading, timeout=30_000)
-    window._fill_installed_menu()  # what opening the submenu does
-    marks = {a.text(): a.isChecked() for a in window.installed_menu.actions()}
+    menu.installed.aboutToShow.emit()  # what opening the submenu does
+    marks = {a.text(): a.isChecked() for a in menu.installed.actions()}
     assert marks == {"test-org/tiny": True}
-    assert not window.shipped_action.isChecked() and not window.folder_action.isChecked()
+    assert not menu.shipped.isChecked() and not menu.folder.isChecked()
