@@ -26,7 +26,10 @@ TEMPERATURES = tuple(round(0.1 + 0.05 * i, 2) for i in range(39))  # 0.10 ... 2.
 THRESHOLDS = tuple(round(0.3 + 0.01 * i, 2) for i in range(71))  # 0.30 ... 1.00
 ENTROPY_BOUNDS = tuple(round(0.1 * i, 1) for i in range(51))  # 0.0 ... 5.0 nats
 DEVICE_NAMES = {"auto": "Auto (best available)", "cuda": "CUDA (NVIDIA GPU)", "mps": "MPS (Apple GPU)", "cpu": "CPU"}
-DTYPE_NAMES = {"auto": "Auto (fastest safe)", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+DTYPE_NAMES = {
+    "auto": "Auto (fastest safe)", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16",
+    "int8": "int8 (CPU only)",
+}
 
 
 class ValueSlider(QWidget):

@@ -26,7 +26,7 @@ from . import exports
 from .about import AboutDialog
 from .compare import CompareWindow
 from .controls import ControlsPanel
-from .download_dialog import DownloadDialog
+from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
 from .model_menu import ModelMenu
@@ -265,11 +265,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def show_downloads(self) -> DownloadDialog:
-        dialog = DownloadDialog(self)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
-        dialog.model_chosen.connect(self.load_model_source)
-        dialog.show()
-        return dialog
+        return show_download_dialog(self, self.model.source if self.model else None, self.load_model_source)
 
     def show_about(self) -> AboutDialog:
         dialog = AboutDialog(self, self.model.name if self.model else None, self.model.path if self.model else None)

@@ -1,4 +1,4 @@
-"""The `bd3lm` command: generate, download, list models, train, evaluate.
+"""The `bd3lm` command: generate, judge, download, list models, train, evaluate.
 
 Every subcommand goes through the same public API as the app. User errors
 (`BD3LMError`) print one line on stderr and exit with status 2.
@@ -26,13 +26,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", metavar="SRC", help="model folder or hub repo id (default: the shipped model)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
-    p.add_argument("--dtype", choices=list(DTYPES), default="auto", help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU")
+    p.add_argument("--dtype", choices=list(DTYPES), default="auto",
+                   help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU; int8: int8 weights on the CPU")
+    p.add_argument("--threads", type=int, help="CPU threads (default: one for small models, all cores for large ones)")
 
 
 def _load(args: argparse.Namespace):
     from .loader import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress)
+    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress, threads=args.threads)
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,11 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    p.add_argument("--num-samples", type=int, default=1, metavar="N",
+                   help="draw N samples of the prompt at once, in one batch; sample i uses seed + i (default 1)")
+    p.add_argument("--judge", metavar="SRC",
+                   help="score the sample with this autoregressive judge (folder or hub repo id; `default`: the one "
+                        "for the model's tokenizer) and report its Gen PPL and entropy")
     p.set_defaults(run=run_generate)
 
 
@@ -66,38 +73,116 @@ def run_generate(args: argparse.Namespace) -> int:
     from .sampling import BlockDone, Finished, SamplerSettings, generate
 
     loaded = _load(args)
+    judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     settings = SamplerSettings(
         tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
         threshold=args.threshold, entropy_bound=args.entropy_bound,
         temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
         stop_on_repetition=not args.no_repetition_stop,
     )
-    if not args.json:
+    many = args.num_samples > 1
+    stream = not args.json and not many  # one sample streams block by block; several print as each finishes
+    if stream:
         sys.stdout.write(args.prompt)
-    for event in generate(loaded, args.prompt, settings):
-        if isinstance(event, BlockDone) and not args.json:
+    finished: list[Finished] = []
+    for event in generate(loaded, args.prompt, settings, num_samples=args.num_samples):
+        if isinstance(event, BlockDone) and stream:
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, Finished):
-            result = event
+            finished.append(event)
+            if many and not args.json:
+                print(f"--- sample {event.row + 1} of {args.num_samples} (seed {event.settings.seed}, "
+                      f"stopped: {event.reason}) ---\n{args.prompt}{event.text}", flush=True)
+    finished.sort(key=lambda f: f.row)
+    # an empty sample (end-of-text at once) has no Gen PPL; the run is still reported
+    quality = [
+        None if judge is None else judge.score(f.text, f.token_ids, prompt=args.prompt) if f.text else None
+        for f in finished
+    ]
+    nfe, seconds = max(f.nfe for f in finished), max(f.seconds for f in finished)  # the batch's, not a row's
+    tokens = sum(len(f.token_ids) for f in finished)
+    speed = tokens / seconds if seconds > 0 else 0.0
     if args.json:
-        print(json.dumps({
-            "model": loaded.name,
-            "prompt": args.prompt,
-            "text": result.text,
-            "token_ids": list(result.token_ids),
-            "nfe": result.nfe,
-            "seconds": result.seconds,
-            "tokens_per_second": result.tokens_per_second,
-            "stop_reason": result.reason,
-            "device": loaded.placement[0],
-            "dtype": loaded.placement[1],
-            "settings": asdict(result.settings),
-        }))
-    else:
+        samples = [
+            {"text": f.text, "token_ids": list(f.token_ids), "stop_reason": f.reason, "seed": f.settings.seed,
+             **_quality_fields(judge, j)}
+            for f, j in zip(finished, quality)
+        ]
+        run = {
+            "model": loaded.name, "prompt": args.prompt, "nfe": nfe, "seconds": seconds, "tokens_per_second": speed,
+            "device": loaded.placement[0], "dtype": loaded.placement[1], "settings": asdict(finished[0].settings),
+        }
+        if many:
+            print(json.dumps({**run, "num_samples": args.num_samples, "samples": samples}))
+        else:
+            first = samples[0]
+            print(json.dumps({
+                **run, "text": first["text"], "token_ids": first["token_ids"], "stop_reason": first["stop_reason"],
+                **_quality_fields(judge, quality[0]),
+            }))
+        return 0
+    if stream:
         print()
-        print(f"[{len(result.token_ids)} tokens, {result.nfe} forwards, {result.tokens_per_second:.1f} tokens/s, "
-              f"stopped: {result.reason}, seed {result.settings.seed}]", file=sys.stderr)
+    judged = [j for j in quality if j is not None]
+    scores = ""
+    if judged:
+        scores = (f", Gen PPL {sum(j.gen_ppl for j in judged) / len(judged):.2f}, "
+                  f"entropy {sum(j.entropy for j in judged) / len(judged):.2f}" + (" (means)" if many else ""))
+    seed = f"seeds {finished[0].settings.seed}..{finished[-1].settings.seed}" if many else f"seed {finished[0].settings.seed}"
+    stops = ", ".join(sorted({f.reason for f in finished}))
+    print(f"[{tokens} tokens, {nfe} forwards, {speed:.1f} tokens/s, stopped: {stops}, {seed}{scores}]", file=sys.stderr)
+    return 0
+
+
+def _quality_fields(judge, judgement) -> dict:
+    """The judge's fields of a JSON result: none without a judge, nulls for an empty sample."""
+    if judge is None:
+        return {}
+    return {
+        "judge": judge.name,
+        "gen_ppl": judgement.gen_ppl if judgement else None,
+        "entropy": judgement.entropy if judgement else None,
+    }
+
+
+# --- judge ------------------------------------------------------------------
+def _load_judge(source: str, model, device: str):
+    """The judge named on the command line; `default` (or none) is the default judge for `model`."""
+    from .quality import load_judge
+
+    return load_judge(None if source == "default" else source, model=model, device=device, progress=_download_progress)
+
+
+def add_judge(sub: argparse._SubParsersAction) -> None:
+    from .devices import DEVICES
+
+    p = sub.add_parser("judge", help="Gen PPL and entropy of text files, scored by an autoregressive judge",
+                       description="Score UTF-8 text files with an autoregressive judge: generative perplexity "
+                                   "(Gen PPL) and the entropy of the tokens (nats).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text, one sample per file")
+    p.add_argument("--judge", metavar="SRC", default="default",
+                   help="a GPT-2 or block-size-1 BD3-LM: folder or hub repo id (default: the shipped judge)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.set_defaults(run=run_judge)
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from .training.data import read_text
+
+    texts = [(name, read_text(name)) for name in args.files]  # every file is checked before the judge loads
+    for name, text in texts:
+        if not text.strip():
+            raise BD3LMError(f"{name} is empty; give the judge a file with text in it.")
+    judge = _load_judge(args.judge, None, args.device)
+    for name, text in texts:
+        j = judge.score(text)
+        if args.json:
+            print(json.dumps({"file": name, "tokens": j.tokens, "gen_ppl": j.gen_ppl, "entropy": j.entropy}))
+        else:
+            print(f"{name}: {j.tokens} tokens, Gen PPL {j.gen_ppl:.2f}, entropy {j.entropy:.2f} nats")
+        sys.stdout.flush()
     return 0
 
 
@@ -129,7 +214,7 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .hub import CATALOG, installed_models, models_dir
+    from .hub import CATALOG, hf_cache, installed_models, models_dir
     from .resources import DEFAULT_MODEL, default_model_dir
 
     installed = {m.repo_id: m for m in installed_models()}
@@ -139,12 +224,15 @@ def run_models(args: argparse.Namespace) -> int:
     print(f"Catalog (downloads go to {models_dir()}):")
     for entry in CATALOG:
         mark = "installed" if entry.repo_id in installed else f"{entry.size_bytes / 1e6:.0f} MB"
-        print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}")
+        where = f" ({installed[entry.repo_id].where})" if entry.repo_id in installed else ""
+        print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}{where}")
     others = [m for r, m in installed.items() if all(e.repo_id != r for e in CATALOG)]
     if others:
         print("Other installed models:")
         for m in others:
-            print(f"  {m.repo_id:48s} {m.size_bytes / 1e6:.0f} MB")
+            print(f"  {m.repo_id:48s} {m.size_bytes / 1e6:.0f} MB  {m.where}: {m.path}")
+    for note in hf_cache.scan().skipped.values():
+        print(f"note: {note}")
     return 0
 
 
@@ -276,7 +364,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_generate, add_download, add_models, add_train, add_eval, add_convert]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_generate, add_judge, add_download, add_models, add_train, add_eval, add_convert,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Choosing where the model runs and in which precision."""
+"""Choosing where the model runs, in which precision, and with how many CPU threads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ import torch
 from .errors import BD3LMError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# The precisions a user can name. int8 keeps the linear layers' weights in int8 (torch's dynamic
+# quantization: activations stay float32, so the rest of the model runs in float32); CPU only.
+DTYPES = {
+    "auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.qint8,
+}
+PRECISION_NAMES = {dtype: name for name, dtype in DTYPES.items() if dtype is not None}
+
+# Below this many parameters one CPU thread is fastest: a sampling step of a small model is too
+# short to share, and a second thread that waits for a busy core stalls every step
+# (benchmarks/threads.py measures it, idle and beside a busy process).
+ONE_THREAD_BELOW = 50_000_000
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # what torch chose at start-up (physical cores, or OMP_NUM_THREADS)
 
 
 def _mps_available() -> bool:
@@ -33,6 +44,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """`auto` is bfloat16 on CUDA cards that support it, float16 on MPS, float32 elsewhere."""
     if name not in DTYPES:
         raise BD3LMError(f"unknown precision {name!r}; choose one of {', '.join(DTYPES)}.")
+    if name == "int8" and device.type != "cpu":
+        raise BD3LMError(f"int8 runs on the CPU only; on {device.type} use bfloat16 or float16 (or --dtype auto).")
     if DTYPES[name] is not None:
         return DTYPES[name]
     if device.type == "cuda":
@@ -40,3 +53,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def choose_threads(parameters: int) -> int:
+    """CPU threads for sampling a model of this size: one for small models, torch's default for large ones."""
+    return 1 if parameters < ONE_THREAD_BELOW else TORCH_DEFAULT_THREADS

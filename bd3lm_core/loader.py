@@ -2,8 +2,9 @@
 
 `source` is a folder in the published layout (`config.json`,
 `model.safetensors`, optionally `tokenizer.json`), a Hugging Face repo id
-(downloaded once, then loaded from disk), or None for the model shipped
-with the project. The CLI, the app and the trainer all come through here.
+(taken from our models folder, else from the Hugging Face cache in place,
+else downloaded once), or None for the model shipped with the project. The
+CLI, the app and the trainer all come through here.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from pathlib import Path
 import torch
 
 from . import hub
-from .devices import resolve_device, resolve_dtype
+from .devices import PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
 from .errors import BD3LMError
 from .model.checkpoints import load_weights
 from .model.config import BD3LMConfig
-from .model.kernels import use_sampling_kernels
+from .model.kernels import quantize_linear_layers, use_sampling_kernels
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
 from .resources import DEFAULT_MODEL, default_model_dir
@@ -37,33 +38,38 @@ class LoadedModel:
     name: str  # what to show the user: the repo id, or the folder's name
     path: Path
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # torch.qint8 for the int8 precision (see devices.DTYPES)
+    threads: int | None = None  # CPU threads torch uses for it; None on a GPU
 
     @property
     def placement(self) -> tuple[str, str]:
         """Device and precision as the user names them: ("cuda", "bfloat16")."""
-        return str(self.device), str(self.dtype).removeprefix("torch.")
+        return str(self.device), PRECISION_NAMES[self.dtype]
 
 
 def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> BD3LM:
-    """The network of a published-layout folder, weights checked and loaded, in eval mode."""
+    """The network of a published-layout folder, weights checked and loaded, in eval mode (`dtype` qint8: int8 linears)."""
     folder = Path(folder)
     config = BD3LMConfig.load(folder / "config.json")
     model = BD3LM(config)
     load_weights(model, folder / "model.safetensors")
-    model = model.to(device=device, dtype=dtype).eval()
-    if torch.device(device).type == "cpu":
+    int8 = dtype == torch.qint8
+    model = model.to(device=device, dtype=torch.float32 if int8 else dtype).eval()
+    if int8:
+        quantize_linear_layers(model)
+    elif torch.device(device).type == "cpu":
         use_sampling_kernels(model)
     return model
 
 
 def find_tokenizer(folder: Path) -> Tokenizer:
-    """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use)."""
+    """The folder's own tokenizer.json, else GPT-2's (what the published checkpoints use):
+    from the Hugging Face cache, else our copy, downloaded once."""
     own = Path(folder) / "tokenizer.json"
     if own.is_file():
         return Tokenizer.load(own)
     try:
-        return Tokenizer.load(hub.gpt2_tokenizer())
+        return Tokenizer.load(hub.hf_cache.gpt2_tokenizer() or hub.gpt2_tokenizer())
     except BD3LMError as err:
         raise BD3LMError(
             f"{folder} has no tokenizer.json and GPT-2's could not be fetched ({err}). "
@@ -74,7 +80,11 @@ def find_tokenizer(folder: Path) -> Tokenizer:
 def resolve_source(
     source: str | Path | None, progress: Callable | None = None, cancel: threading.Event | None = None,
 ) -> tuple[Path, str]:
-    """(folder, display name) for a folder, a repo id (downloading it if needed) or None (the default model)."""
+    """(folder, display name) for a folder, a repo id or None (the default model).
+
+    A repo id is looked up in our models folder, then in the Hugging Face cache, and downloaded only if in
+    neither (`progress` hears of the download, `cancel` stops it).
+    """
     if source is None:
         folder = default_model_dir()
         if not (folder / "config.json").is_file():
@@ -87,7 +97,10 @@ def resolve_source(
         return path, path.name
     text = str(source)
     if REPO_ID.match(text) and not path.exists():
-        return hub.download_model(text, progress=progress, cancel=cancel), text  # at once when installed
+        if hub.is_installed(text):
+            return hub.model_folder(text), text
+        cached = hub.hf_cache.find_model(text)
+        return cached or hub.download_model(text, progress=progress, cancel=cancel), text
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
@@ -96,6 +109,7 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     progress: Callable | None = None,
+    threads: int | None = None,
     cancel: threading.Event | None = None,
 ) -> LoadedModel:
     """Load a model ready for sampling.
@@ -103,7 +117,10 @@ def load_model(
     A repo id that is not installed yet is downloaded first: `progress`
     receives its `DownloadProgress`, and setting `cancel` stops the download
     (raising `DownloadCancelled`; the partial file stays for the next try).
+    On the CPU it also sets torch's thread count: `threads`, or one chosen for the model's size.
     """
+    if threads is not None and threads < 1:
+        raise BD3LMError(f"the number of threads must be at least 1, not {threads}.")
     folder, name = resolve_source(source, progress, cancel)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -115,4 +132,8 @@ def load_model(
             f"{folder}: the tokenizer has {tokenizer.size} ids but the model expects {config.mask_id} "
             f"(vocab_size {config.vocab_size} minus the mask token); use the tokenizer.json made for this model."
         )
-    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype)
+    used = None
+    if torch_device.type == "cpu":
+        used = threads or choose_threads(sum(p.numel() for p in model.parameters()))
+        torch.set_num_threads(used)
+    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used)

@@ -11,6 +11,9 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_MODEL = "tinystories-bd3lm-bs4"
+# The default judge of models with the shipped model's tokenizer: an autoregressive (block size 1) BD3-LM
+# trained on the same text. Shipped as resources/models/<DEFAULT_JUDGE>, a model folder like DEFAULT_MODEL's.
+DEFAULT_JUDGE = "tinystories-ar-judge"
 
 
 def resource_path(*parts: str) -> Path:
@@ -24,3 +27,7 @@ def resource_path(*parts: str) -> Path:
 
 def default_model_dir() -> Path:
     return resource_path("models", DEFAULT_MODEL)
+
+
+def default_judge_dir() -> Path:
+    return resource_path("models", DEFAULT_JUDGE)

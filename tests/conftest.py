@@ -1,12 +1,16 @@
 """Shared fixtures. Tests never reach the network: the hub client starts offline,
-and download tests opt in with `online`, addressing only the local `hub` server."""
+and download tests opt in with `online`, addressing only the local `hub` server.
+Nor do they see the developer's Hugging Face cache: tests that need one build it (`hf_cache`)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: it reads this once
 os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"  # never send a developer's hub token to test servers
+_NO_HF_CACHE = tempfile.TemporaryDirectory(prefix="bd3lm-tests-hf-cache-")  # empty; removed at exit
+os.environ["HF_HUB_CACHE"] = _NO_HF_CACHE.name  # read once at import too; subprocesses inherit it
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -14,10 +18,12 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from huggingface_hub import constants  # noqa: E402
 
+from cache_factory import HFCache  # noqa: E402
 from hubserver import HubServer, tiny_checkpoint_files  # noqa: E402
 from tiny import tiny_tokenizer_json  # noqa: E402
 
 constants.HF_HUB_OFFLINE = True  # in case a plugin imported huggingface_hub before this file
+constants.HF_HUB_CACHE = _NO_HF_CACHE.name
 
 
 @pytest.fixture
@@ -45,6 +51,15 @@ def bd3lm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Downloads go under tmp_path instead of the user's data folder."""
     monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HFCache:
+    """An empty Hugging Face cache under tmp_path, in use for this test (and its subprocesses)."""
+    root = tmp_path / "hf-hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    return HFCache(root)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -15,9 +17,13 @@ from model_factory import make_model_folder
 MASKED = torch.tensor([0, 1, 2, 3])
 
 
-def draft(confidence: list[float], entropy: list[float] | None = None) -> Draft:
+def draft(confidence: list[float], spread: list[int] | None = None) -> Draft:
+    """Drawn tokens with these confidences; the model spreads position i evenly over spread[i] ids."""
     n = len(confidence)
-    return Draft(MASKED[:n], list(range(n)), confidence, confidence, entropy or [0.0] * n, [()] * n)
+    model = torch.zeros(n, 16, dtype=torch.float64)
+    for i, ids in enumerate(spread or [1] * n):
+        model[i, :ids] = 1.0 / ids
+    return Draft(MASKED[:n], list(range(n)), confidence, confidence, [()] * n, model)
 
 
 def choose(cls, settings: SamplerSettings, d: Draft, step: int = 1) -> list[int]:
@@ -41,10 +47,13 @@ def test_threshold_keeps_every_confident_token_and_at_least_one() -> None:
 
 
 def test_entropy_bounded_spends_its_budget_from_the_least_uncertain() -> None:
-    d = draft([0.5] * 4, entropy=[0.5, 0.1, 2.0, 0.3])  # ascending: 0.1, 0.3, 0.5, 2.0; spent before each: 0, .1, .4, .9
-    assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.5), d) == [0, 1, 3]
-    assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.0), d) == [1]
+    # entropies ln 3, ln 2, ln 8, ln 1: ascending 0, .69, 1.10, 2.08; spent before each 0, 0, .69, 1.79
+    d = draft([0.5] * 4, spread=[3, 2, 8, 1])
+    assert d.entropy == pytest.approx([math.log(3), math.log(2), math.log(8), 0.0])
+    assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.5), d) == [1, 3]
+    assert choose(EntropyBounded, SamplerSettings(entropy_bound=1.0), d) == [0, 1, 3]
     assert choose(EntropyBounded, SamplerSettings(entropy_bound=5.0), d) == [0, 1, 2, 3]
+    assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.0), draft([0.5] * 2, spread=[4, 2])) == [1]
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,15 @@
-"""Models from the Hugging Face hub: the catalog of published checkpoints, the local store, downloads."""
+"""Models from the Hugging Face hub: the catalog of published checkpoints, the local store, downloads,
+and the checkpoints already in the Hugging Face cache (`hf_cache`)."""
 
+from . import hf_cache
 from .catalog import CATALOG, CatalogEntry
 from .download import DownloadCancelled, DownloadProgress, download_model, gpt2_tokenizer
-from .store import InstalledModel, installed_models, is_installed, model_folder, models_dir, remove_model
+from .store import (
+    InstalledModel, installed_models, is_installed, model_folder, models_dir, partial_bytes, remove_model,
+)
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DownloadCancelled", "DownloadProgress", "download_model", "gpt2_tokenizer",
-    "InstalledModel", "installed_models", "is_installed", "model_folder", "models_dir", "remove_model",
+    "InstalledModel", "hf_cache", "installed_models", "is_installed", "model_folder", "models_dir", "partial_bytes",
+    "remove_model",
 ]

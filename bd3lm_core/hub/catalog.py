@@ -1,7 +1,9 @@
-"""The published BD3-LM checkpoints, so users can pick one without knowing repo ids.
+"""The published BD3-LM checkpoints and their MDLM baseline, so users can pick one without knowing repo ids.
 
-All four are the same network (about 170M parameters, 12 layers, hidden 768,
-GPT-2 tokenizer) trained on OpenWebText; they differ only in block size.
+All five are the same network (about 170M parameters, 12 layers, hidden 768,
+GPT-2 tokenizer) trained on OpenWebText; the BD3-LMs differ only in block
+size. MDLM (Sahoo et al., 2024) is the masked diffusion model the BD3-LM
+paper compares with: one block over the whole context, no KV cache.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         "kuleshov-group/bd3lm-owt-block_size1024-pretrain", 1024, _APPROX_SIZE,
         "MDLM-style pretrain (the whole context is one block); the others are fine-tuned from it.",
+    ),
+    CatalogEntry(
+        "kuleshov-group/mdlm-owt", 1024, _APPROX_SIZE,
+        "MDLM, the paper's baseline: writes 1024 tokens at once, longer texts 512 new tokens per window.",
     ),
 )
 

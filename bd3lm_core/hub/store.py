@@ -3,7 +3,8 @@
 A downloaded model is a plain model folder, `models_dir()/<org>--<name>/`,
 holding config.json, model.safetensors and tokenizer.json. Every file
 appears there only once it is complete (see `download.py`), so a folder
-with all three is an installed model.
+with all three is an installed model. Checkpoints in the Hugging Face cache
+(`hf_cache.py`) are installed models too, but never ours to delete.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class InstalledModel:
     repo_id: str
     path: Path
     size_bytes: int
+    in_hf_cache: bool = False  # a snapshot in the Hugging Face cache, used in place and never deleted by us
+
+    @property
+    def where(self) -> str:
+        return "in the Hugging Face cache" if self.in_hf_cache else "downloaded"
 
 
 def models_dir() -> Path:
@@ -56,23 +62,38 @@ def is_installed(repo_id: str) -> bool:
 
 
 def installed_models() -> list[InstalledModel]:
-    """Complete downloads; partial ones and the shared GPT-2 tokenizer folder are not models."""
+    """Complete downloads and the Hugging Face cache's checkpoints (a download wins), sorted by repo id.
+
+    Partial downloads and the shared GPT-2 tokenizer folder are not models.
+    """
+    from .hf_cache import scan  # here, not at the top: hf_cache builds on this module
+
     root = models_dir()
-    if not root.is_dir():
-        return []
-    return [
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    ours = [
         # Hub ids cannot contain "--", so the folder name maps back to exactly one id.
         InstalledModel(folder.name.replace("--", "/"), folder, sum((folder / n).stat().st_size for n in MODEL_FILES))
-        for folder in sorted(root.iterdir())
+        for folder in folders
         if _is_complete(folder)
     ]
+    models = scan().models | {m.repo_id: m for m in ours}  # ours win, as when loading
+    return [models[repo_id] for repo_id in sorted(models)]
+
+
+def partial_bytes(repo_id: str) -> int:
+    """Bytes an interrupted or cancelled download of `repo_id` left to resume from (0 when none)."""
+    folder = model_folder(repo_id)
+    return sum(path.stat().st_size for path in folder.glob("*.incomplete")) if folder.is_dir() else 0
 
 
 def remove_model(repo_id: str) -> None:
     """Delete a downloaded model; a partial download can be removed too, to reclaim its space."""
     folder = model_folder(repo_id)
     if not folder.is_dir():
-        raise BD3LMError(f"{repo_id} is not downloaded; run `bd3lm models` to see the installed models.")
+        raise BD3LMError(
+            f"{repo_id} is not downloaded; run `bd3lm models` to see the installed models "
+            "(those in the Hugging Face cache are removed with `hf cache rm`, never by BD3-LM Studio)."
+        )
     try:
         shutil.rmtree(folder)
     except OSError as err:

@@ -2,8 +2,11 @@
 
 Published files name every tensor `backbone.<module path>`, call the layers
 `blocks`, and may carry buffers we do not need (`backbone.rotary_emb.inv_freq`,
-`sampling_eps_min`, `sampling_eps_max`). `published_name` is the one place
-that maps our module paths to theirs. Everything else must match the network
+`sampling_eps_min`, `sampling_eps_max`). MDLM checkpoints
+(`kuleshov-group/mdlm-owt`) name their tensors the same way: their model
+class keeps the same network under `backbone` and saves
+`backbone.rotary_emb.inv_freq`. `published_name` is the one place that maps
+our module paths to theirs. Everything else must match the network
 exactly: a missing, unexpected or mis-shaped tensor means the file belongs to
 another model, and the user is told which tensors are wrong in one message.
 """
@@ -45,9 +48,21 @@ def load_weights(model: BD3LM, path: Path) -> None:
     tensors = read_state_dict(path)
     ours = {published_name(name): name for name in model.state_dict()}
     expected = {published_name(name): p.shape for name, p in model.state_dict().items()}
+    check_tensors(path, tensors, expected, OPTIONAL)
+    model.load_state_dict({ours[name]: tensors[name] for name in expected})
+
+
+def check_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Size], optional: set[str]
+) -> None:
+    """Raise one BD3LMError naming every missing, unexpected or mis-shaped tensor of the file at `path`.
+
+    `expected` maps each name the network needs to its shape; names in
+    `optional` may be in the file and are then ignored.
+    """
     problems = []
     missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected) - OPTIONAL)
+    unexpected = sorted(set(tensors) - set(expected) - optional)
     misshaped = [
         f"{name} {tuple(tensors[name].shape)} (expected {tuple(shape)})"
         for name, shape in expected.items()
@@ -64,7 +79,6 @@ def load_weights(model: BD3LM, path: Path) -> None:
             f"{path} does not match its config.json ({'; '.join(problems)}); "
             "the weights and config.json must come from the same checkpoint."
         )
-    model.load_state_dict({ours[name]: tensors[name] for name in expected})
 
 
 def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> None:

@@ -5,15 +5,19 @@ libraries handle `x @ W.T` with a tiny `x` poorly, far below the speed of
 reading W, which is what bounds the step; `(W @ x.T).T` is the same product
 and runs at memory speed, and one row against a column-major W is faster
 still (benchmarks/README.md has the measurements). Training, and forwards of
-many rows, keep PyTorch's default path. `use_sampling_kernels` is called by
-the loader for CPU models, so the network file stays plain PyTorch.
+many rows, keep PyTorch's default path. `use_sampling_kernels` (or, for the
+int8 precision, `quantize_linear_layers`) is called by the loader for CPU
+models, so the network file stays plain PyTorch.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 
 class FewRowsLinear(nn.Linear):
@@ -60,3 +64,18 @@ def use_sampling_kernels(model: nn.Module) -> None:
             if type(child) is nn.Linear:
                 setattr(module, name, FewRowsLinear.taking_over(child))
     model.output_layer.linear.store_column_major()
+
+
+def quantize_linear_layers(model: nn.Module) -> None:
+    """Keep the linear layers' weights in int8, one scale per output row (torch's dynamic quantization).
+
+    A sampling forward on a CPU is bound by reading the weights; int8 reads a
+    quarter of float32's bytes. Activations are quantized on the fly and the
+    results come back in float32, so the rest of the network is unchanged.
+    """
+    with warnings.catch_warnings():  # torch marks its eager quantization API deprecated; it is what 2.x ships
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        # the layers and the output layer: what every forward reads (the noise embedding runs once per run)
+        spec = {"layers": per_channel_dynamic_qconfig, "output_layer.linear": per_channel_dynamic_qconfig}
+        quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)

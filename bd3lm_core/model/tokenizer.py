@@ -7,6 +7,7 @@ tokenizer's `<|endoftext|>` (as in GPT-2).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,6 +54,20 @@ class Tokenizer:
 
     def save(self, path: Path) -> None:
         self.inner.save(str(path))
+
+    def same_as(self, other: Tokenizer) -> bool:
+        """Whether both split and join text alike, whatever files they came from.
+
+        Compares everything in tokenizer.json that encoding and decoding use
+        (vocabulary, merges, special tokens, pre-tokenizer, decoder, ...), not
+        the truncation and padding settings.
+        """
+        return _content(self) == _content(other)
+
+
+def _content(tokenizer: Tokenizer) -> dict:
+    raw = json.loads(tokenizer.inner.to_str())
+    return {key: value for key, value in raw.items() if key not in ("truncation", "padding")}
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:

@@ -1,7 +1,8 @@
 """Where the sampler gets logits from: the committed text plus the block being denoised.
 
-Two interchangeable implementations of the same rule (`masks.sampling_mask`),
-for a batch of rows that share their positions (samples of one prompt):
+A context also says where its blocks lie (`blocks`). For a batch of rows that
+share their positions (samples of one prompt), BD3-LMs have two
+interchangeable implementations of the same rule (`masks.sampling_mask`):
 
 - `CachedContext` keeps committed tokens as keys/values in a `KVCache`. A
   block that has just been finished is not run on its own: its tokens wait
@@ -10,9 +11,14 @@ for a batch of rows that share their positions (samples of one prompt):
   for them. A long prompt is written the same way, in window-sized chunks.
 - `FullContext` recomputes the whole prefix at every forward. It is slow and
   obviously right, which is what the tests compare the cache against.
+
+MDLMs have `WindowContext`: no cache (clean tokens attend to the noisy ones),
+and blocks that overlap the text before them (semi-autoregressive windows).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -21,9 +27,31 @@ from ..model.network import BD3LM
 from .kv_cache import KVCache
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """Where the blocks of new tokens lie: the first `first` positions, then `stride` positions at a time.
+
+    BD3-LMs use blocks of one size throughout (first == stride == block size).
+    """
+
+    first: int
+    stride: int
+
+    def span(self, index: int) -> tuple[int, int]:
+        """(start, length) of block `index`."""
+        if index == 0:
+            return 0, self.first
+        return self.first + (index - 1) * self.stride, self.stride
+
+    def first_open(self, n: int) -> int:
+        """The index of the first block that does not lie wholly within the first `n` positions."""
+        return 0 if n < self.first else 1 + (n - self.first) // self.stride
+
+
 class FullContext:
     def __init__(self, model: BD3LM, block_size: int, batch: int = 1) -> None:
         self.model, self.block_size, self.batch = model, block_size, batch
+        self.blocks = Blocks(block_size, block_size)
         self.window = model.config.model_length
         with torch.no_grad():  # constant without time conditioning; one row broadcasts over the batch
             self.mods = model.modulations(None)
@@ -50,6 +78,7 @@ class FullContext:
 class CachedContext:
     def __init__(self, model: BD3LM, block_size: int, batch: int = 1) -> None:
         self.model, self.block_size, self.batch = model, block_size, batch
+        self.blocks = Blocks(block_size, block_size)
         config = model.config
         self.window = config.model_length
         weight = model.vocab_embed.embedding
@@ -99,3 +128,45 @@ class CachedContext:
         out = self._forward(torch.cat([waiting, block], dim=1), rows + waiting.shape[1])
         self.cached += waiting.shape[1]
         return out
+
+
+class WindowContext:
+    """MDLM's semi-autoregressive windows, as the MDLM and BD3-LM papers sample past an MDLM's context.
+
+    An MDLM attends bidirectionally over its whole context, so the keys of
+    clean tokens depend on the noisy ones and cannot be cached: every forward
+    runs one window of at most `model_length` tokens, the block being denoised
+    after the committed tokens just before it, all attending to all, at
+    positions 0.. of the window (as the authors run it). The first block is
+    the whole context; each later block is `stride` new tokens after the last
+    `model_length - stride` committed ones (the papers: 512 new tokens after
+    512 of context, in windows of 1024).
+    """
+
+    def __init__(self, model: BD3LM, batch: int = 1) -> None:
+        self.model, self.batch = model, batch
+        self.window = model.config.model_length
+        self.stride = max(1, self.window // 2)
+        self.blocks = Blocks(self.window, self.stride)
+        self.keep_last = self.window - self.stride  # the committed tokens a later window still holds
+        with torch.no_grad():  # constant without time conditioning; one row broadcasts over the batch
+            self.mods = model.modulations(None)
+        self.committed = torch.empty(batch, 0, dtype=torch.long, device=model.device)
+
+    def commit(self, tokens: torch.Tensor) -> None:
+        """Append final tokens `[batch, n]`, keeping only what a window can still see."""
+        text = torch.cat([self.committed, tokens], dim=1)
+        self.committed = text[:, text.shape[1] - min(self.keep_last, text.shape[1]) :]
+
+    def keep(self, rows: list[int]) -> None:
+        """Go on with these rows only (the others have finished)."""
+        self.committed = self.committed[rows]
+        self.batch = len(rows)
+
+    @torch.no_grad()
+    def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Raw logits `[batch, len(rows), V]` of `rows` (offsets in `block [batch, L]`), the block at the end of its window."""
+        n_context = min(self.committed.shape[1], self.window - block.shape[1])
+        tokens = torch.cat([self.committed[:, self.committed.shape[1] - n_context :], block], dim=1)  # [batch, <= window]
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.model(tokens, positions, mods=self.mods, out_rows=rows + n_context)

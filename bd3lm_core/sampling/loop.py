@@ -5,10 +5,12 @@
 `Finished` at the end, per sample (`row`), and it stops before the next step
 when `cancel` is set.
 
-Each step asks the strategy (`strategies.py`) which masked positions to
-reveal, runs the network for those positions only (a step that reveals
-nothing needs no forward) and draws their tokens from the model's
-distribution cut to the top-p nucleus. Several samples of one prompt move
+Blocks lie where the context says (`context.blocks`): one size throughout
+for a BD3-LM, a whole context and then half contexts for an MDLM. Each step
+asks the strategy (`strategies.py`) which masked positions to reveal, runs
+the network for those positions only (a step that reveals nothing needs no
+forward) and draws their tokens from the model's distribution cut to the
+top-p nucleus. Several samples of one prompt move
 through the blocks together, in one batch: each has its own random stream
 (sample i of seed s is the single generation with seed s + i) and its own
 stop rule, and leaves the batch when it stops.
@@ -21,19 +23,18 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ..errors import BD3LMError
 from ..loader import LoadedModel
-from .context import CachedContext, FullContext
+from .context import CachedContext, FullContext, WindowContext
 from .draws import RandomStream, draft_tokens
 from .events import BlockDone, Event, Finished, Reveal, Step
 from .settings import SamplerSettings
 from .stop_rules import stop_reason
 from .strategies import STRATEGIES
 
-Context = CachedContext | FullContext
+Context = CachedContext | FullContext | WindowContext
 
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
@@ -53,15 +54,25 @@ def generate(
 
     The prompt's whole blocks go straight into the context; its last partial
     block is completed by the sampler. Keys and values of finished blocks are
-    cached. `alternatives` > 0 lists, with every revealed token, that many of
-    the ids the model found most likely there.
+    cached; an MDLM, which cannot cache them, runs in windows instead.
+    `alternatives` > 0 lists, with every revealed token, that many of the ids
+    the model found most likely there.
     """
-    if loaded.config.time_conditioning:
+    config = loaded.config
+    if config.time_conditioning:
         raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
     if num_samples < 1:
         raise BD3LMError("the number of samples must be at least 1.")
-    s = settings.resolved(loaded.config.block_size)
-    context = CachedContext(loaded.model, s.block_size, batch=num_samples)
+    s = settings.resolved(config.block_size)
+    if config.is_mdlm:
+        context = WindowContext(loaded.model, batch=num_samples)
+        if s.block_size != config.block_size:
+            raise BD3LMError(
+                f"{loaded.name} is an MDLM: it writes its whole {config.model_length}-token context as one block, "
+                f"then {context.stride} new tokens per window; leave the block size at {config.block_size}."
+            )
+    else:
+        context = CachedContext(loaded.model, s.block_size, batch=num_samples)
     yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel, alternatives)
 
 
@@ -97,7 +108,7 @@ class _Generation:
         self.mask_id = loaded.config.mask_id
         self.device = loaded.device
         self.settings = settings
-        self.strategy = STRATEGIES[settings.sampler](settings)
+        self.strategy = STRATEGIES[settings.sampler](settings)  # made again for each block of another size
         self.context = context
         self.alternatives = alternatives
         self.prompt = list(prompt_ids)
@@ -110,12 +121,15 @@ class _Generation:
         self.began = time.perf_counter()
 
     def run(self, cancel: threading.Event | None) -> Iterator[Event]:
-        L = self.settings.block_size
-        index = len(self.prompt) // L  # the prompt's whole blocks are context, not work
-        if index:
-            self.context.commit(self._rows(self.prompt[: index * L]))
+        blocks = self.context.blocks
+        index = blocks.first_open(len(self.prompt))  # the prompt's whole blocks are context, not work
+        start = blocks.span(index)[0]
+        if start:
+            self.context.commit(self._rows(self.prompt[:start]))
         while self.samples:
-            start = index * L
+            start, L = blocks.span(index)
+            if L != self.strategy.settings.block_size:
+                self.strategy = STRATEGIES[self.settings.sampler](replace(self.settings, block_size=L))
             fixed = self.prompt[start : start + L]  # the prompt's last partial block, if any
             block = self._rows(fixed + [self.mask_id] * (L - len(fixed)))
             completed = yield from self._denoise(block, index, start, cancel)
@@ -147,14 +161,14 @@ class _Generation:
             wanted = torch.cat(asked).unique()  # sorted offsets that need logits in some row
             logits = None
             if len(wanted):
-                logits = self.context.logits(block, wanted).cpu().numpy()
+                logits = self.context.logits(block, wanted)  # [batch, len(wanted), V], on the model's device
                 self.nfe += 1
             for r, s in enumerate(self.samples):
                 if not len(masked[r]):
                     continue  # this sample's block is done; it waits for the others
                 revealed: tuple[Reveal, ...] = ()
                 if len(asked[r]):
-                    rows = logits[r, torch.searchsorted(wanted, asked[r]).cpu().numpy()]
+                    rows = logits[r, torch.searchsorted(wanted, asked[r])]
                     revealed = self._reveal(s, block[r], masked[r], asked[r], rows, step, start)
                 current = block[r].tolist()
                 yield Step(index, step, start, s.t, revealed, tuple(current),
@@ -169,7 +183,7 @@ class _Generation:
         return chosen
 
     def _reveal(
-        self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: np.ndarray,
+        self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: torch.Tensor,
         step: int, start: int,
     ) -> tuple[Reveal, ...]:
         """Draw tokens for `asked`, let the strategy keep some if it needs their confidence, and write them into `row`."""

@@ -65,13 +65,17 @@ def split_documents(text: str, separator: str) -> list[str]:
 
 
 def read_documents(path: Path, options: TextOptions) -> list[str]:
+    return split_documents(clean_text(read_text(path), options), options.separator)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents, with one clear error if it is missing or not UTF-8."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BD3LMError(f"{path} does not exist; pass a plain-text file.") from None
     except UnicodeDecodeError:
         raise BD3LMError(f"{path} is not UTF-8 text; convert it to UTF-8 first.") from None
-    return split_documents(clean_text(text, options), options.separator)
 
 
 def split_tail(documents: Sequence[str], tail_bytes: int) -> tuple[list[str], list[str]]:

@@ -1,25 +1,60 @@
-"""Model → Download models… against the local fake hub: progress, cancel, resume, offline, remove, load."""
+"""Model → Download models… against the local fake hub: progress, cancel, resume, offline, remove, load,
+closing during a download, and models in the Hugging Face cache."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
-from bd3lm_core import CatalogEntry, installed_models, models_dir
+from bd3lm_core import CatalogEntry, formatting, installed_models, models_dir
 from bd3lm_studio.download_dialog import DownloadDialog
+from hubserver import tiny_checkpoint_files
 
 REPO = "test-org/tiny-bd3lm"
 
 
+def catalog(hub) -> list[CatalogEntry]:
+    return [CatalogEntry(REPO, 4, repo_size(hub), "a tiny test model")]
+
+
+def repo_size(hub) -> int:
+    return sum(len(content) for content in hub.repos[REPO].values())
+
+
 @pytest.fixture
 def dialog(qtbot, hub, bd3lm_home):
-    size = sum(len(content) for content in hub.repos[REPO].values())
-    d = DownloadDialog(catalog=[CatalogEntry(REPO, 4, size, "a tiny test model")], endpoint=hub.url)
+    d = DownloadDialog(catalog=catalog(hub), endpoint=hub.url)
     qtbot.addWidget(d)
     d.show()
     d.table.selectRow(0)
     return d
+
+
+@pytest.fixture
+def child_dialog(window, hub, bd3lm_home):
+    """A download dialog of the main window, as Model → Download models… opens it, on the local hub."""
+    d = DownloadDialog(window, catalog=catalog(hub), endpoint=hub.url)
+    d.setAttribute(Qt.WA_DeleteOnClose)
+    d.show()
+    return d
+
+
+def question(parent) -> QMessageBox:
+    [box] = [b for b in parent.findChildren(QMessageBox) if b.isVisible()]
+    return box
+
+
+def answer(box: QMessageBox, label: str) -> None:
+    [button] = [b for b in box.buttons() if b.text() == label]
+    button.click()
+
+
+def select(dialog, repo_id: str) -> None:
+    [row] = [r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == repo_id]
+    dialog.table.selectRow(row)
 
 
 def status_of(dialog, repo_id: str) -> str:
@@ -48,6 +83,7 @@ def test_download_shows_progress_and_installs(dialog, qtbot, online, hub):
 
     assert status_of(dialog, REPO) == "installed"
     assert dialog.progress.value() == dialog.progress.maximum()
+    assert dialog.progress_label.text() == f"Downloaded {formatting.size(repo_size(hub))}"  # the total, no file name
     assert "installed" in dialog.message.text()
     assert [m.repo_id for m in installed_models()] == [REPO]
     assert dialog.load_button.isEnabled() and dialog.remove_button.isEnabled()
@@ -60,10 +96,11 @@ def test_cancel_keeps_the_partial_file_and_the_next_download_resumes(dialog, qtb
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: dialog._downloading is None, timeout=10_000)
     assert "cancelled" in dialog.message.text().lower()
-    assert status_of(dialog, REPO) == "not installed"
-    [partial] = (models_dir() / "test-org--tiny-bd3lm").glob("model.safetensors.*.incomplete")
+    [partial] = (models_dir() / "test-org--tiny-bd3lm").glob("*.incomplete")  # config.json arrived whole
     kept = partial.stat().st_size
-    assert kept > 0
+    assert partial.name.startswith("model.safetensors.") and kept > 0
+    assert status_of(dialog, REPO) == f"partial ({formatting.size(kept)} kept, resumes)"
+    assert dialog.download_button.isEnabled() and dialog.remove_button.isEnabled()  # resume, or reclaim the space
 
     hub.chunk_delay = 0.0
     dialog.download_button.click()
@@ -100,3 +137,91 @@ def test_window_opens_the_dialog_and_closing_it_ends_its_thread(window, qtbot):
     assert dialog.isVisible() and dialog.table.rowCount() >= 4  # the published catalog
     window.close()
     assert not dialog._thread.isRunning()
+
+
+def test_closing_during_a_download_asks_and_keeping_it_hides_the_dialog_until_it_ends(
+    child_dialog, window, qtbot, online, hub
+):
+    d = child_dialog
+    hub.chunk_delay = 0.05  # the weights take a couple of seconds
+    d.download(REPO)
+    qtbot.waitUntil(lambda: "model.safetensors" in d.progress_label.text(), timeout=30_000)
+    d.close()
+    box = question(d)
+    assert "still downloading" in box.text() and "Model \u2192 Download models\u2026 shows its progress" in box.text()
+    assert d.isVisible() and d._downloading == REPO  # nothing decided yet
+    answer(box, "Keep downloading")
+    assert d.isHidden() and d._downloading == REPO and d._thread.isRunning()
+
+    assert window.show_downloads() is d and d.isVisible()  # the same dialog comes back, with its progress
+    assert d._downloading == REPO
+    d.close()
+    answer(question(d), "Keep downloading")
+    hub.chunk_delay = 0.0
+    qtbot.waitUntil(lambda: d._downloading is None, timeout=30_000)
+    assert d.isVisible()  # it came back by itself when the download ended
+    assert status_of(d, REPO) == "installed" and [m.repo_id for m in installed_models()] == [REPO]
+    assert d.progress_label.text() == f"Downloaded {formatting.size(repo_size(hub))}"
+    d.close()  # nothing running: closes without asking
+    assert not d._thread.isRunning() and not [b for b in d.findChildren(QMessageBox) if b.isVisible()]
+
+
+def test_closing_during_a_download_with_esc_and_cancelling_keeps_the_partial_file(
+    child_dialog, qtbot, online, hub
+):
+    d = child_dialog
+    hub.chunk_delay = 0.05
+    d.download(REPO)
+    qtbot.waitUntil(lambda: "model.safetensors" in d.progress_label.text(), timeout=30_000)
+    qtbot.keyClick(d, Qt.Key_Escape)
+    answer(question(d), "Cancel download")
+    assert not d.isVisible() and not d._thread.isRunning()  # closed for good, its thread ended
+    assert list((models_dir() / "test-org--tiny-bd3lm").glob("model.safetensors.*.incomplete"))
+    assert installed_models() == []
+
+
+def test_the_window_closing_ends_a_download_kept_in_the_background(child_dialog, window, qtbot, online, hub):
+    d = child_dialog
+    hub.chunk_delay = 0.05
+    d.download(REPO)
+    qtbot.waitUntil(lambda: "model.safetensors" in d.progress_label.text(), timeout=30_000)
+    d.close()
+    answer(question(d), "Keep downloading")
+    window.close()
+    assert not d._thread.isRunning()  # cancelled and waited for: no thread is left running
+    assert list((models_dir() / "test-org--tiny-bd3lm").glob("model.safetensors.*.incomplete"))
+
+
+def test_the_remove_confirmation_says_when_it_is_the_loaded_model(dialog, qtbot, online):
+    dialog.download(REPO)
+    qtbot.waitUntil(lambda: dialog._downloading is None, timeout=30_000)
+    dialog.set_loaded_repo(REPO)
+    dialog.remove_button.click()
+    box = question(dialog)
+    assert f"Delete the downloaded files of {REPO}" in box.text() and "is the model loaded now" in box.text()
+    answer(box, "Keep")
+    assert status_of(dialog, REPO) == "installed"
+
+    dialog.set_loaded_repo("test-org/another-model")
+    dialog.remove_button.click()
+    box = question(dialog)
+    assert "loaded now" not in box.text()
+    answer(box, "Remove")
+    assert status_of(dialog, REPO) == "not installed" and installed_models() == []
+
+
+def test_a_model_in_the_hugging_face_cache_shows_as_installed_there_and_is_never_removed(
+    open_window, settings, hf_cache, bd3lm_home
+):
+    snapshot = hf_cache.add(REPO, tiny_checkpoint_files())
+    window = open_window(REPO, settings)  # offline: loaded from the cache in place
+    assert window.model is not None and window.model.path == str(snapshot)
+    dialog = window.show_downloads()
+    assert dialog.loaded_repo == REPO  # the window says which model is in use
+    assert status_of(dialog, REPO) == "installed, in the Hugging Face cache"
+    select(dialog, REPO)
+    assert dialog.load_button.isEnabled() and not dialog.download_button.isEnabled()
+    assert not dialog.remove_button.isEnabled()
+    assert "never deletes files from the Hugging Face cache" in dialog.remove_button.toolTip()
+    assert "never deletes files from the Hugging Face cache" in dialog.message.text()
+    assert str(snapshot) in dialog.table.item(dialog.table.currentRow(), 0).toolTip()

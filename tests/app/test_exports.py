@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -16,13 +17,13 @@ from PySide6.QtWidgets import QMessageBox
 from app_helpers import run_page_script, view_parts
 from bd3lm_core import load_model
 from bd3lm_studio.exports import FORMATS
-from bd3lm_studio.trace_reader import load_trace, read_trace
 from bd3lm_studio.trace import replay
+from bd3lm_studio.trace_reader import load_trace, read_trace
+from browser import dump_dom
 
 
-@pytest.fixture
-def finished(window, qtbot):
-    """The window after a 20-token run."""
+def run_20_tokens(window, qtbot):
+    """`window` after a 20-token run."""
     c = window.controls
     c.tokens.set_value(20)
     c.seed.setValue(11)
@@ -30,6 +31,19 @@ def finished(window, qtbot):
     window.generate()
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
     return window
+
+
+@pytest.fixture
+def finished(window, qtbot):
+    """The window after a 20-token run of the tiny model."""
+    return run_20_tokens(window, qtbot)
+
+
+@pytest.fixture
+def finished_in_english(open_window, settings, qtbot):
+    """The window after a 20-token run of the shipped model: English text, in which every token reads
+    the same alone as in the decoded text (the tiny model's random bytes split characters between tokens)."""
+    return run_20_tokens(open_window(None, settings), qtbot)
 
 
 def test_txt_is_the_prompt_and_the_text(finished, tmp_path):
@@ -215,3 +229,45 @@ def test_exported_files_get_the_permissions_the_umask_gives(finished, tmp_path, 
             assert stat.S_IMODE(path.stat().st_mode) == mode
     finally:
         os.umask(before)
+
+
+PRESS_PLAY = """
+<script>
+/* Test probe: press Play, note every step label shown, and when playback ends write what is shown. */
+(() => {
+  const where = document.getElementById("where"), play = document.getElementById("play");
+  const shown = [];
+  new MutationObserver(() => shown.push(where.textContent))
+    .observe(where, {childList: true, characterData: true, subtree: true});
+  play.click();
+  const watch = setInterval(() => {
+    if (play.textContent !== "Play") return;  // "Pause" while it plays
+    clearInterval(watch);
+    const out = document.createElement("pre");
+    out.id = "probe";
+    out.textContent = JSON.stringify({text: document.getElementById("text").textContent, shown});
+    document.body.append(out);
+  }, 50);
+})();
+</script>
+"""
+
+
+def test_html_page_plays_the_run_in_a_real_browser(finished_in_english, tmp_path):
+    """Open the exported page in headless Chromium, press Play, and read the steps and the text it shows."""
+    finished = finished_in_english
+    path = tmp_path / "run.html"
+    assert finished.export_to(path)
+    probed = tmp_path / "probed.html"
+    probed.write_text(path.read_text(encoding="utf-8").replace("</body>", PRESS_PLAY + "</body>"), encoding="utf-8")
+    dom = dump_dom(probed)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, "the page's playback never ended (no probe output in the DOM)"
+    result = json.loads(html.unescape(found[1]))
+    trace = finished.trace
+    n = len(trace.frames)
+    assert n > 5
+    steps = [int(re.match(r"step (\d+) of (\d+):", label)[1]) for label in result["shown"]]
+    assert steps == list(range(1, n + 1)), "Play shows every step of the trace once, in order"
+    assert all(f" of {n}:" in label for label in result["shown"])
+    assert result["text"] == trace.full_text == finished.view.text.toPlainText()

@@ -1,0 +1,58 @@
+"""The GPU path, on a machine with CUDA (skipped elsewhere; benchmarks/gpu_check.sh runs these on a lent GPU).
+
+The model, the KV cache, the random streams and the draws all live on the
+device: the logits of a step never come back to the host, only its tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bd3lm_core import Finished, SamplerSettings, generate, load_model, load_network
+from bd3lm_core.sampling import draws
+from model_factory import make_model_folder
+from test_parity import cached_block_logits, fixture_folders
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.mark.parametrize("folder", fixture_folders(), ids=lambda p: p.name)
+def test_logits_match_the_authors_on_the_gpu(folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    model = load_network(folder / "checkpoint", device="cuda")
+    expected = load_file(str(folder / "expected.safetensors"))
+    xt, x0 = expected["xt"].cuda(), expected["x0"].cuda()
+    with torch.no_grad():
+        train = model.forward_train(xt, x0).cpu()
+        cached = cached_block_logits(model, xt, x0).cpu()
+    assert (train - expected["train_logits"]).abs().max() <= 1e-3  # TF32 matmuls may be on
+    assert (cached - expected["cached_logits"]).abs().max() <= 1e-3
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_sampling_on_the_gpu_keeps_logits_on_the_device(tmp_path: Path, monkeypatch, dtype: str) -> None:
+    loaded = load_model(make_model_folder(tmp_path, block_size=4, model_length=32), device="cuda", dtype=dtype)
+    seen = []
+    real = draws.draft_tokens
+
+    def watched(logits, *args, **kwargs):
+        seen.append(logits.device.type)
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr("bd3lm_core.sampling.loop.draft_tokens", watched)
+    events = list(generate(loaded, "A cat", SamplerSettings(tokens=50, seed=1, stop_at_eos=False), num_samples=3))
+    finished = [e for e in events if isinstance(e, Finished)]
+    assert len(finished) == 3 and all(len(f.token_ids) == 50 for f in finished)
+    assert all(loaded.config.mask_id not in f.token_ids for f in finished)
+    assert seen and set(seen) == {"cuda"}
+    assert loaded.placement == ("cuda", dtype)
+
+
+def test_auto_precision_is_bfloat16_on_a_cuda_card_that_has_it(tmp_path: Path) -> None:
+    loaded = load_model(make_model_folder(tmp_path), device="cuda")
+    assert loaded.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    assert loaded.threads is None
