@@ -371,7 +371,8 @@ class MainWindow(QMainWindow):
         self.status.show_score(None, score)
         if score.hint and not self._hinted:  # say once, after the run's own message, what to do about it
             self._hinted = True
-            self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {score.hint}", 20000)
+            hint = score.hint[:1].upper() + score.hint[1:]
+            self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {hint}", 20000)
 
     # --- export ----------------------------------------------------------------
     def export_to(self, path: str | Path) -> bool:

@@ -108,6 +108,10 @@ class Director:
 
     def shoot_confidence(self) -> None:
         w = self.window
+        if w.trace is None:  # shot alone: make a run first
+            w.generate()
+            self.wait_for(lambda: not w.running, self.shoot_confidence)
+            return
         w.view.player.finish(len(w.trace.frames), skip=True)  # the whole text
         w.view.colouring.setCurrentIndex(w.view.colouring.findData("confidence"))
         text, trace = w.view.text, w.trace
