@@ -11,6 +11,7 @@ exports as JSON (every run's figures and trace) or as one HTML page.
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,7 +172,7 @@ class RunColumn(QFrame):
                 text = f"{v:.{f.digits}f}"
             if column in marks[f.key]:
                 text = f"<b>\u2605 {text}</b>"
-            rows.append(f"<tr><td title='{f.explain}'>{f.name}</td><td align='right'>{text}</td></tr>")
+            rows.append(f'<tr><td title="{html.escape(f.explain)}">{f.name}</td><td align="right">{text}</td></tr>')
         self.figures.setText("<table>" + "".join(rows) + "</table>")
         if self.trace.score is not None:  # different models may have different judges: say whose figures these are
             self.figures.setToolTip(f"Gen PPL and entropy judged by {self.trace.score.judge}.")
@@ -374,8 +375,7 @@ class CompareWindow(QDialog):
         self._waiting = set(ids)
         for column, run_id in zip(self.columns, ids):
             column.begin(run_id)
-        self.player.reset()
-        self.player.playing = False
+        self.player.load(0)  # nothing to replay until every column has run
         self.message.setText("Running the columns one after another…")
         self._update_buttons()
 

@@ -157,7 +157,7 @@ class EngineWorker(QObject):
             try:
                 model = self._model_for(request, batch.cancel)
                 outcome = self._run(model, request, batch.cancel)
-                self.run_judged.emit(request.run_id, self._score(model, outcome, batch.cancel))
+                self.run_judged.emit(request.run_id, self._score(model, request.prompt, outcome, batch.cancel))
             except DownloadCancelled:
                 self.run_failed.emit(request.run_id, "not run: its model's download was stopped.")
             except BD3LMError as err:
@@ -219,8 +219,10 @@ class EngineWorker(QObject):
                 return outcome
         raise AssertionError("generate ended without Finished")
 
-    def _score(self, model: LoadedModel, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
+    def _score(self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
         """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
+
+        The judge reads the prompt as context but scores only the generated text.
 
         A judge that must be downloaded first reports its progress, and Stop
         (or the status bar's Cancel) ends that download.
@@ -238,7 +240,7 @@ class EngineWorker(QObject):
         if isinstance(judge, NoScore):
             return judge
         try:
-            verdict = judge.score(outcome.text, token_ids=list(outcome.token_ids))
+            verdict = judge.score(outcome.text, token_ids=list(outcome.token_ids), prompt=prompt)
         except BD3LMError as err:
             return NoScore("the judge failed", str(err))
         except Exception as err:  # noqa: BLE001 - a judge's bug must not fail the run it judges

@@ -65,10 +65,12 @@ class FakeJudge:
     def __init__(self) -> None:
         self.threads: list[threading.Thread] = []
         self.texts: list[str] = []
+        self.prompts: list[str] = []
 
-    def score(self, text: str, token_ids=None):
+    def score(self, text: str, token_ids=None, prompt: str = ""):
         self.threads.append(threading.current_thread())
         self.texts.append(text)
+        self.prompts.append(prompt)
         ids = list(token_ids)
         return SimpleNamespace(tokens=len(ids), gen_ppl=10.0 + len(set(ids)), entropy=len(set(ids)) / 10,
                                judge="fake-judge")
