@@ -2,19 +2,22 @@
 
 Every write is atomic (a temporary file next to the target, then a rename),
 so a failed export never leaves half a file behind; failures are raised as
-`BD3LMError` with a one-line message, and the run stays in the window.
+`BD3LMError` with a one-line message, and the run stays in the window. The
+file gets the permissions any program's new file gets (0666 less the umask),
+not the private 0600 of a temporary file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from bd3lm_core import BD3LMError
 
-from .replay_page import replay_page
+from . import comparison
+from .replay_page import comparison_page, replay_page
 from .trace import Trace
 
 FORMATS = {
@@ -27,8 +30,9 @@ FORMATS = {
 
 def atomic_write(path: Path, text: str) -> None:
     path = Path(path)
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:  # mode 0666: the kernel applies the umask, as for any new file (mkstemp would give 0600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as err:
         raise BD3LMError(f"cannot write {path}: {err.strerror or err}.") from None
     try:
@@ -55,6 +59,8 @@ def as_markdown(trace: Trace) -> str:
         "nfe": out.nfe if out else None,
         "seconds": round(out.seconds, 3) if out else None,
         "stop_reason": out.reason if out else None,
+        **({"gen_ppl": trace.score.gen_ppl, "entropy": trace.score.entropy, "judge": trace.score.judge}
+           if trace.score else {}),
     }
     front = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items())
     return f"---\n{front}\n---\n\n{trace.full_text}\n"
@@ -81,12 +87,18 @@ def export(trace: Trace, path: Path) -> Path:
     return path
 
 
-def load_trace(path: Path) -> Trace:
-    """Read back a JSON trace written by `export`."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise BD3LMError(f"cannot read {path}: {err.strerror or err}.") from None
-    except json.JSONDecodeError as err:
-        raise BD3LMError(f"{path} is not valid JSON ({err}).") from None
-    return Trace.from_json(data)
+
+def export_comparison(traces: list[Trace], path: Path) -> Path:
+    """Write runs compared side by side: .json (every run's figures and trace) or .html (one replay page)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(comparison.to_json(traces), ensure_ascii=False, indent=1) + "\n"
+    elif suffix == ".html":
+        text = comparison_page(traces)
+    else:
+        raise BD3LMError(f"cannot export a comparison to {path.name}: use a .json or .html file name.")
+    if not traces:
+        raise BD3LMError("there is no finished run to export yet.")
+    atomic_write(path, text)
+    return path

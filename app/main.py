@@ -13,6 +13,7 @@ from bd3lm_core import resource_path
 
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION
+from .threads import busy_threads
 
 MODEL_ENV = "BD3LM_STUDIO_MODEL"
 DESKTOP_ID = "io.github.bd3lm_studio.BD3LMStudio"  # packaging/linux/<id>.desktop
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(model_source=args.model)
     app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running
     window.show()
-    return app.exec()
+    code = app.exec()
+    if busy_threads():  # a step or a download that would not stop: end without destroying its thread
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 The window never touches the model: it sends requests to `Engine` and reacts
 to the worker's signals, each tagged with the run it belongs to, so answers
-from a stopped run cannot leak into the next one.
+from a stopped run cannot leak into the next one. The parts live in their
+own modules: the controls (`controls.py`), the view and its player
+(`live_view.py`, `trace_view.py`, `pace.py`), the status bar (`status.py`),
+the Model menu (`model_menu.py`), the comparison window (`compare.py`),
+Help → About (`about.py`), save dialogs (`file_dialogs.py`).
 """
 
 from __future__ import annotations
@@ -12,28 +16,40 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QSplitter, QToolButton,
-    QVBoxLayout, QWidget,
+    QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QSplitter,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import DEFAULT_MODEL, BD3LMError, installed_models
+from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, random_seed
 
 from . import exports
+from .about import AboutDialog
+from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, show_download_dialog
+from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
+from .model_menu import ModelMenu
+from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
-from .trace import Outcome, Trace
-from .worker import Engine, ModelInfo
-
+from .status import StatusArea
+from .trace import Outcome, Score, Trace
+from .trace_reader import load_trace
+from .worker import Engine, ModelInfo, NoScore
 
 HOW_TO_READ = """
 <p><b>What you are watching.</b> A block diffusion model writes a <i>block</i> of tokens at a time,
-left to right. Each new block starts fully masked (&#9617;&#9617;&#9617;) and is filled in over a few
-<i>denoising steps</i>, several tokens per step and in any order. Green: the tokens revealed by the
-latest step. Yellow: the block being denoised. Blocks before it are final and never change.</p>
-<p>After a run, drag the timeline to replay it; File &rarr; Export saves it (the .html file replays in a browser).</p>
+left to right. The block being written is the box of cells under the text: each cell starts masked
+(&#9617;&#9617;&#9617;) and is filled in over a few <i>denoising steps</i>, several cells per step and in
+any order. Green: the tokens revealed by the latest step. Finished blocks join the text above and never
+change.</p>
+<p>The pace under the text slows the display, not the model; Play, &#9664; and &#9654; replay a run step by
+step. <i>Colour</i> tints tokens by step or by the model's confidence; hover a token for its numbers.
+<b>Continue</b> writes on from the end of the text; <b>Run &rarr; Compare</b> runs the prompt under
+several settings side by side.</p>
 """
+STOP_WORDS = {"length": "done", "eos": "stopped at end-of-text", "repetition": "stopped: the text repeats itself",
+              "cancelled": "stopped"}
 
 
 class MainWindow(QMainWindow):
@@ -45,50 +61,69 @@ class MainWindow(QMainWindow):
         self.engine = Engine(self)
         self.model: ModelInfo | None = None
         self.trace: Trace | None = None
-        self._run_id: int | None = None
+        self._run_id: int | None = None  # the run in progress
+        self._trace_run: int | None = None  # the run whose trace is on screen (its score may still come)
         self._loads_pending = 0
+        self._loading_source: str | None = None
         self._startup_source = model_source
+        self.compare_window: CompareWindow | None = None
+        self._hinted = False  # whether the status bar has said how to get a judge
+        self._shown_frame = -1  # the frame on screen, whose numbers the status bar shows
+        self._status_later = Throttle(self._show_run_status, self, WIDGET_UPDATES)
 
         self.prompt = QPlainTextEdit(self.settings.prompt())
         self.prompt.setPlaceholderText("Type a prompt (or leave it empty) and press Ctrl+Enter to generate.")
-        self.prompt.setFixedHeight(self.prompt.fontMetrics().lineSpacing() * 4 + 12)
-        self.view = LiveView(self.settings.tint_by_step())
-        self.controls = ControlsPanel(self.settings.choices())
+        self.prompt.setFixedHeight(self.prompt.fontMetrics().lineSpacing() * 3 + 12)
+        choices = self.settings.choices()
+        self.view = LiveView(self.settings.colouring(), self.settings.pace())
+        self.controls = ControlsPanel(choices)
+        self.status = StatusArea()
+        self.setStatusBar(self.status)
+        self.status_labels = self.status.labels
         self._build_actions()
         self._build_layout()
-        self._build_status_bar()
         self._connect()
+        self._show_model_status()
         geometry = self.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1200, 760)
+        self._settings_note = (  # said once the first model is in, so that "Loaded" does not hide it
+            "Saved settings reset to defaults: " + "; ".join(self.settings.notes) + "." if self.settings.notes else ""
+        )
         self.load_model_source(model_source)
 
     # --- construction --------------------------------------------------------
-    def _build_actions(self) -> None:
-        def action(text: str, slot, shortcut: QKeySequence | str | list | None = None, tip: str = "") -> QAction:
-            a = QAction(text, self)
-            if isinstance(shortcut, list):
-                a.setShortcuts(shortcut)
-            elif shortcut:
-                a.setShortcut(shortcut)
-            a.setShortcutContext(Qt.WindowShortcut)
-            a.setToolTip(tip or text)
-            a.triggered.connect(slot)
-            self.addAction(a)  # shortcuts work wherever the focus is
-            return a
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | list | None = None, tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if isinstance(shortcut, list):
+            a.setShortcuts(shortcut)
+        elif shortcut:
+            a.setShortcut(shortcut)
+        a.setShortcutContext(Qt.WindowShortcut)
+        a.setToolTip(tip or text)
+        a.triggered.connect(slot)
+        self.addAction(a)  # shortcuts work wherever the focus is
+        return a
 
+    def _build_actions(self) -> None:
+        action = self._action
         self.generate_action = action(
             "Generate", self.generate, [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")],
             "Generate text after the prompt (Ctrl+Enter)",
         )
-        self.stop_action = action("Stop", self.stop, QKeySequence(Qt.Key_Escape), "Stop generating (Esc)")
+        self.continue_action = action(
+            "Continue", self.continue_text, [QKeySequence("Ctrl+Shift+Return"), QKeySequence("Ctrl+Shift+Enter")],
+            "Write on from the end of the text: the text so far becomes the prompt (Ctrl+Shift+Enter)",
+        )
+        self.stop_action = action("Stop", self.stop, QKeySequence(Qt.Key_Escape), "Stop generating or downloading (Esc)")
+        self.compare_action = action("Compare settings…", self.show_compare, QKeySequence("Ctrl+K"),
+                                     "Run the prompt under 2-4 settings or models side by side")
         self.export_action = action("Export…", self._ask_export, QKeySequence.Save)
         self.copy_action = action("Copy text", self.copy_text, QKeySequence("Ctrl+Shift+C"))
+        self.copy_seed_action = action("Copy seed", self.copy_seed, tip="Copy the seed of the run on screen")
         open_trace = action("Open trace…", self._ask_open_trace, QKeySequence.Open)
         quit_app = action("Quit", self.close, QKeySequence.Quit)
-        shipped = action(f"Shipped model ({DEFAULT_MODEL})", lambda: self.load_model_source(None))
-        open_folder = action("Open model folder…", self._ask_model_folder)
-        downloads = action("Download models…", self.show_downloads)
+        about = action("About BD3-LM Studio", self.show_about)
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
@@ -97,37 +132,43 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_app)
         run_menu = menus.addMenu("&Run")
-        run_menu.addAction(self.generate_action)
-        run_menu.addAction(self.stop_action)
-        model_menu = menus.addMenu("&Model")
-        model_menu.addAction(shipped)
-        self.installed_menu = model_menu.addMenu("Installed models")
-        self.installed_menu.aboutToShow.connect(self._fill_installed_menu)
-        model_menu.addAction(open_folder)
-        model_menu.addSeparator()
-        model_menu.addAction(downloads)
+        for a in (self.generate_action, self.continue_action, self.stop_action, self.compare_action,
+                  self.copy_seed_action):
+            run_menu.addAction(a)
+        self.model_menu = ModelMenu(self)
+        self.model_menu.load_requested.connect(self.load_model_source)
+        self.model_menu.downloads_requested.connect(self.show_downloads)
+        menus.addMenu(self.model_menu)
+        menus.addMenu("&Help").addAction(about)
+        self.status_labels["seed"].setContextMenuPolicy(Qt.ActionsContextMenu)
+        self.status_labels["seed"].addAction(self.copy_seed_action)
 
     def _build_layout(self) -> None:
         def button(a: QAction) -> QToolButton:
             b = QToolButton()
             b.setDefaultAction(a)
             b.setToolButtonStyle(Qt.ToolButtonTextOnly)
-            b.setMinimumWidth(110)
+            b.setMinimumWidth(90)
             return b
 
         self.generate_button = button(self.generate_action)
+        self.continue_button = button(self.continue_action)
         self.stop_button = button(self.stop_action)
         run_row = QHBoxLayout()
-        run_row.addWidget(self.generate_button)
-        run_row.addWidget(self.stop_button)
-        run_row.addWidget(QLabel("Ctrl+Enter generates, Esc stops."))
-        run_row.addStretch(1)
+        for b in (self.generate_button, self.continue_button, self.stop_button):
+            run_row.addWidget(b)
+        keys = QLabel("Ctrl+Enter generates, Esc stops.")
+        keys.setMinimumWidth(0)
+        run_row.addWidget(keys, 1)
         left = QWidget()
         column = QVBoxLayout(left)
         column.addWidget(QLabel("Prompt"))
         column.addWidget(self.prompt)
         column.addLayout(run_row)
         column.addWidget(self.view, 1)
+        self.model_label = QLabel()  # which model is loaded, where it runs
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextFormat(Qt.PlainText)
         sampler = QGroupBox("Sampler")
         QVBoxLayout(sampler).addWidget(self.controls)
         guide = QLabel(HOW_TO_READ)
@@ -137,48 +178,49 @@ class MainWindow(QMainWindow):
         right = QWidget()
         side = QVBoxLayout(right)
         side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.model_label)
         side.addWidget(sampler)
         side.addWidget(guide)
         side.addStretch(1)
+        scroll = QScrollArea()  # the panel scrolls rather than make the window taller than a small screen
+        scroll.setWidget(right)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(right.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         splitter = QSplitter()
         splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(scroll)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([820, 380])
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([850, 350])
         self.setCentralWidget(splitter)
-
-    def _build_status_bar(self) -> None:
-        self.status_labels = {name: QLabel() for name in ("progress", "model", "device", "speed", "nfe", "elapsed")}
-        tips = {
-            "progress": "Tokens generated so far, and where the sampler is",
-            "speed": "Generated tokens per second",
-            "nfe": "Forward passes of the network so far (NFE); a step that reveals nothing needs none",
-            "elapsed": "Time since the run began",
-        }
-        for name, label in self.status_labels.items():
-            label.setToolTip(tips.get(name, ""))
-            self.statusBar().addPermanentWidget(label)
-        self._show_model_status()
 
     def _connect(self) -> None:
         worker = self.engine.worker
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
+        worker.load_cancelled.connect(self._on_load_cancelled)
+        worker.load_progressed.connect(self._on_load_progress)
         worker.run_started.connect(self._on_run_started)
         worker.run_progressed.connect(self._on_run_progressed)
         worker.run_finished.connect(self._on_run_finished)
         worker.run_failed.connect(self._on_run_failed)
-        self.view.rendered.connect(self._show_run_status)
-        self.view.tint_changed.connect(self.settings.save_tint_by_step)
+        worker.run_judged.connect(self._on_run_judged)
+        worker.judge_progressed.connect(lambda p: self.status.show_download("the judge", p))
+        self.view.rendered.connect(self._on_rendered)
+        self.view.colouring_changed.connect(self.settings.save_colouring)
+        self.view.player.pace_changed.connect(self.settings.save_pace)
         self.controls.changed.connect(lambda: self.settings.save_choices(self.controls.choices()))
         self.controls.placement_changed.connect(self._on_placement)
+        self.status.cancel_download.clicked.connect(self._cancel_download)
 
     # --- models ----------------------------------------------------------------
     def load_model_source(self, source: str | None) -> None:
         """Load a model folder or repo id (None: the shipped model), stopping any run first."""
         choices = self.controls.choices()
         self._loads_pending += 1
-        self.statusBar().showMessage(f"Loading {source or DEFAULT_MODEL}…")
+        self._loading_source = source
+        self.status.show_message(f"Loading {source or DEFAULT_MODEL}…")
         self._update_actions()
         self.engine.load(source, choices.device, choices.dtype)
 
@@ -187,58 +229,87 @@ class MainWindow(QMainWindow):
         self.load_model_source(source)
 
     @Slot(object)
+    def _on_load_progress(self, p: DownloadProgress) -> None:
+        if self.loading:
+            self.status.show_download(self._loading_source or DEFAULT_MODEL, p)
+
+    @Slot(object)
     def _on_loaded(self, info: ModelInfo) -> None:
         self.model = info
-        self._loads_pending -= 1
+        self._load_ended()
         self.controls.set_model(info.block_size, info.model_length)
         self.controls.set_placement(info.device_choice, info.dtype_choice)
-        self.statusBar().showMessage(f"Loaded {info.name}.", 5000)
+        note, self._settings_note = self._settings_note, ""
+        self.status.show_message(f"Loaded {info.name}. {note}".strip(), 30000 if note else 5000)
         self._show_model_status()
-        self._update_actions()
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        self._loads_pending -= 1
-        if self.model is not None:  # the previous model is still the one loaded
-            self.controls.set_placement(self.model.device_choice, self.model.dtype_choice)
-        self.statusBar().clearMessage()
-        self._update_actions()
+        self._load_ended()
+        self.status.clear_message()
         kept = f"\n\nStill using {self.model.name}." if self.model is not None else ""
         self.show_error("Could not load the model", message + kept)
 
-    def _ask_model_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a model folder (config.json, model.safetensors, tokenizer.json)"
-        )
-        if folder:
-            self.load_model_source(folder)
+    @Slot(str)
+    def _on_load_cancelled(self, message: str) -> None:
+        self._load_ended()
+        kept = f" Still using {self.model.name}." if self.model is not None else ""
+        self.status.show_message(message[:1].upper() + message[1:] + kept, 15000)
 
-    def _fill_installed_menu(self) -> None:
-        self.installed_menu.clear()
-        models = installed_models()
-        for m in models:
-            self.installed_menu.addAction(m.repo_id, lambda repo_id=m.repo_id: self.load_model_source(repo_id))
-        if not models:
-            self.installed_menu.addAction("(none yet: Download models…)").setEnabled(False)
+    def _load_ended(self) -> None:
+        self._loads_pending -= 1
+        if self.model is not None:  # show what is really in use (after a failed reload, the old choice)
+            self.controls.set_placement(self.model.device_choice, self.model.dtype_choice)
+        if not self.loading:
+            self.status.hide_download()
+        self._update_actions()
 
     def show_downloads(self) -> DownloadDialog:
         return show_download_dialog(self, self.model.source if self.model else None, self.load_model_source)
 
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self, self.model.name if self.model else None, self.model.path if self.model else None)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_compare(self) -> CompareWindow:
+        """The comparison window (one, kept): the prompt and settings of this window to start from."""
+        if self.compare_window is None:
+            self.compare_window = CompareWindow(self.engine, self.settings, self)
+        self.compare_window.start_from(self.prompt.toPlainText(), self.controls.choices(), self.model)
+        self.compare_window.show()
+        self.compare_window.raise_()
+        return self.compare_window
+
     # --- runs --------------------------------------------------------------------
     def generate(self) -> None:
+        """Generate after the prompt (with a fresh seed first, when "New seed each run" is ticked)."""
         if self.model is None or self.loading or self._run_id is not None:
             return
+        if self.controls.new_seed.isChecked():
+            self.controls.seed.setValue(random_seed())
         choices = self.controls.choices()
         self.settings.save_choices(choices)
         self.settings.save_prompt(self.prompt.toPlainText())
-        self._run_id = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
-        self.statusBar().showMessage("Generating…")
+        self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
+        self.status.show_message("Generating…")
+        self.status.set_stat("score", "")
         self._update_actions()
+
+    def continue_text(self) -> None:
+        """Write on: the text so far (prompt and what was generated) becomes the prompt."""
+        if self.trace is None or self.trace.outcome is None or self.running:
+            return
+        self.prompt.setPlainText(self.trace.full_text)
+        self.generate()
 
     def stop(self) -> None:
         if self._run_id is not None:
             self.engine.stop()
-            self.statusBar().showMessage("Stopping…")
+            self.status.show_message("Stopping…")
+        elif self.loading:
+            self.engine.cancel_load()
 
     @property
     def running(self) -> bool:
@@ -266,13 +337,11 @@ class MainWindow(QMainWindow):
             return
         self._run_id = None
         self.trace.outcome = outcome
-        self.view.finish()
-        words = {"length": "done", "eos": "stopped at end-of-text", "repetition": "stopped: the text repeats itself",
-                 "cancelled": "stopped"}
-        self.statusBar().showMessage(
-            f"Generated {len(outcome.token_ids)} tokens ({words.get(outcome.reason, outcome.reason)}). "
-            "Drag the timeline to replay.", 10000,
+        self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
+        self.status.show_message(
+            f"Generated {len(outcome.token_ids)} tokens ({STOP_WORDS.get(outcome.reason, outcome.reason)}).", 10000,
         )
+        self.status.set_stat("score", "Gen PPL: judging…", "The judge model is reading the text")
         self._update_actions()
 
     @Slot(int, str)
@@ -280,9 +349,30 @@ class MainWindow(QMainWindow):
         if run_id != self._run_id:
             return
         self._run_id = None
-        self.statusBar().clearMessage()
+        self.status.clear_message()
         self._update_actions()
         self.show_error("Generation failed", message)
+
+    def _cancel_download(self) -> None:
+        """The status bar's Cancel: a model being loaded, or the judge after a run."""
+        self.engine.cancel_load()
+        self.engine.stop()
+
+    @Slot(int, object)
+    def _on_run_judged(self, run_id: int, score: Score | NoScore) -> None:
+        if not self.loading:
+            self.status.hide_download()
+        if run_id != self._trace_run or self.trace is None:
+            return
+        if isinstance(score, Score):
+            self.trace.score = score
+            self.status.show_score(score)
+            return
+        self.status.show_score(None, score)
+        if score.hint and not self._hinted:  # say once, after the run's own message, what to do about it
+            self._hinted = True
+            hint = score.hint[:1].upper() + score.hint[1:]
+            self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {hint}", 20000)
 
     # --- export ----------------------------------------------------------------
     def export_to(self, path: str | Path) -> bool:
@@ -294,49 +384,61 @@ class MainWindow(QMainWindow):
         except BD3LMError as err:
             self.show_error("Export failed", f"{err}\n\nThe text is still here; try another folder or name.")
             return False
-        self.statusBar().showMessage(f"Saved {written}.", 8000)
+        self.settings.save_export_folder(written.parent)
+        self.status.show_message(f"Saved {written}.", 8000)
         return True
 
+    def export_dialog(self) -> QFileDialog:
+        """File → Export's dialog: in the last folder used (else Documents), an .html name under the HTML filter."""
+        return save_dialog(self, "Export the run", self.settings.export_folder(), exports.FORMATS, "bd3lm-run.html")
+
     def _ask_export(self) -> None:
-        if self.trace is None or self.trace.outcome is None:
-            return
-        filters = ";;".join(exports.FORMATS.values())
-        path, chosen = QFileDialog.getSaveFileName(self, "Export the run", "bd3lm-run.html", filters)
-        if path:
-            if not Path(path).suffix:  # take the suffix from the chosen filter
-                path += next(s for s, f in exports.FORMATS.items() if f == chosen)
-            self.export_to(path)
+        if self.trace is not None and self.trace.outcome is not None:
+            path = chosen_path(self.export_dialog(), exports.FORMATS)
+            if path is not None:
+                self.export_to(path)
 
     def copy_text(self) -> None:
         if self.trace is not None and self.trace.outcome is not None:
             QGuiApplication.clipboard().setText(self.trace.full_text)
-            self.statusBar().showMessage("Copied the text to the clipboard.", 4000)
+            self.status.show_message("Copied the text to the clipboard.", 4000)
+
+    def copy_seed(self) -> None:
+        seed = self.trace.settings["seed"] if self.trace is not None else self.controls.seed.value()
+        QGuiApplication.clipboard().setText(str(seed))
+        self.status.show_message(f"Copied the seed {seed} to the clipboard.", 4000)
 
     def open_trace(self, path: str | Path) -> bool:
-        """Show a saved JSON trace (replayable) and put its prompt and settings in the controls."""
+        """Show a saved JSON trace (replayable) and put its prompt and settings in the controls.
+
+        The whole file is checked first; a bad one gets a dialog and changes nothing.
+        """
         try:
-            trace = exports.load_trace(Path(path))
+            trace = load_trace(Path(path))
         except BD3LMError as err:
             self.show_error("Cannot open the trace", str(err))
             return False
         self.stop()
-        self._run_id = None
+        self._run_id, self._trace_run = None, None
         self.trace = trace
-        self.view.begin(trace)
-        self.view.finish()
+        self.view.open(trace)
         current = self.controls.choices()  # the trace's settings, on the device already chosen
-        self.controls.set_choices(
-            Choices.from_dict({**trace.settings, "device": current.device, "dtype": current.dtype})
-        )
+        self.controls.set_choices(Choices(
+            Choices.from_dict(trace.settings).sampling, current.device, current.dtype,
+            new_seed_each_run=False,  # so that Generate reproduces the run
+        ))
         self.prompt.setPlainText(trace.prompt)
-        self.statusBar().showMessage(
+        self.status.show_score(trace.score)
+        self.status.show_message(
             f"Opened a run of {trace.model}. With that model loaded, Generate reproduces it.", 10000,
         )
         self._update_actions()
         return True
 
     def _ask_open_trace(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a saved trace", "", exports.FORMATS[".json"])
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a saved trace", str(self.settings.export_folder()), exports.FORMATS[".json"]
+        )
         if path:
             self.open_trace(path)
 
@@ -349,48 +451,49 @@ class MainWindow(QMainWindow):
         return box
 
     def _show_model_status(self) -> None:
-        labels = self.status_labels
         if self.model is None:
-            labels["model"].setText("Model: none loaded")
-            labels["device"].setText("")
+            self.model_label.setText("Model: none loaded")
         else:
-            labels["model"].setText(f"Model: {self.model.name} (block size {self.model.block_size})")
-            labels["model"].setToolTip(self.model.path)
-            labels["device"].setText(f"Device: {self.model.device}, {self.model.dtype}")
+            m = self.model
+            self.model_label.setText(f"Model: {m.name} (block size {m.block_size}) on {m.device}, {m.dtype}")
+            self.model_label.setToolTip(m.path)
+            self.setWindowTitle(f"BD3-LM Studio: {m.name}")
+        self.model_menu.mark(self.model)
 
-    def _show_run_status(self, index: int) -> None:
-        """Speed, forwards and time as of the frame on screen (live, or in a replay)."""
-        trace, labels = self.trace, self.status_labels
-        if trace is None or index < 0:
-            for name in ("progress", "speed", "nfe", "elapsed"):
-                labels[name].setText("")
-            return
-        frame = trace.frames[index]
-        tokens = trace.generated_count(index)
-        speed = tokens / frame.elapsed if frame.elapsed > 0 else 0.0
-        labels["progress"].setText(
-            f"{tokens} of {trace.settings['tokens']} tokens, block {frame.block} step {frame.step}"
-        )
-        labels["speed"].setText(f"{speed:,.1f} tokens/s")
-        labels["nfe"].setText(f"forwards (NFE): {frame.nfe}")
-        labels["elapsed"].setText(f"{frame.elapsed:.2f} s")
+    def _on_rendered(self, index: int) -> None:
+        """The status bar shows the numbers of the frame on screen; while the view plays, a few times a second
+        (faster, nobody could read them, and each update costs the UI thread)."""
+        self._shown_frame = index
+        if self.view.player.playing:
+            self._status_later.poke()
+        else:
+            self._status_later.cancel()
+            self._show_run_status()
+
+    def _show_run_status(self) -> None:
+        self.status.show_frame(self.trace, self._shown_frame)
 
     def _update_actions(self) -> None:
         ready = self.model is not None and not self.loading
         running = self._run_id is not None
         finished = self.trace is not None and self.trace.outcome is not None and not running
         self.generate_action.setEnabled(ready and not running)
-        self.stop_action.setEnabled(running)
+        self.continue_action.setEnabled(ready and finished)
+        self.stop_action.setEnabled(running or self.loading)
+        self.compare_action.setEnabled(ready)
         self.export_action.setEnabled(finished)
         self.copy_action.setEnabled(finished)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        """Remember the settings, close download dialogs, stop the worker and wait for its thread."""
+        """Remember the settings, close the other windows, stop the worker and wait (briefly) for its thread."""
         self.settings.save_choices(self.controls.choices())
         self.settings.save_prompt(self.prompt.toPlainText())
         self.settings.save_geometry(self.saveGeometry())
         self.settings.sync()
         for dialog in self.findChildren(DownloadDialog):
             dialog.reject()
+        if self.compare_window is not None:
+            self.compare_window.close()
         self.engine.shutdown()
         super().closeEvent(event)
+

@@ -1,21 +1,30 @@
-"""What the app remembers between runs: the sampler choices, the prompt, the window's shape.
+"""What the app remembers between runs: the sampler choices, the prompt, the view, the window's shape.
 
 Everything goes through one `QSettings` store, which tests replace with a
-file of their own so they never touch the user's real settings.
+file of their own so they never touch the user's real settings. Saved
+values are read as untrusted: each is checked the way the engine checks it
+(`checks.py`), and a bad one is replaced by its default with a note that
+the window shows in the status bar.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_type_hints
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from bd3lm_core import SamplerSettings, random_seed
+from bd3lm_core import DEVICES, DTYPES, SamplerSettings, random_seed
+
+from .checks import checked_sampling, short
+from .palette import COLOURINGS
 
 ORGANIZATION = "BD3-LM Studio"
 APPLICATION = "bd3lm-studio"
+PACES = (0, 2, 5, 10, 20, 30, 60)  # steps per second on screen; 0: as fast as the sampler goes
+DEFAULT_PACE = 20
 
 
 @dataclass
@@ -25,60 +34,93 @@ class Choices:
     sampling: SamplerSettings = field(default_factory=lambda: SamplerSettings(seed=random_seed()))
     device: str = "auto"
     dtype: str = "auto"
+    new_seed_each_run: bool = True  # Generate draws a fresh seed first, so each press gives a new text
 
     def to_dict(self) -> dict[str, Any]:
-        """One flat dict: the sampler's fields next to device and dtype."""
-        return {**asdict(self.sampling), "device": self.device, "dtype": self.dtype}
+        """One flat dict: the sampler's fields next to device, dtype and the seed rule."""
+        return {
+            **asdict(self.sampling), "device": self.device, "dtype": self.dtype,
+            "new_seed_each_run": self.new_seed_each_run,
+        }
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> Choices:
-        """Choices from a flat dict (saved settings, a trace); a missing or ill-typed value keeps its default."""
-        hints = get_type_hints(SamplerSettings)
-        sampling = {
-            f.name: saved[f.name] for f in fields(SamplerSettings)
-            if f.name in saved and _fits(saved[f.name], hints[f.name])
-        }
-        if sampling.get("seed") is None:  # the seed box always shows a number
-            sampling["seed"] = random_seed()
-        placement = {name: saved[name] for name in ("device", "dtype") if isinstance(saved.get(name), str)}
-        return cls(SamplerSettings(**sampling), **placement)
+        """Choices from a flat dict (saved settings, a trace); each bad value keeps its default."""
+        return cls.checked(saved)[0]
 
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a JSON value can stand for a field of this type (an integer can stand for a float)."""
-    if hint is float:
-        hint = (int, float)
-    if isinstance(value, bool) and hint is not bool:
-        return False  # JSON true is no number
-    return isinstance(value, hint)
+    @classmethod
+    def checked(cls, saved: dict[str, Any]) -> tuple[Choices, list[str]]:
+        """Choices from a flat dict, and a note for every value that was replaced by its default."""
+        sampling, notes = checked_sampling(saved)
+        if sampling.seed is None:  # the seed box always shows a number
+            sampling = SamplerSettings(**{**asdict(sampling), "seed": random_seed()})
+        extra: dict[str, Any] = {}
+        for name, allowed in (("device", tuple(DEVICES)), ("dtype", tuple(DTYPES)), ("new_seed_each_run", (True, False))):
+            if name in saved:
+                value = saved[name]
+                if type(value) is type(allowed[0]) and value in allowed:
+                    extra[name] = value
+                else:
+                    notes.append(f"{name} {short(value)} (choose {', '.join(map(str, allowed))}): using the default")
+        return cls(sampling, **extra), notes
 
 
 class Settings:
     def __init__(self, store: QSettings | None = None) -> None:
         self.store = store if store is not None else QSettings(ORGANIZATION, APPLICATION)
+        self.notes: list[str] = []  # what `choices` had to replace, for the status bar
 
     def choices(self) -> Choices:
-        """The saved choices; anything unreadable falls back to its default."""
+        """The saved choices; anything unreadable falls back to its default and is noted in `notes`."""
+        notes = []
         try:
             saved = json.loads(str(self.store.value("choices", "{}")))
-        except json.JSONDecodeError:
-            saved = {}
-        return Choices.from_dict(saved if isinstance(saved, dict) else {})
+        except (json.JSONDecodeError, RecursionError):
+            saved = None
+        if not isinstance(saved, dict):
+            notes, saved = ["the saved settings were unreadable: using the defaults"], {}
+        choices, replaced = Choices.checked(saved)
+        self.notes = notes + replaced
+        return choices
 
     def save_choices(self, choices: Choices) -> None:
         self.store.setValue("choices", json.dumps(choices.to_dict()))
 
-    def tint_by_step(self) -> bool:
-        return str(self.store.value("tint_by_step", "false")).lower() == "true"
+    def colouring(self) -> str:
+        value = str(self.store.value("colouring", ""))
+        if value in COLOURINGS:
+            return value
+        return "step" if str(self.store.value("tint_by_step", "false")).lower() == "true" else "plain"
 
-    def save_tint_by_step(self, on: bool) -> None:
-        self.store.setValue("tint_by_step", "true" if on else "false")
+    def save_colouring(self, colouring: str) -> None:
+        self.store.setValue("colouring", colouring)
+
+    def pace(self) -> int:
+        try:
+            value = int(str(self.store.value("pace", DEFAULT_PACE)))
+        except ValueError:
+            return DEFAULT_PACE
+        return value if value in PACES else DEFAULT_PACE
+
+    def save_pace(self, pace: int) -> None:
+        self.store.setValue("pace", pace)
 
     def prompt(self) -> str:
         return str(self.store.value("prompt", "Once upon a time"))
 
     def save_prompt(self, prompt: str) -> None:
         self.store.setValue("prompt", prompt)
+
+    def export_folder(self) -> Path:
+        """Where the export dialog opens: the last folder exported to, else the user's documents folder."""
+        saved = Path(str(self.store.value("export_folder", "")))
+        if str(saved) not in ("", ".") and saved.is_dir():
+            return saved
+        documents = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+        return Path(documents) if documents and Path(documents).is_dir() else Path.home()
+
+    def save_export_folder(self, folder: Path) -> None:
+        self.store.setValue("export_folder", str(folder))
 
     def geometry(self) -> QByteArray | None:
         value = self.store.value("geometry")

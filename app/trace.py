@@ -2,7 +2,8 @@
 
 The worker builds it from the sampler's events, the live view draws it, the
 timeline replays it and the exports save it. It is plain data (no Qt, no
-tensors), so that a saved JSON trace can be read back and replayed anywhere.
+tensors), so that a saved JSON trace can be read back and replayed anywhere
+(`trace_reader.py` reads and checks one).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bd3lm_core import BD3LMError
+from .samplers import most_steps
 
 TRACE_FORMAT = "bd3lm-studio-trace"
-TRACE_VERSION = 1
+TRACE_VERSION = 2  # 2: every revealed token also has the model's confidence and its top alternatives
+STOP_REASONS = ("length", "eos", "repetition", "cancelled")
+
+Alternative = tuple[int, str, float]  # token id, how it reads, the model's probability of it
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,10 @@ class Token:
     text: str  # how the token reads on its own
     block: int  # -1 for the prompt
     step: int  # 1-based step inside its block; 0 for the prompt
-    probability: float  # p(token) when it was drawn; 1.0 for the prompt
+    probability: float  # p(token) in the distribution it was drawn from (after temperature and top-p)
     frame: int  # index of the frame that revealed it; -1 for the prompt
+    confidence: float | None = None  # the model's own p(token) (temperature 1, before top-p); None: not recorded
+    alternatives: tuple[Alternative, ...] = ()  # the model's most likely tokens at that moment, surest first
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,17 @@ class Outcome:
     text: str
     nfe: int
     seconds: float
-    reason: str  # "length", "eos", "repetition" or "cancelled"
+    reason: str  # one of STOP_REASONS
+
+
+@dataclass(frozen=True)
+class Score:
+    """A judge's verdict on the generated text (the engine's `Judgement`, as plain data)."""
+
+    tokens: int  # how many tokens the judge read
+    gen_ppl: float  # the judge's perplexity of the text: lower reads more fluently to it
+    entropy: float  # entropy of the text's tokens, in nats: very low means the text repeats itself
+    judge: str  # the judge model's name
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Trace:
     prompt_tokens: tuple[Token, ...]  # BOS included
     frames: list[Frame] = field(default_factory=list)
     outcome: Outcome | None = None
+    score: Score | None = None
     tokens: dict[int, Token] = field(default_factory=dict, repr=False)  # by position; filled by `add`
 
     def __post_init__(self) -> None:
@@ -91,14 +108,18 @@ class Trace:
     @property
     def steps_per_block(self) -> int:
         """The most steps a block can take (for colouring tokens by step)."""
-        if self.settings["sampler"] == "first-hitting":
-            return self.block_size
-        return int(self.settings["steps"])
+        return most_steps(self.settings["sampler"], self.block_size, int(self.settings["steps"]))
 
     @property
     def end(self) -> int:
-        """One past the last position worth showing: the sampler cuts the last block to length and after EOS."""
-        if self.outcome is not None and self.outcome.reason != "cancelled":
+        """One past the last position worth showing.
+
+        Once the run is over that is the end of what the sampler returned: it
+        cuts the last block to length and after EOS, and a stopped run keeps
+        only its finished blocks, so the view, the counts and every export
+        show the same tokens.
+        """
+        if self.outcome is not None:
             return self.n_prompt + len(self.outcome.token_ids)
         return self.n_prompt + int(self.settings["tokens"])
 
@@ -112,8 +133,19 @@ class Trace:
         """The prompt followed by what was generated (what the txt export holds)."""
         return self.prompt + (self.outcome.text if self.outcome else "")
 
+    @property
+    def tokens_per_second(self) -> float | None:
+        out = self.outcome
+        return len(out.token_ids) / out.seconds if out and out.seconds > 0 else None
+
+    @property
+    def nfe_per_token(self) -> float | None:
+        """Forward passes per generated token: below 1 when steps reveal several tokens at once."""
+        out = self.outcome
+        return out.nfe / len(out.token_ids) if out and out.token_ids else None
+
     def to_json(self) -> dict[str, Any]:
-        """Everything needed to inspect or reproduce the run; `from_json` reads it back."""
+        """Everything needed to inspect or reproduce the run; `trace_reader.read_trace` reads it back."""
         out = self.outcome
         return {
             "format": TRACE_FORMAT,
@@ -130,11 +162,14 @@ class Trace:
                 {
                     "block": f.block, "step": f.step, "start": f.start, "t": f.t, "nfe": f.nfe,
                     "elapsed": f.elapsed, "masked": list(f.masked),
-                    "revealed": [[t.position, t.id, t.text, t.probability] for t in f.revealed],
+                    "revealed": [
+                        [t.position, t.id, t.text, t.probability, t.confidence, [list(a) for a in t.alternatives]]
+                        for t in f.revealed
+                    ],
                 }
                 for f in self.frames
             ],
-            # a per-token summary of the result, for reading; `from_json` rebuilds it from the frames
+            # a per-token summary of the result, for reading; the reader rebuilds it from the frames
             "tokens": [
                 {k: v for k, v in asdict(t).items() if k != "frame"}
                 for t in sorted(self.tokens.values(), key=lambda t: t.position)
@@ -144,37 +179,11 @@ class Trace:
             "text": out.text if out else None,
             "nfe": out.nfe if out else None,
             "seconds": out.seconds if out else None,
-            "tokens_per_second": len(out.token_ids) / out.seconds if out and out.seconds > 0 else None,
+            "tokens_per_second": self.tokens_per_second,
+            "nfe_per_token": self.nfe_per_token,
             "reason": out.reason if out else None,
+            "judgement": asdict(self.score) if self.score else None,
         }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Trace:
-        """Read back a finished run written by `to_json`, checking that its steps add up to its tokens."""
-        if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
-            raise BD3LMError("this file is not a BD3-LM Studio trace (its \"format\" is missing or different).")
-        try:
-            prompt_tokens = tuple(
-                Token(pos, tid, text, -1, 0, 1.0, -1) for pos, (tid, text) in enumerate(data["prompt_tokens"])
-            )
-            frames = []
-            for index, f in enumerate(data["frames"]):
-                revealed = tuple(
-                    Token(pos, tid, text, f["block"], f["step"], prob, index) for pos, tid, text, prob in f["revealed"]
-                )
-                frames.append(Frame(
-                    f["block"], f["step"], f["start"], f["t"], revealed, tuple(f["masked"]), f["nfe"], f["elapsed"],
-                ))
-            outcome = Outcome(tuple(data["token_ids"]), data["text"], data["nfe"], data["seconds"], data["reason"])
-            trace = cls(
-                data["prompt"], data["model"], data["device"], data["dtype"], data["settings"], data["eos_id"],
-                prompt_tokens, frames, outcome,
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise BD3LMError(f"this trace is incomplete or damaged ({err!r}).") from None
-        if replay(trace)[trace.n_prompt :] != list(outcome.token_ids):
-            raise BD3LMError("this trace's steps do not add up to its token ids; the file was edited or damaged.")
-        return trace
 
 
 def replay(trace: Trace) -> list[int | None]:

@@ -1,27 +1,43 @@
-"""The engine's own thread: the only place the app loads or runs a model.
+"""The engine's own thread: the only place the app loads, runs or judges a model.
 
 `EngineWorker` lives in a `QThread`, owns the `LoadedModel` and turns the
 sampler's event iterator into Qt signals; `Engine` is its handle on the UI
-thread, which sends it requests and can always stop it. Steps are sent in
-batches at most every `EMIT_INTERVAL` seconds, so a fast model cannot flood
-the UI thread with signals.
+thread, which sends it requests and can always stop them: a run stops
+before its next step, a load that downloads stops within a chunk. Steps are
+sent in batches at most every `EMIT_INTERVAL` seconds, so a fast model
+cannot flood the UI thread with signals.
+
+A request runs one or more generations in order (a comparison is several);
+each has its own run id, which tags all its signals, and may use another
+model than the loaded one. After each run the worker asks a judge for the
+text's Gen PPL and entropy, here and nowhere else.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from bd3lm_core import BD3LMError, Finished, LoadedModel, SamplerSettings, Step, encode_prompt, generate, load_model
+from bd3lm_core import (
+    BD3LMError, DownloadCancelled, DownloadProgress, Finished, LoadedModel, SamplerSettings, Step, encode_prompt, generate, load_model,
+)
 
 from .threads import end_thread, start_in_thread
-from .trace import Frame, Outcome, Token, Trace
+from .trace import Frame, Outcome, Score, Token, Trace
 
 EMIT_INTERVAL = 1 / 60
+ALTERNATIVES = 5  # the model's top tokens kept with every revealed token
+SHUTDOWN_WAIT_MS = 5000  # at quit, how long to let the worker finish a step it cannot abandon
+NO_JUDGE_HINT = (
+    "Gen PPL and entropy come from a judge: a language model that reads the generated text. "
+    "This version of bd3lm_core has no judge; install one that does (bd3lm_core.load_judge)."
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +56,26 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class NoScore:
+    """Why a run has no Gen PPL: no judge, or nothing to judge; `hint` says what to do."""
+
+    reason: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class OtherModel:
+    """A run on another model than the loaded one (a comparison column): its source, as for `load_model`."""
+
+    source: str | None
+
+
+@dataclass(frozen=True)
 class LoadRequest:
     source: str | None
     device: str
     dtype: str
+    cancel: threading.Event
 
 
 @dataclass(frozen=True)
@@ -51,6 +83,14 @@ class RunRequest:
     run_id: int
     prompt: str
     settings: SamplerSettings
+    model: OtherModel | None = None  # None: the loaded model
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Runs done one after another, all stopped by one cancel."""
+
+    runs: tuple[RunRequest, ...]
     cancel: threading.Event
 
 
@@ -63,51 +103,91 @@ def _unexpected(err: Exception) -> str:
 class EngineWorker(QObject):
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str)
+    load_cancelled = Signal(str)
+    load_progressed = Signal(object)  # DownloadProgress, while a load downloads
     run_started = Signal(int, object)  # run id, Trace (no frames yet)
     run_progressed = Signal(int, object)  # run id, list[Frame]
     run_finished = Signal(int, object)  # run id, Outcome
     run_failed = Signal(int, str)
+    run_judged = Signal(int, object)  # run id, Score or NoScore
+    judge_progressed = Signal(object)  # DownloadProgress, while a judge downloads
 
     def __init__(self) -> None:
         super().__init__()
         self._model: LoadedModel | None = None
+        self._placement = ("auto", "auto")
+        self._others: dict[str | None, LoadedModel] = {}  # models of comparison columns, by source
+        self._judges: dict[str, object] = {}  # by model path: a judge, or the NoScore saying why none
 
     @Slot(object)
     def load(self, request: LoadRequest) -> None:
-        """Load a model; on any failure the previous one stays."""
+        """Load a model (downloading it first if need be); on any failure the previous one stays."""
         try:
-            model = load_model(request.source, device=request.device, dtype=request.dtype)
+            model = self._load(request.source, request.device, request.dtype, request.cancel)
+        except DownloadCancelled as err:
+            self.load_cancelled.emit(str(err))
+            return
         except BD3LMError as err:
             self.load_failed.emit(str(err))
             return
         except Exception as err:  # noqa: BLE001 - the UI must hear of it, whatever it is
             self.load_failed.emit(_unexpected(err))
             return
-        self._model = model
+        self._model, self._placement = model, (request.device, request.dtype)
+        self._others.clear()
+        self._judges.clear()  # a judge installed since is found on the next run
         self.loaded.emit(ModelInfo(
             request.source, model.name, str(model.path), request.device, request.dtype,
             *model.placement, model.config.block_size, model.config.model_length,
         ))
 
-    @Slot(object)
-    def run(self, request: RunRequest) -> None:
-        if self._model is None:
-            self.run_failed.emit(request.run_id, "no model is loaded.")
-            return
-        try:
-            self._run(self._model, request)
-        except BD3LMError as err:
-            self.run_failed.emit(request.run_id, str(err))
-        except Exception as err:  # noqa: BLE001
-            self.run_failed.emit(request.run_id, _unexpected(err))
+    def _load(self, source: str | None, device: str, dtype: str, cancel: threading.Event) -> LoadedModel:
+        return load_model(source, device=device, dtype=dtype, progress=self.load_progressed.emit, cancel=cancel)
 
-    def _run(self, model: LoadedModel, request: RunRequest) -> None:
+    @Slot(object)
+    def run(self, batch: Batch) -> None:
+        """Each run of the batch in turn; after a stop, the runs not begun fail with a note saying so."""
+        wanted = {r.model.source for r in batch.runs if r.model is not None}
+        for source in set(self._others) - wanted:  # columns of an earlier comparison
+            del self._others[source]
+        for request in batch.runs:
+            if batch.cancel.is_set():
+                self.run_failed.emit(request.run_id, "not run: stopped before it began.")
+                continue
+            try:
+                model = self._model_for(request, batch.cancel)
+                outcome = self._run(model, request, batch.cancel)
+                self.run_judged.emit(request.run_id, self._score(model, request.prompt, outcome, batch.cancel))
+            except DownloadCancelled:
+                self.run_failed.emit(request.run_id, "not run: its model's download was stopped.")
+            except BD3LMError as err:
+                self.run_failed.emit(request.run_id, str(err))
+            except Exception as err:  # noqa: BLE001
+                self.run_failed.emit(request.run_id, _unexpected(err))
+
+    def _model_for(self, request: RunRequest, cancel: threading.Event) -> LoadedModel:
+        if request.model is None:
+            if self._model is None:
+                raise BD3LMError("no model is loaded.")
+            return self._model
+        source = request.model.source
+        if source not in self._others:
+            self._others[source] = self._load(source, *self._placement, cancel)
+        return self._others[source]
+
+    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> Outcome:
         settings = request.settings.resolved(model.config.block_size)
         tokenizer = model.tokenizer
+        texts: dict[int, str] = {}  # each token's text, decoded once per run (five alternatives a token add up)
+
+        def text(tid: int) -> str:
+            if tid not in texts:
+                texts[tid] = tokenizer.token_text(tid)
+            return texts[tid]
+
         prompt_ids = encode_prompt(model, request.prompt)
         prompt_tokens = tuple(
-            Token(pos, tid, "" if pos == 0 else tokenizer.token_text(tid), -1, 0, 1.0, -1)
-            for pos, tid in enumerate(prompt_ids)
+            Token(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
         )
         self.run_started.emit(request.run_id, Trace(
             request.prompt, model.name, *model.placement, asdict(settings),
@@ -116,11 +196,11 @@ class EngineWorker(QObject):
         began = last_emit = time.perf_counter()
         batch: list[Frame] = []
         count = 0
-        for event in generate(model, request.prompt, settings, cancel=request.cancel):
+        for event in generate(model, request.prompt, settings, cancel=cancel, alternatives=ALTERNATIVES):
             if isinstance(event, Step):
                 revealed = tuple(
-                    Token(r.position, r.token, tokenizer.token_text(r.token), event.block, event.step,
-                          r.probability, count)
+                    Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, count,
+                          r.confidence, tuple((tid, text(tid), p) for tid, p in r.alternatives))
                     for r in event.revealed
                 )
                 now = time.perf_counter()
@@ -134,9 +214,53 @@ class EngineWorker(QObject):
             elif isinstance(event, Finished):
                 if batch:
                     self.run_progressed.emit(request.run_id, batch)
-                self.run_finished.emit(request.run_id, Outcome(
-                    event.token_ids, event.text, event.nfe, event.seconds, event.reason,
-                ))
+                outcome = Outcome(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
+                self.run_finished.emit(request.run_id, outcome)
+                return outcome
+        raise AssertionError("generate ended without Finished")
+
+    def _score(self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
+        """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
+
+        The judge reads the prompt as context but scores only the generated text.
+
+        A judge that must be downloaded first reports its progress, and Stop
+        (or the status bar's Cancel) ends that download.
+        """
+        if not outcome.token_ids:
+            return NoScore("no text to judge")
+        judge = self._judges.get(str(model.path))
+        if judge is None:
+            def progress(p: DownloadProgress) -> None:
+                self.judge_progressed.emit(p)
+                if cancel.is_set():  # load_judge takes no cancel: stopping from its progress report is the way
+                    raise DownloadCancelled("the judge's download was stopped; it continues when the model is loaded again.")
+
+            judge = self._judges[str(model.path)] = _load_judge(model, progress)
+        if isinstance(judge, NoScore):
+            return judge
+        try:
+            verdict = judge.score(outcome.text, token_ids=list(outcome.token_ids), prompt=prompt)
+        except BD3LMError as err:
+            return NoScore("the judge failed", str(err))
+        except Exception as err:  # noqa: BLE001 - a judge's bug must not fail the run it judges
+            return NoScore("the judge failed", _unexpected(err))
+        return Score(int(verdict.tokens), float(verdict.gen_ppl), float(verdict.entropy), str(verdict.judge))
+
+
+def _load_judge(model: LoadedModel, progress: Callable[[DownloadProgress], None]) -> object:
+    """The default judge of `model`, or a NoScore saying why there is none (the import is lazy: the
+    engine may predate judges)."""
+    try:
+        from bd3lm_core import load_judge
+    except ImportError:
+        return NoScore("no judge installed", NO_JUDGE_HINT)
+    try:
+        return load_judge(source=None, model=model, device="cpu", progress=progress)
+    except DownloadCancelled as err:
+        return NoScore("judge download stopped", str(err))
+    except BD3LMError as err:
+        return NoScore("no judge installed", str(err))
 
 
 class Engine(QObject):
@@ -151,28 +275,50 @@ class Engine(QObject):
         self._load_requested.connect(self.worker.load)
         self._run_requested.connect(self.worker.run)
         self._cancel: threading.Event | None = None
+        self._load_cancel: threading.Event | None = None
         self._next_run = 0
+        self.left_running = False  # the worker outlived shutdown: the process must end without waiting
         self._thread = start_in_thread(self.worker, "bd3lm-engine")
 
     def load(self, source: str | None, device: str = "auto", dtype: str = "auto") -> None:
-        """Stop any run, then load; the answer is `worker.loaded` or `worker.load_failed`."""
+        """Stop any run, then load; the answer is `worker.loaded`, `load_failed` or `load_cancelled`."""
         self.stop()
-        self._load_requested.emit(LoadRequest(source, device, dtype))
+        self._load_cancel = threading.Event()
+        self._load_requested.emit(LoadRequest(source, device, dtype, self._load_cancel))
+
+    def cancel_load(self) -> None:
+        """Stop a load that is downloading its model (the partial download stays for the next try)."""
+        if self._load_cancel is not None:
+            self._load_cancel.set()
 
     def generate(self, prompt: str, settings: SamplerSettings) -> int:
-        """Start a run (stopping any other) and return its id, which tags all its signals."""
+        """Start a run on the loaded model (stopping any other) and return its id, which tags all its signals."""
+        return self.run_all(prompt, [(None, settings)])[0]
+
+    def run_all(self, prompt: str, runs: list[tuple[OtherModel | None, SamplerSettings]]) -> list[int]:
+        """Start runs one after another (stopping anything running) and return their ids, in order."""
         self.stop()
-        self._next_run += 1
         self._cancel = threading.Event()
-        self._run_requested.emit(RunRequest(self._next_run, prompt, settings, self._cancel))
-        return self._next_run
+        requests = []
+        for model, settings in runs:
+            self._next_run += 1
+            requests.append(RunRequest(self._next_run, prompt, settings, model))
+        self._run_requested.emit(Batch(tuple(requests), self._cancel))
+        return [r.run_id for r in requests]
 
     def stop(self) -> None:
-        """Ask the current run to end; the sampler checks the flag before every step."""
+        """Ask the current runs to end; the sampler checks the flag before every step."""
         if self._cancel is not None:
             self._cancel.set()
 
     def shutdown(self) -> None:
-        """Stop the run, let the worker finish what it is doing, and end its thread (safe to call twice)."""
+        """Stop everything, let the worker finish its step, and end its thread (safe to call twice).
+
+        The wait is bounded: a step or a download chunk that hangs cannot keep
+        the window from closing (`left_running` then tells `main` so).
+        """
         self.stop()
-        end_thread(self._thread)
+        self.cancel_load()
+        if not end_thread(self._thread, SHUTDOWN_WAIT_MS, self.worker):
+            self.left_running = True
+            print("bd3lm-studio: the engine thread did not stop in time; quitting without it.", file=sys.stderr)

@@ -10,6 +10,7 @@ CLI, the app and the trainer all come through here.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +76,13 @@ def find_tokenizer(folder: Path) -> Tokenizer:
         ) from None
 
 
-def resolve_source(source: str | Path | None, progress: Callable | None = None) -> tuple[Path, str]:
+def resolve_source(
+    source: str | Path | None, progress: Callable | None = None, cancel: threading.Event | None = None,
+) -> tuple[Path, str]:
     """(folder, display name) for a folder, a repo id or None (the default model).
 
-    A repo id is looked up in our models folder, then in the Hugging Face cache, and downloaded only if in neither.
+    A repo id is looked up in our models folder, then in the Hugging Face cache, and downloaded only if in
+    neither (`progress` hears of the download, `cancel` stops it).
     """
     if source is None:
         folder = default_model_dir()
@@ -95,7 +99,7 @@ def resolve_source(source: str | Path | None, progress: Callable | None = None) 
         if hub.is_installed(text):
             return hub.model_folder(text), text
         cached = hub.hf_cache.find_model(text)
-        return cached or hub.download_model(text, progress=progress), text
+        return cached or hub.download_model(text, progress=progress, cancel=cancel), text
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
@@ -105,14 +109,18 @@ def load_model(
     dtype: str = "auto",
     progress: Callable | None = None,
     threads: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> LoadedModel:
-    """Load a model ready for sampling; `progress` receives download progress for repo ids.
+    """Load a model ready for sampling.
 
+    A repo id that is not installed yet is downloaded first: `progress`
+    receives its `DownloadProgress`, and setting `cancel` stops the download
+    (raising `DownloadCancelled`; the partial file stays for the next try).
     On the CPU it also sets torch's thread count: `threads`, or one chosen for the model's size.
     """
     if threads is not None:
         checks.whole(threads, "the number of threads", 1, MAX_THREADS)
-    folder, name = resolve_source(source, progress)
+    folder, name = resolve_source(source, progress, cancel)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     model = load_network(folder, torch_device, torch_dtype)

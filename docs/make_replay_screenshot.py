@@ -45,6 +45,7 @@ def main() -> int:
     window.prompt.setPlainText(PROMPT)
     window.controls.tokens.set_value(96)
     window.controls.seed.setValue(3)
+    window.controls.new_seed.setChecked(False)  # the seed above, not a fresh one
     window.controls.stop_at_eos.setChecked(False)
 
     def watch() -> None:
@@ -69,7 +70,7 @@ def main() -> int:
     # a step two thirds in, in the middle of a block: some positions revealed by it, some still masked
     k = next(i for i in range(2 * len(frames) // 3, len(frames)) if frames[i].revealed and any(frames[i].masked))
     page = (work / "run.html").read_text(encoding="utf-8")
-    jump = f"<script>slider.value = {k}; render({k});</script>\n</body>"
+    jump = f'<script>document.getElementById("timeline").value = {k}; render({k});</script>\n</body>'
     (work / "shot.html").write_text(page.replace("</body>", jump), encoding="utf-8")
     subprocess.run(
         [*CHROMIUM, f"--user-data-dir={work / 'profile'}", "--window-size=1000,400", f"--screenshot={args.out}",

@@ -60,3 +60,11 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HFCache:
     monkeypatch.setenv("HF_HUB_CACHE", str(root))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
     return HFCache(root)
+
+
+@pytest.fixture
+def hub_as_default(hub: HubServer, online: None, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """The local hub in place of huggingface.co for calls that take no endpoint (load_model, the app)."""
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    return hub

@@ -107,3 +107,27 @@ def test_weights_in_any_float_precision_load_and_float64_is_cast(folder: Path, d
     for name, value in model.state_dict().items():
         assert value.dtype == torch.float32, name
         assert torch.equal(value, full[name].to(dtype).float()), name
+
+
+def test_loading_a_repo_id_downloads_it_with_progress_and_can_be_cancelled(hub_as_default, bd3lm_home) -> None:
+    """A load that has to download reports progress, and a cancel stops it, keeping the partial file."""
+    import threading
+
+    from bd3lm_core import DownloadCancelled, installed_models
+
+    repo = "test-org/tiny-bd3lm"
+    hub_as_default.chunk_delay = 0.05  # the weights take over a second: the cancel lands mid-file
+    cancel = threading.Event()
+    seen = []
+
+    def on_progress(p) -> None:
+        seen.append(p)
+        if p.filename == "model.safetensors" and p.downloaded > len(hub_as_default.repos[repo]["config.json"]):
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        load_model(repo, device="cpu", progress=on_progress, cancel=cancel)
+    assert seen and installed_models() == []
+    hub_as_default.chunk_delay = 0.0
+    loaded = load_model(repo, device="cpu")  # continues, then loads
+    assert loaded.name == repo and [m.repo_id for m in installed_models()] == [repo]

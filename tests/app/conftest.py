@@ -51,9 +51,11 @@ def private_settings(tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Throw-away settings, on the CPU (the app's default, auto, would pick a GPU where there is one)."""
+    """Throw-away settings, on the CPU (the app's default, auto, would pick a GPU where there is one),
+    shown in real time (a test that wants a slower pace sets it) and with a fixed seed."""
     store = Settings(QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat))
-    store.save_choices(replace(store.choices(), device="cpu"))
+    store.save_choices(replace(store.choices(), device="cpu", new_seed_each_run=False))
+    store.save_pace(0)
     return store
 
 

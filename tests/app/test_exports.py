@@ -6,17 +6,20 @@ import html
 import json
 import os
 import re
-import shutil
-import subprocess
+import stat
+from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
+from app_helpers import run_page_script, view_parts
 from bd3lm_core import load_model
-from bd3lm_studio.exports import load_trace
+from bd3lm_studio.exports import FORMATS
+from bd3lm_studio.trace import replay
+from bd3lm_studio.trace_reader import load_trace, read_trace
 from browser import dump_dom
-from bd3lm_studio.trace import Trace, replay
 
 
 def run_20_tokens(window, qtbot):
@@ -105,7 +108,7 @@ def test_html_is_one_self_contained_replay_page(finished, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
     embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
     assert "<" not in embedded  # the text cannot end the script early
-    assert Trace.from_json(json.loads(embedded)).outcome == finished.trace.outcome
+    assert read_trace(json.loads(embedded)).outcome == finished.trace.outcome
     assert "function render" in page and 'id="timeline"' in page
 
 
@@ -176,49 +179,56 @@ def test_a_damaged_trace_is_refused_with_a_message(finished, tmp_path):
     assert finished.view.text.toPlainText() == shown
 
 
-NODE_DOM = """
-const els = {};
-class El {
-  constructor(id) { this.id = id; this.children = []; this.textContent = ""; this.value = "0"; this.max = "0"; }
-  replaceChildren() { this.children = []; }
-  append(...nodes) { this.children.push(...nodes); }
-}
-global.document = {
-  getElementById: (id) => els[id] || (els[id] = new El(id)),
-  createElement: () => new El(""),
-};
-const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
-for (const name of ["trace", "view"]) { els[name] = new El(name); els[name].textContent = input[name]; }
-global.setInterval = () => 0; global.clearInterval = () => {};
-"""
-
-
 def test_html_page_script_replays_the_run(finished, tmp_path):
-    """Run the page's own script (with a minimal stand-in for the DOM) and read what it shows."""
-    if shutil.which("node") is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is missing: .ci/run installs it, and CI must run this test")
-        pytest.skip("needs node (Debian package nodejs) to run the page's script")
+    """The page draws every frame as the app does: the same text, the same cells in the current block."""
     path = tmp_path / "run.html"
     finished.export_to(path)
-    page = path.read_text(encoding="utf-8")
-    data = {
-        name: re.search(rf'<script type="application/json" id="{name}">(.*?)</script>', page, re.S)[1]
-        for name in ("trace", "view")
-    }
-    script = re.search(r"<script>\n(.*?)</script>", page, re.S)[1]
-    probe = NODE_DOM + script + """
-const shown = () => document.getElementById("text").children.map(s => s.textContent).join("");
+    result = run_page_script(path.read_text(encoding="utf-8"), """
 const final = shown();
 render(0);
-console.log(JSON.stringify({final, first: shown(), where: document.getElementById("where").textContent}));
-"""
-    out = subprocess.run(["node", "-e", probe], input=json.dumps(data), capture_output=True, text=True, check=True).stdout
-    result = json.loads(out)
-    assert result["final"] == finished.view.text.toPlainText()
-    finished.view.timeline.setValue(0)
-    assert result["first"] == finished.view.text.toPlainText()
-    assert "\u2591" in result["first"] and result["where"].startswith("step 1 of")
+const first = shown();
+document.getElementById("play").onclick();  // from the end, Play starts over at the first step
+console.log(JSON.stringify({final, first, where: document.getElementById("where").textContent,
+                            playing: document.getElementById("play").textContent,
+                            at: document.getElementById("timeline").value}));
+""")
+    view = finished.view
+    assert result["final"] == view_parts(view) and result["final"]["cells"] == []
+    view.timeline.setValue(0)
+    assert result["first"] == view_parts(view)
+    assert "\u2591" in "".join(result["first"]["cells"]) and result["where"].startswith("step 1 of")
+    assert (result["playing"], int(result["at"])) == ("Pause", 0)
+
+
+def test_the_export_dialog_offers_an_html_name_under_the_html_filter_in_the_documents_folder(finished, tmp_path):
+    """Defect: the default name was .html but the filter said Plain text, in the checkout folder."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+    expected = Path(documents) if documents and Path(documents).is_dir() else Path.home()
+    dialog = finished.export_dialog()
+    assert Path(dialog.directory().absolutePath()) == expected.resolve()
+    assert dialog.selectedNameFilter() == FORMATS[".html"]
+    assert Path(dialog.selectedFiles()[0]).name == "bd3lm-run.html"
+    dialog.filterSelected.emit(FORMATS[".md"])  # the user picks Markdown: the name follows
+    assert Path(dialog.selectedFiles()[0]).name == "bd3lm-run.md"
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert finished.export_to(folder / "story.txt")
+    again = finished.export_dialog()  # the next export opens where the last one went
+    assert Path(again.directory().absolutePath()) == folder.resolve()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_exported_files_get_the_permissions_the_umask_gives(finished, tmp_path, umask, mode):
+    """Defect: every export was -rw------- (a temporary file's mode) whatever the umask."""
+    before = os.umask(umask)
+    try:
+        for suffix in (".txt", ".md", ".json", ".html"):
+            path = tmp_path / f"run{suffix}"
+            assert finished.export_to(path)
+            assert stat.S_IMODE(path.stat().st_mode) == mode
+    finally:
+        os.umask(before)
 
 
 PRESS_PLAY = """

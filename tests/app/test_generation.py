@@ -9,22 +9,13 @@ from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
 import bd3lm_studio.worker as worker_module
+from app_helpers import configure, fragments, run
 from bd3lm_core import Step
-from bd3lm_studio.live_view import MAX_FPS, tooltip_text
-from bd3lm_studio.palette import LATEST, MASK_BG, MASK_GLYPH, step_colour
+from bd3lm_studio.pace import MAX_FPS
+from bd3lm_studio.palette import LIGHT, MASK_GLYPH
+from bd3lm_studio.trace_view import tooltip_text
 
-
-def configure(window, tokens: int, **choices) -> None:
-    c = window.controls
-    c.tokens.set_value(tokens)
-    c.stop_at_eos.setChecked(choices.get("stop_at_eos", False))
-    c.seed.setValue(choices.get("seed", 7))
-
-
-def run(window, qtbot, timeout: int = 60_000) -> None:
-    window.generate()
-    assert window.running
-    qtbot.waitUntil(lambda: not window.running, timeout=timeout)
+LATEST, MASK_BG = LIGHT.latest, LIGHT.mask_bg
 
 
 def shown_text(window) -> str:
@@ -48,25 +39,11 @@ def test_full_generation_fills_the_view_and_ends_with_the_requested_length(windo
     assert text == shown_text(window)
     assert text.startswith("Once upon a time")
     status = {name: label.text() for name, label in window.status_labels.items()}
-    assert "tiny-model" in status["model"] and "cpu" in status["device"]
-    assert status["nfe"] == f"forwards (NFE): {trace.outcome.nfe}"
+    assert "tiny-model" in window.model_label.text() and "on cpu" in window.model_label.text()
+    assert status["nfe"] == f"NFE {trace.outcome.nfe}"
     assert "tokens/s" in status["speed"] and status["elapsed"].endswith(" s")
     assert status["progress"].startswith("30 of 30 tokens")
     assert window.export_action.isEnabled() and window.generate_action.isEnabled()
-
-
-def fragments(view) -> list[tuple[str, str, str]]:
-    """(text, tooltip, background colour) of every run of text in the view."""
-    out = []
-    block = view.text.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            f = it.fragment()
-            out.append((f.text(), f.charFormat().toolTip(), f.charFormat().background().color().name()))
-            it += 1
-        block = block.next()
-    return out
 
 
 def test_mid_run_the_current_block_shows_masks_and_the_latest_tokens(window, qtbot):
@@ -97,13 +74,14 @@ def test_tint_colours_tokens_by_the_step_that_revealed_them(window, qtbot):
     window.controls.steps.set_value(4)
     run(window, qtbot)
     trace = window.trace
-    window.view.tint.setChecked(True)
+    colouring = window.view.colouring
+    colouring.setCurrentIndex(colouring.findData("step"))
     colours = {tip: bg for _, tip, bg in fragments(window.view)}
     for token in (t for t in trace.tokens.values() if t.frame >= 0 and t.id != trace.eos_id):
-        assert colours[tooltip_text(token, trace, token.position)] == step_colour(token.step, 4)
-    assert len({step_colour(s, 4) for s in range(1, 5)}) == 4
-    assert "early" in window.view.legend.text()
-    window.view.tint.setChecked(False)
+        assert colours[tooltip_text(token, trace, token.position)] == LIGHT.step(token.step, 4)
+    assert len({LIGHT.step(s, 4) for s in range(1, 5)}) == 4
+    assert "revealed at step" in window.view.legend.text()
+    colouring.setCurrentIndex(colouring.findData("plain"))
     assert {bg for _, tip, bg in fragments(window.view) if "step" in tip} == {"#000000"}  # no background
 
 
@@ -142,7 +120,8 @@ def test_hovering_a_token_tells_its_block_step_and_probability(window, qtbot):
     QApplication.sendEvent(view.viewport(), QHelpEvent(QEvent.ToolTip, point, view.viewport().mapToGlobal(point)))
     tip = QToolTip.text()
     assert tip == expected
-    assert f"block {token.block}, step {token.step}" in tip and f"probability {token.probability:.3f}" in tip
+    assert f"block {token.block}, step {token.step}" in tip
+    assert f"drawn with probability: {token.probability:.3f}" in tip
 
 
 def test_stop_cancels_within_one_step(window, qtbot, monkeypatch):

@@ -7,13 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
 
+from app_helpers import error_boxes
 from bd3lm_core import DEFAULT_MODEL, SamplerSettings, default_model_dir
-
-
-def error_boxes(window) -> list[str]:
-    return [box.text() for box in window.findChildren(QMessageBox) if box.isVisible()]
 
 
 def test_window_opens_on_the_default_model(open_window, settings):
@@ -23,7 +19,7 @@ def test_window_opens_on_the_default_model(open_window, settings):
     # the shipped model itself, not a stand-in: its folder, block 4, context 256
     assert Path(window.model.path).resolve() == default_model_dir().resolve()
     assert (window.model.block_size, window.model.model_length) == (4, 256)
-    assert DEFAULT_MODEL in window.status_labels["model"].text()
+    assert DEFAULT_MODEL in window.model_label.text()
     assert window.generate_action.isEnabled() and not window.stop_action.isEnabled()
     assert error_boxes(window) == []
 
@@ -44,7 +40,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
 
     assert c.block_size.label.text() == "8 (native: 4)"
     assert (c.steps.label.text(), c.top_p.label.text(), c.tokens.label.text()) == ("6", "0.42", "77 tokens")
-    assert not c.steps.isEnabled()  # first-hitting reveals one token per step: no step count
+    assert not c.form.isRowVisible(c.steps)  # first-hitting reveals one token per step: no step count
     assert c.choices().sampling == SamplerSettings(
         tokens=77, block_size=8, steps=6, sampler="first-hitting", top_p=0.42, seed=1234, stop_at_eos=False,
     )
@@ -55,7 +51,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
     c.block_size.set_value(4)  # back to native: "the checkpoint's own", whatever the model
     c.steps.set_value(0)
     assert c.choices().sampling.block_size is None and c.choices().sampling.steps is None
-    assert c.steps.label.text() == "auto (= block size)"
+    assert c.steps.label.text() == "auto (= block)"
 
 
 def test_a_run_uses_the_controls(window, qtbot):
@@ -82,7 +78,7 @@ def test_settings_are_remembered_between_runs_of_the_app(open_window, tiny_model
     c.seed.setValue(4242)
     c.block_size.set_value(2)
     c.sampler.setCurrentIndex(c.sampler.findData("first-hitting"))
-    first.view.tint.setChecked(True)
+    first.view.colouring.setCurrentIndex(first.view.colouring.findData("confidence"))
     first.prompt.setPlainText("A dog")
     first.close()
 
@@ -90,7 +86,7 @@ def test_settings_are_remembered_between_runs_of_the_app(open_window, tiny_model
     c = second.controls
     assert (c.tokens.value(), c.top_p.value(), c.seed.value(), c.block_size.value()) == (33, 0.7, 4242, 2)
     assert c.sampler.currentData() == "first-hitting"
-    assert second.view.tint.isChecked()
+    assert second.view.colouring.currentData() == "confidence"
     assert second.prompt.toPlainText() == "A dog"
 
 
@@ -101,7 +97,7 @@ def test_changing_the_device_reloads_and_a_failed_reload_keeps_the_model(window,
     qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "auto", timeout=30_000)
     c.device.setCurrentIndex(c.device.findData("cpu"))
     qtbot.waitUntil(lambda: not window.loading and window.model.device_choice == "cpu", timeout=30_000)
-    assert "cpu" in window.status_labels["device"].text()
+    assert "on cpu" in window.model_label.text()
 
     c.device.setCurrentIndex(c.device.findData("mps"))  # no Apple GPU on a test machine
     qtbot.waitUntil(lambda: not window.loading, timeout=30_000)

@@ -1,0 +1,94 @@
+"""Runs side by side: the figures that compare them, which is best at each, and the comparison as JSON.
+
+Plain data, shared by the compare window (`compare.py`) and its exports. A
+figure that a run lacks (no judge, no tokens) is None and is never best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .samplers import NAMES, uses
+from .trace import Trace
+
+COMPARISON_FORMAT = "bd3lm-studio-comparison"
+COMPARISON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    name: str
+    higher_is_better: bool
+    value: Callable[[Trace], float | None]
+    digits: int
+    explain: str
+
+
+FIGURES = (
+    Figure("tokens_per_second", "tokens/s", True, lambda t: t.tokens_per_second, 1,
+           "generated tokens per second of sampling (higher is faster)"),
+    Figure("nfe_per_token", "NFE per token", False, lambda t: t.nfe_per_token, 3,
+           "forward passes of the network per generated token (lower is cheaper)"),
+    Figure("gen_ppl", "Gen PPL", False, lambda t: t.score.gen_ppl if t.score else None, 1,
+           "perplexity of the text under the judge model (lower reads more fluently to it)"),
+    Figure("entropy", "entropy", True, lambda t: t.score.entropy if t.score else None, 2,
+           "entropy of the text's tokens in nats (higher is more varied; very low means repetition)"),
+)
+
+
+def figures(trace: Trace) -> dict[str, float | None]:
+    return {f.key: f.value(trace) if trace.outcome is not None else None for f in FIGURES}
+
+
+def best(traces: list[Trace | None]) -> dict[str, set[int]]:
+    """For each figure, the columns holding its best value (ties share it; none if fewer than two have one)."""
+    marks: dict[str, set[int]] = {}
+    for f in FIGURES:
+        values = {i: figures(t)[f.key] for i, t in enumerate(traces) if t is not None}
+        values = {i: v for i, v in values.items() if v is not None}
+        if len(values) < 2:
+            marks[f.key] = set()
+            continue
+        top = (max if f.higher_is_better else min)(values.values())
+        marks[f.key] = {i for i, v in values.items() if v == top}
+    return marks
+
+
+def label(settings: dict[str, Any], model: str) -> str:
+    """What distinguishes a run, in a few words: model, block size, sampler and its knobs."""
+    sampler = settings["sampler"]
+    parts = [model, f"block {settings['block_size']}", NAMES.get(sampler, sampler)]
+    if uses(sampler, "steps"):
+        parts.append(f"{settings['steps']} steps")
+    if uses(sampler, "threshold"):
+        parts.append(f"threshold {settings['threshold']:g}")
+    if uses(sampler, "entropy_bound"):
+        parts.append(f"bound {settings['entropy_bound']:g}")
+    parts.append(f"top-p {settings['top_p']:g}")
+    if settings["temperature"] != 1.0:
+        parts.append(f"temperature {settings['temperature']:g}")
+    return " · ".join(parts)
+
+
+def to_json(traces: list[Trace]) -> dict[str, Any]:
+    """Every run's figures and full trace, with the best of each figure named."""
+    marks = best(list(traces))
+    return {
+        "format": COMPARISON_FORMAT,
+        "version": COMPARISON_VERSION,
+        "prompt": traces[0].prompt if traces else "",
+        "figures": {f.key: {"name": f.name, "higher_is_better": f.higher_is_better, "explain": f.explain}
+                    for f in FIGURES},
+        "runs": [
+            {
+                "label": label(t.settings, t.model),
+                "figures": figures(t),
+                "best": sorted(key for key, columns in marks.items() if i in columns),
+                "trace": t.to_json(),
+            }
+            for i, t in enumerate(traces)
+        ],
+    }

@@ -1,0 +1,121 @@
+"""Run → Compare: one prompt and seed under 2-4 settings or models, side by side, figures compared and exported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from app_helpers import install_fake_judge, run_page_script, view_parts
+from bd3lm_core import DEFAULT_MODEL, models_dir
+from bd3lm_studio import comparison
+from bd3lm_studio.trace_reader import read_trace
+
+
+def open_compare(window, tokens: int = 16):
+    window.controls.tokens.set_value(tokens)
+    window.controls.stop_at_eos.setChecked(False)
+    window.controls.seed.setValue(21)
+    return window.show_compare()
+
+
+def wait_done(compare, qtbot) -> None:
+    qtbot.waitUntil(lambda: not compare.running, timeout=60_000)
+
+
+def test_one_click_compares_block_sizes_with_figures_and_the_best_marked(window, qtbot, monkeypatch):
+    install_fake_judge(monkeypatch)
+    compare = open_compare(window)
+    compare.preset_buttons["Block sizes"].click()  # fills the columns and runs them
+    assert compare.running
+    wait_done(compare, qtbot)
+    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    traces = [c.trace for c in compare.columns]
+    assert [t.settings["block_size"] for t in traces] == [4, 8, 16]  # native 4, and larger blocks
+    assert {t.settings["seed"] for t in traces} == {21} and {t.prompt for t in traces} == {"Once upon a time"}
+    assert all(len(t.outcome.token_ids) == 16 for t in traces)
+    marks = comparison.best(traces)
+    for f in comparison.FIGURES:
+        values = [f.value(t) for t in traces]
+        winner = (max if f.higher_is_better else min)(values)
+        assert marks[f.key] == {i for i, v in enumerate(values) if v == winner}
+        for i, column in enumerate(compare.columns):
+            row = next(r for r in column.figures.text().split("<tr>") if f">{f.name}<" in r)
+            assert ("\u2605" in row) == (i in marks[f.key])
+            assert f"{values[i]:.{f.digits}f}" in row
+    nfe = [t.outcome.nfe / 16 for t in traces]
+    assert [comparison.figures(t)["nfe_per_token"] for t in traces] == nfe
+    assert "block 16" in compare.columns[2].title.text()
+
+
+def test_the_columns_replay_together_after_the_runs(window, qtbot):
+    compare = open_compare(window)
+    compare.preset("Steps", run=True)  # 4, 2 and 1 steps a block on the tiny model
+    wait_done(compare, qtbot)
+    steps = [c.trace.settings["steps"] for c in compare.columns]
+    assert steps == [4, 2, 1]
+    lengths = [len(c.trace.frames) for c in compare.columns]
+    assert compare.player.count == max(lengths)
+    compare.player.step(-10_000)  # the shared timeline at the first step
+    assert all(c.view.shown == 0 and view_parts(c.view)["cells"] for c in compare.columns)
+    compare.player.timeline.setValue(lengths[-1] - 1)  # the one-step column is done there, the others are not
+    assert compare.columns[2].view.final and not compare.columns[0].view.final
+
+
+def test_a_column_can_run_another_installed_model(window, qtbot, other_model, bd3lm_home):
+    shutil.copytree(other_model, models_dir() / "test-org--other")  # as a download installs it
+    compare = open_compare(window, tokens=8)
+    assert compare.preset("Models", run=True)
+    wait_done(compare, qtbot)
+    models = [c.trace.model for c in compare.columns]
+    assert models == [window.model.name, DEFAULT_MODEL, "test-org/other"]
+    assert [c.trace.settings["block_size"] for c in compare.columns] == [4, 4, 8]  # each model's own
+    assert window.model.name.startswith("tiny-model")  # the loaded model is still the loaded one
+
+
+def test_models_cannot_be_compared_without_another_model(open_window, settings, qtbot, bd3lm_home):
+    window = open_window(None, settings)  # the shipped model, nothing downloaded
+    compare = window.show_compare()
+    assert not compare.preset("Models")
+    assert "no other model" in compare.message.text()
+
+
+def test_stop_ends_the_comparison_and_says_which_runs_did_not_run(window, qtbot):
+    compare = open_compare(window, tokens=1000)
+    compare.run()
+    qtbot.waitUntil(lambda: compare.columns[0].trace is not None and len(compare.columns[0].trace.frames) > 3,
+                    timeout=30_000)
+    compare.stop_button.click()
+    wait_done(compare, qtbot)
+    first, second = compare.columns
+    assert first.trace.outcome.reason == "cancelled"
+    assert second.trace is None and "not run" in second.view.placeholderText().lower()
+
+
+def test_the_comparison_exports_as_json_and_as_one_html_page(window, qtbot, monkeypatch, tmp_path):
+    install_fake_judge(monkeypatch)
+    compare = open_compare(window, tokens=8)
+    compare.preset("Top-p", run=True)
+    wait_done(compare, qtbot)
+    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    traces = [c.trace for c in compare.columns]
+
+    assert compare.export_to(tmp_path / "comparison.json")
+    data = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))
+    assert data["format"] == "bd3lm-studio-comparison" and len(data["runs"]) == 3
+    marks = comparison.best(traces)
+    for i, (run, trace) in enumerate(zip(data["runs"], traces)):
+        back = read_trace(run["trace"])  # every run's whole trace, readable like a saved one
+        assert back.outcome == trace.outcome and back.score == trace.score
+        assert run["figures"] == comparison.figures(trace)
+        assert run["best"] == sorted(k for k, columns in marks.items() if i in columns)
+        assert f"top-p {trace.settings['top_p']:g}" in run["label"]
+
+    assert compare.export_to(tmp_path / "comparison.html")
+    page = (tmp_path / "comparison.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count('class="best"') == sum(len(m) for m in marks.values())
+    result = run_page_script(page, """
+console.log(JSON.stringify([0, 1, 2].map((i) => shown(`text${i}`))));
+""", data_ids=("traces", "view"))
+    compare.player.step(10_000)  # the app's columns at their end, as the page opens
+    assert result == [view_parts(c.view) for c in compare.columns]  # each column's page shows what the app shows
+    assert all(r["cells"] == [] and r["text"].startswith("Once upon a time") for r in result)

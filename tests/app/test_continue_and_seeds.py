@@ -1,0 +1,65 @@
+"""Keep writing: Continue grows the text from its end; a new seed each run, shown and copyable."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtGui import QGuiApplication
+
+from app_helpers import configure, run
+from bd3lm_studio.settings import Choices
+
+
+def test_continue_makes_the_text_so_far_the_prompt(window, qtbot):
+    assert not window.continue_action.isEnabled()  # nothing to continue yet
+    configure(window, tokens=8)
+    run(window, qtbot)
+    first = window.trace.full_text
+    assert window.continue_action.isEnabled()
+    window.continue_action.trigger()
+    assert window.running
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.trace.prompt == first == window.prompt.toPlainText()
+    assert window.trace.full_text.startswith(first) and len(window.trace.outcome.token_ids) == 8
+    window.continue_action.trigger()  # and again: the story grows block by block
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.trace.prompt.startswith(first) and len(window.trace.prompt) > len(first)
+
+
+def test_new_seed_each_run_is_the_default(tmp_path):
+    assert Choices().new_seed_each_run and Choices.from_dict({}).new_seed_each_run
+
+
+def test_with_new_seed_each_run_every_generate_draws_a_seed_and_shows_it(window, qtbot):
+    window.controls.new_seed.setChecked(True)
+    configure(window, tokens=8)
+    seeds = []
+    for _ in range(2):
+        run(window, qtbot)
+        used = window.trace.settings["seed"]
+        seeds.append(used)
+        assert window.controls.seed.value() == used  # the seed box shows the seed the run used
+        assert window.status_labels["seed"].text() == f"seed {used}"
+    assert seeds[0] != seeds[1]
+    window.copy_seed_action.trigger()
+    assert QGuiApplication.clipboard().text() == str(seeds[1])
+
+
+def test_without_it_the_same_seed_writes_the_same_text(window, qtbot):
+    window.controls.new_seed.setChecked(False)
+    configure(window, tokens=8, seed=123)
+    run(window, qtbot)
+    first = window.trace.outcome.token_ids
+    run(window, qtbot)
+    assert window.trace.outcome.token_ids == first and window.trace.settings["seed"] == 123
+
+
+def test_a_saved_seed_beyond_32_bits_opens_and_is_used(open_window, tiny_model, settings, qtbot):
+    """Issue 10: a saved seed >= 2**31 aborted every start (OverflowError in a 32-bit spin box)."""
+    saved = json.loads(str(settings.store.value("choices")))
+    settings.store.setValue("choices", json.dumps({**saved, "seed": 2**62 + 5, "new_seed_each_run": False}))
+    window = open_window(str(tiny_model), settings)
+    assert window.model is not None and window.controls.seed.value() == 2**62 + 5
+    window.controls.tokens.set_value(4)
+    run(window, qtbot)
+    assert window.trace.settings["seed"] == 2**62 + 5

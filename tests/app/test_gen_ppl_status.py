@@ -1,0 +1,72 @@
+"""Gen PPL and entropy of each finished run, from the judge, computed in the engine thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+import bd3lm_core
+from app_helpers import configure, install_fake_judge, run
+
+
+def test_each_finished_run_shows_gen_ppl_and_entropy_from_the_judge(window, qtbot, monkeypatch, tmp_path):
+    judge = install_fake_judge(monkeypatch)
+    configure(window, tokens=16)
+    run(window, qtbot)
+    qtbot.waitUntil(lambda: window.trace.score is not None, timeout=10_000)
+    ids = window.trace.outcome.token_ids
+    score = window.trace.score
+    assert (score.tokens, score.gen_ppl, score.entropy, score.judge) == (16, 10.0 + len(set(ids)), len(set(ids)) / 10,
+                                                                        "fake-judge")
+    assert judge.texts == [window.trace.outcome.text] and judge.prompts == [window.trace.prompt]
+    assert judge.threads[0] is not threading.main_thread()  # judged in the engine thread, not the UI's
+    label = window.status_labels["score"]
+    assert label.text() == f"Gen PPL {score.gen_ppl:.1f} · entropy {score.entropy:.2f}"
+    assert "fake-judge" in label.toolTip()
+    assert window.export_to(tmp_path / "run.json")
+    assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["judgement"]["gen_ppl"] == score.gen_ppl
+
+
+def test_without_a_judge_the_status_says_so_with_a_hint(window, qtbot, monkeypatch):
+    monkeypatch.delattr(bd3lm_core, "load_judge", raising=False)  # an engine without judges
+    configure(window, tokens=8)
+    run(window, qtbot)
+    label = window.status_labels["score"]
+    qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=10_000)
+    assert label.text() == "Gen PPL: no judge installed"
+    assert "judge" in label.toolTip() and "install" in label.toolTip()
+    assert window.status.current_message().startswith("Generated 8 tokens")
+    assert "install" in window.status.current_message()  # the hint, said once where it can be read
+    assert window.trace.score is None
+
+
+@pytest.mark.parametrize("failure", ["one-line", "bug"])
+def test_a_judge_that_fails_leaves_the_run_whole(window, qtbot, monkeypatch, failure):
+    judge = install_fake_judge(monkeypatch)
+
+    def broken(text, token_ids=None, prompt=""):
+        if failure == "bug":
+            raise ZeroDivisionError("oops")
+        raise bd3lm_core.BD3LMError("the judge ran out of context.")
+
+    monkeypatch.setattr(judge, "score", broken)
+    configure(window, tokens=8)
+    run(window, qtbot)
+    label = window.status_labels["score"]
+    qtbot.waitUntil(lambda: "failed" in label.text(), timeout=10_000)
+    assert label.text() == "Gen PPL: the judge failed"
+    assert window.trace.outcome.reason == "length" and window.export_action.isEnabled()
+
+
+def test_a_model_with_no_default_judge_shows_the_engines_reason(window, qtbot):
+    """The real `load_judge`: the tiny test model's tokenizer has no default judge, and the hint says why."""
+    from bd3lm_studio.worker import NO_JUDGE_HINT
+
+    configure(window, tokens=8)
+    run(window, qtbot)
+    label = window.status_labels["score"]
+    qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=30_000)
+    assert label.text() == "Gen PPL: no judge installed"
+    assert label.toolTip() and label.toolTip() != NO_JUDGE_HINT and "judge" in label.toolTip()
