@@ -19,13 +19,13 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from bd3lm_core import (
-    BD3LMError, DownloadCancelled, DownloadProgress, Finished, LoadedModel, SamplerSettings, Step, encode_prompt, generate, load_model,
+    BD3LMError, DownloadCancelled, DownloadProgress, Finished, Judge, LoadedModel, SamplerSettings, Step, encode_prompt,
+    generate, load_judge, load_model,
 )
 
 from .threads import end_thread, start_in_thread
@@ -34,10 +34,6 @@ from .trace import Frame, Outcome, Score, Token, Trace
 EMIT_INTERVAL = 1 / 60
 ALTERNATIVES = 5  # the model's top tokens kept with every revealed token
 SHUTDOWN_WAIT_MS = 5000  # at quit, how long to let the worker finish a step it cannot abandon
-NO_JUDGE_HINT = (
-    "Gen PPL and entropy come from a judge: a language model that reads the generated text. "
-    "This version of bd3lm_core has no judge; install one that does (bd3lm_core.load_judge)."
-)
 
 
 @dataclass(frozen=True)
@@ -231,12 +227,7 @@ class EngineWorker(QObject):
             return NoScore("no text to judge")
         judge = self._judges.get(str(model.path))
         if judge is None:
-            def progress(p: DownloadProgress) -> None:
-                self.judge_progressed.emit(p)
-                if cancel.is_set():  # load_judge takes no cancel: stopping from its progress report is the way
-                    raise DownloadCancelled("the judge's download was stopped; it continues when the model is loaded again.")
-
-            judge = self._judges[str(model.path)] = _load_judge(model, progress)
+            judge = self._judges[str(model.path)] = self._load_judge(model, cancel)
         if isinstance(judge, NoScore):
             return judge
         try:
@@ -247,20 +238,16 @@ class EngineWorker(QObject):
             return NoScore("the judge failed", _unexpected(err))
         return Score(int(verdict.tokens), float(verdict.gen_ppl), float(verdict.entropy), str(verdict.judge))
 
+    def _load_judge(self, model: LoadedModel, cancel: threading.Event) -> Judge | NoScore:
+        """The default judge of `model`, or a NoScore saying why there is none."""
+        try:
+            return load_judge(source=None, model=model, device="cpu", progress=self.judge_progressed.emit, cancel=cancel)
+        except DownloadCancelled:
+            return NoScore("judge download stopped", "it continues when the model is loaded again.")
+        except BD3LMError as err:
+            return NoScore("no judge installed", str(err))
 
-def _load_judge(model: LoadedModel, progress: Callable[[DownloadProgress], None]) -> object:
-    """The default judge of `model`, or a NoScore saying why there is none (the import is lazy: the
-    engine may predate judges)."""
-    try:
-        from bd3lm_core import load_judge
-    except ImportError:
-        return NoScore("no judge installed", NO_JUDGE_HINT)
-    try:
-        return load_judge(source=None, model=model, device="cpu", progress=progress)
-    except DownloadCancelled as err:
-        return NoScore("judge download stopped", str(err))
-    except BD3LMError as err:
-        return NoScore("no judge installed", str(err))
+
 
 
 class Engine(QObject):

@@ -10,6 +10,8 @@ model. Other models have no default: the user names a judge.
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,12 +34,14 @@ def load_judge(
     model: LoadedModel | None = None,
     device: str = "cpu",
     progress: Callable | None = None,
+    cancel: threading.Event | None = None,
 ) -> Judge:
     """A judge (in float32) from a folder or hub repo id; None picks the default judge for `model`.
 
-    `progress` receives download progress when the judge comes from the hub.
+    `progress` receives download progress when the judge comes from the hub,
+    and setting `cancel` stops that download (raising `DownloadCancelled`).
     """
-    folder, name = resolve_source(default_judge(model) if source is None else source, progress)
+    folder, name = resolve_source(default_judge(model) if source is None else source, progress, cancel)
     config_path = folder / "config.json"
     raw = read_config_json(config_path)
     if raw.get("model_type") == "gpt2":

@@ -80,7 +80,7 @@ class FakeJudge:
 
 def install_fake_judge(monkeypatch) -> FakeJudge:
     judge = FakeJudge()
-    monkeypatch.setattr(worker_module, "_load_judge", lambda model, progress: judge)
+    monkeypatch.setattr(worker_module, "load_judge", lambda **kwargs: judge)
     return judge
 
 

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-import bd3lm_core
+import bd3lm_studio.worker as worker_module
+from bd3lm_core import BD3LMError
 from app_helpers import configure, install_fake_judge, run
 
 
@@ -30,15 +31,20 @@ def test_each_finished_run_shows_gen_ppl_and_entropy_from_the_judge(window, qtbo
 
 
 def test_without_a_judge_the_status_says_so_with_a_hint(window, qtbot, monkeypatch):
-    monkeypatch.delattr(bd3lm_core, "load_judge", raising=False)  # an engine without judges
+    missing = "the shipped judge (tinystories-ar-judge) is not installed; pass --judge with a judge folder."
+
+    def no_judge(**kwargs):
+        raise BD3LMError(missing)
+
+    monkeypatch.setattr(worker_module, "load_judge", no_judge)
     configure(window, tokens=8)
     run(window, qtbot)
     label = window.status_labels["score"]
     qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=10_000)
     assert label.text() == "Gen PPL: no judge installed"
-    assert "judge" in label.toolTip() and "install" in label.toolTip()
+    assert label.toolTip() == missing
     assert window.status.current_message().startswith("Generated 8 tokens")
-    assert "install" in window.status.current_message()  # the hint, said once where it can be read
+    assert "pass --judge" in window.status.current_message()  # the hint, said once where it can be read
     assert window.trace.score is None
 
 
@@ -49,7 +55,7 @@ def test_a_judge_that_fails_leaves_the_run_whole(window, qtbot, monkeypatch, fai
     def broken(text, token_ids=None, prompt=""):
         if failure == "bug":
             raise ZeroDivisionError("oops")
-        raise bd3lm_core.BD3LMError("the judge ran out of context.")
+        raise BD3LMError("the judge ran out of context.")
 
     monkeypatch.setattr(judge, "score", broken)
     configure(window, tokens=8)
@@ -62,11 +68,9 @@ def test_a_judge_that_fails_leaves_the_run_whole(window, qtbot, monkeypatch, fai
 
 def test_a_model_with_no_default_judge_shows_the_engines_reason(window, qtbot):
     """The real `load_judge`: the tiny test model's tokenizer has no default judge, and the hint says why."""
-    from bd3lm_studio.worker import NO_JUDGE_HINT
-
     configure(window, tokens=8)
     run(window, qtbot)
     label = window.status_labels["score"]
     qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=30_000)
     assert label.text() == "Gen PPL: no judge installed"
-    assert label.toolTip() and label.toolTip() != NO_JUDGE_HINT and "judge" in label.toolTip()
+    assert "no default judge" in label.toolTip() and "tokenizer" in label.toolTip()
