@@ -9,6 +9,7 @@ CLI, the app and the trainer all come through here.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import torch
 from . import checks, hub
 from .devices import MAX_THREADS, PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
 from .errors import BD3LMError
-from .model.checkpoints import build_network
+from .model.checkpoints import build_network, read_header
 from .model.config import BD3LMConfig
 from .model.kernels import quantize_linear_layers, use_sampling_kernels
 from .model.network import BD3LM
@@ -133,6 +134,8 @@ def load_model(
         )
     used = None
     if torch_device.type == "cpu":
-        used = threads or choose_threads(sum(p.numel() for p in model.parameters()))
+        # counted from the file: int8 linear layers no longer hold their weights as parameters
+        weights = sum(math.prod(shape) for _, shape in read_header(folder / "model.safetensors").values())
+        used = threads or choose_threads(weights)
         torch.set_num_threads(used)
     return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used)

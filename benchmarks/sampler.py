@@ -1,10 +1,11 @@
-"""Sampler speed on a GPT-2-small-shaped BD3-LM (random weights), batch 1.
+"""Sampler speed on a GPT-2-small-shaped BD3-LM (random weights).
 
-    python benchmarks/sampler.py [--device cpu] [--threads 2] [--long 2048]
+    python benchmarks/sampler.py [--device cpu] [--dtype float32] [--threads N] [--long 2048]
 
 Prints markdown tables: tokens/s and forwards (NFE) for block sizes 4 and 16
 at a few step counts, ms per forward, the naive sampler (which recomputes
-the prefix at every forward) beside the cached one, and the cost per token
+the prefix at every forward) beside the cached one, 8 samples in one batch
+beside one, int8 weights beside float32 (on the CPU), and the cost per token
 at 256, 1024 and 2048 tokens of one long generation. Random weights make
 the nucleus wide (top-p 0.9 keeps most of the vocabulary), which is the
 worst case for the top-p step. Ratios come from the same run, so they hold
@@ -49,12 +50,13 @@ def make_checkpoint(folder: Path, tokenizer: Path) -> None:
     shutil.copy(tokenizer, folder / "tokenizer.json")
 
 
-def timed(loaded, settings: SamplerSettings, naive: bool = False) -> Finished:
+def timed(loaded, settings: SamplerSettings, naive: bool = False, num_samples: int = 1) -> Finished:
+    """The run's Finished; with several samples, the last to finish (its seconds and NFE are the batch's)."""
     if naive:
         s = settings.resolved(loaded.config.block_size)
         events = sample(loaded, encode_prompt(loaded, ""), s, FullContext(loaded.model, s.block_size))
     else:
-        events = generate(loaded, "", settings)
+        events = generate(loaded, "", settings, num_samples=num_samples)
     for event in events:
         pass
     return event
@@ -80,16 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="CPU threads (default: what the loader chooses for the model)")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per speed run (default %(default)s)")
     parser.add_argument("--long", type=int, default=2048, help="length of the cost-per-token run (default %(default)s)")
     parser.add_argument("--tokenizer", type=Path, default=GPT2_TOKENIZER)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         make_checkpoint(Path(tmp), args.tokenizer)
-        loaded = load_model(tmp, device=args.device, dtype=args.dtype)
+        loaded = load_model(tmp, device=args.device, dtype=args.dtype, threads=args.threads)
+        int8 = load_model(tmp, device="cpu", dtype="int8", threads=args.threads) if args.device == "cpu" else None
     base = dict(tokens=args.tokens, top_p=0.9, seed=0, stop_at_eos=False, stop_on_repetition=False)
     timed(loaded, SamplerSettings(**base, sampler="first-hitting"))  # warm-up: caches, allocator, thread pool
 
@@ -111,6 +113,28 @@ def main() -> None:
     for name, f in (("cached", cached), ("naive", naive)):
         print(f"| {name} | {f.tokens_per_second:.1f} | {f.nfe} | {1000 * f.seconds / f.nfe:.1f} | "
               f"{naive.seconds / f.seconds:.2f}x |")
+
+    print("\nSamples in one batch (total tokens/s over every sample), block 4, top-p 0.9:\n")
+    print("| sampler | samples | tokens/s | NFE | speed-up over one |")
+    print("|---|---|---|---|---|")
+    for sampler, steps in (("first-hitting", None), ("ddpm", 4)):
+        one = results[(sampler, 4, steps)]
+        batch = timed(loaded, SamplerSettings(**base, sampler=sampler, block_size=4, steps=steps), num_samples=8)
+        speed = 8 * args.tokens / batch.seconds
+        print(f"| {sampler} | 1 | {one.tokens_per_second:.1f} | {one.nfe} | 1.00x |")
+        print(f"| {sampler} | 8 | {speed:.1f} | {batch.nfe} | {speed / one.tokens_per_second:.2f}x |")
+
+    if int8 is not None:
+        timed(int8, SamplerSettings(**base, sampler="first-hitting"))  # warm-up
+        print(f"\nint8 weights beside {loaded.placement[1]} (CPU, {torch.get_num_threads()} threads), block 4:\n")
+        print("| sampler | precision | tokens/s | NFE | ms/forward | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for sampler, steps in (("first-hitting", None), ("ddpm", 4)):
+            full = results[(sampler, 4, steps)]
+            q = timed(int8, SamplerSettings(**base, sampler=sampler, block_size=4, steps=steps))
+            for name, f in ((loaded.placement[1], full), ("int8", q)):
+                print(f"| {sampler} | {name} | {f.tokens_per_second:.1f} | {f.nfe} | {1000 * f.seconds / f.nfe:.1f} | "
+                      f"{f.tokens_per_second / full.tokens_per_second:.2f}x |")
 
     marks = [m for m in (256, 1024, 2048) if m <= args.long]
     costs = cost_per_token(loaded, SamplerSettings(**{**base, "tokens": args.long}, sampler="first-hitting", block_size=4), marks)

@@ -71,3 +71,13 @@ def test_num_samples_gives_each_sample_and_totals_in_json(folder: Path, capsys: 
     assert batch["num_samples"] == 3
     assert batch["tokens_per_second"] == pytest.approx(3 * 17 / batch["seconds"])
     assert "text" not in batch  # per sample only
+
+
+def test_int8_counts_the_same_weights_when_choosing_threads(folder: Path, monkeypatch) -> None:
+    import bd3lm_core.loader as loader
+
+    seen = []
+    monkeypatch.setattr(loader, "choose_threads", lambda weights: seen.append(weights) or 1)
+    load_model(folder, device="cpu", dtype="float32")
+    load_model(folder, device="cpu", dtype="int8")
+    assert seen[0] == seen[1] > 0  # quantized layers hold no nn.Parameters, yet the model is as large
