@@ -38,7 +38,7 @@ class FewRowsLinear(nn.Linear):
             return super().forward(x)
         flat = x.reshape(rows, -1)  # [rows, in]
         if self.weight.stride(0) == 1:  # column-major, see `store_column_major`
-            y = torch.cat([F.linear(row, self.weight, self.bias) for row in flat.split(1)])
+            y = F.linear(flat, self.weight, self.bias)  # one row: a fast GEMV; several: a GEMM with W.T row-major
         else:
             # both copies are a few rows; the kernel is only fast when x is row-major
             y = (self.weight @ flat.contiguous().T).T.contiguous()  # [rows, out]
@@ -49,10 +49,10 @@ class FewRowsLinear(nn.Linear):
     def store_column_major(self) -> None:
         """Keep the same weight (same values, same shape) in column-major memory.
 
-        For one row at a time MKL reads a column-major matrix faster than a
-        row-major one, but it is slower for several rows; so this suits only a
-        layer that sampling mostly runs on one row: the output layer, under
-        first-hitting and few-step DDPM.
+        For one row MKL reads a column-major matrix faster than a row-major
+        one; several rows (a batch of samples) multiply it as the row-major
+        matrix W.T. So this suits a layer that sampling mostly runs on one row
+        per sample: the output layer, under first-hitting and few-step DDPM.
         """
         self.weight.data = self.weight.data.T.contiguous().T
 
