@@ -354,6 +354,7 @@ def run_eval(args: argparse.Namespace) -> int:
 # --- train ------------------------------------------------------------------
 def add_train(sub: argparse._SubParsersAction) -> None:
     from .training import TrainSettings
+    from .training.group import TRAIN_DEVICES
 
     d = TrainSettings(data=[], out="")
     p = sub.add_parser("train", help="train a BD3-LM on your own text", description="Train a BD3-LM on plain-text files.")
@@ -375,40 +376,60 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", choices=["cosine", "constant"], default=d.schedule)
     p.add_argument("--init-from", metavar="SRC", help="start from this model's weights (folder or hub repo id)")
     p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (per process under torchrun)")
+    p.add_argument("--device", choices=TRAIN_DEVICES, default="cpu",
+                   help="default %(default)s; cuda trains in bfloat16 autocast, under torchrun on each rank's LOCAL_RANK GPU")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: the model and the state to --resume from")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.set_defaults(run=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """One process, or under torchrun one rank of a group; only rank 0 prints, and the others' errors name their rank."""
     import torch
 
-    from .training import Trainer, TrainSettings
     from .devices import MAX_THREADS
-    from .training.trainer import INTERRUPTED, TERMINATED
+    from .training.group import join_group, leave_group
 
     if args.threads is not None:
         torch.set_num_threads(checks.whole(args.threads, "--threads", 1, MAX_THREADS))
+    group = join_group(args.device)
+    try:
+        return _train(args, group)
+    except BD3LMError as err:
+        if group.main:
+            raise
+        raise BD3LMError(f"rank {group.rank}: {err}") from None
+    finally:
+        leave_group()
+
+
+def _train(args: argparse.Namespace, group) -> int:
+    from .training import Trainer, TrainSettings
+    from .training.trainer import INTERRUPTED, TERMINATED
+
     fields = TrainSettings.__dataclass_fields__
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     values["separators"] = args.separator or ["blank"]
     settings = TrainSettings(**values)
-    trainer = Trainer(settings, resume=args.resume, report=lambda text: print("\n" + text, file=sys.stderr))
-    params = sum(p.numel() for p in trainer.model.parameters())
-    print(
-        f"model: {params / 1e6:.2f}M parameters, vocab {trainer.config.vocab_size}, block {trainer.config.block_size}, "
-        f"context {trainer.config.model_length}; data: {len(trainer.train_rows)} training rows, "
-        f"{len(trainer.held_rows)} held-out rows",
-        file=sys.stderr,
-    )
+    trainer = Trainer(settings, resume=args.resume, report=lambda text: print("\n" + text, file=sys.stderr), group=group)
+    if group.main:
+        params = sum(p.numel() for p in trainer.model.parameters())
+        processes = f"; {group.size} processes, {group.size * trainer.settings.batch_size} rows a step" if group.size > 1 else ""
+        print(
+            f"model: {params / 1e6:.2f}M parameters, vocab {trainer.config.vocab_size}, block {trainer.config.block_size}, "
+            f"context {trainer.config.model_length}; data: {len(trainer.train_rows)} training rows, "
+            f"{len(trainer.held_rows)} held-out rows{processes}",
+            file=sys.stderr,
+        )
     stopped = trainer.run(
         lambda p: _progress_line(
             f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
             f"{p.tokens_per_second:.0f} tok/s  ETA {duration(p.eta_seconds)}"
         )
     )
-    print(f"\nsaved to {settings.out}", file=sys.stderr)
+    if group.main:
+        print(f"\nsaved to {settings.out}", file=sys.stderr)
     return {INTERRUPTED: EXIT_INTERRUPTED, TERMINATED: EXIT_TERMINATED}.get(stopped, 0)
 
 

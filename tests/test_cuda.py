@@ -56,3 +56,19 @@ def test_auto_precision_is_bfloat16_on_a_cuda_card_that_has_it(tmp_path: Path) -
     loaded = load_model(make_model_folder(tmp_path), device="cuda")
     assert loaded.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     assert loaded.threads is None
+
+
+def test_training_on_the_gpu_in_bfloat16_autocast_learns_and_keeps_float32_weights(tmp_path: Path) -> None:
+    from bd3lm_core.training import Trainer, nelbo
+    from bd3lm_core.training.group import Group
+    from model_factory import toy_settings
+
+    trainer = Trainer(toy_settings(tmp_path), report=lambda _: None, group=Group(device=torch.device("cuda")))
+    before = nelbo(trainer.model, trainer.held_rows, samples=2).nelbo_per_token
+    trainer.run()
+    after = nelbo(trainer.ema, trainer.held_rows, samples=2).nelbo_per_token
+    assert after < 0.8 * before
+    assert {p.device.type for p in trainer.model.parameters()} == {"cuda"}
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}  # autocast computes in bf16, stores fp32
+    reloaded = load_network(Path(trainer.settings.out))  # the run folder is a model, as on the CPU
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(reloaded.state_dict().values(), trainer.ema.state_dict().values()))

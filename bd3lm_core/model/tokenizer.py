@@ -42,11 +42,19 @@ class Tokenizer:
             raise BD3LMError(f"tokenizer file {path} is missing; put a tokenizer.json in the model folder.") from None
         except UnicodeDecodeError:
             raise BD3LMError(f"{path} is not a valid tokenizer.json (it is not UTF-8 text).") from None
+        return cls.from_json(text, str(path))
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "Tokenizer":
+        """The tokenizer whose tokenizer.json is `text` (`source` names it in messages)."""
         try:
             inner = HFTokenizer.from_str(text)
         except Exception as err:  # the tokenizers library raises a bare Exception on bad files
-            raise BD3LMError(f"{path} is not a valid tokenizer.json ({one_line(err)}).") from None
-        return cls(inner, source=str(path))
+            raise BD3LMError(f"{source} is not a valid tokenizer.json ({one_line(err)}).") from None
+        return cls(inner, source=source)
+
+    def to_json(self) -> str:
+        return self.inner.to_str()
 
     @property
     def size(self) -> int:
@@ -66,7 +74,7 @@ class Tokenizer:
         return self.inner.decode([token_id], skip_special_tokens=False)
 
     def save(self, path: Path) -> None:
-        write_atomically(Path(path), self.inner.to_str().encode("utf-8"))
+        write_atomically(Path(path), self.to_json().encode("utf-8"))
 
     def same_as(self, other: Tokenizer) -> bool:
         """Whether both split and join text alike, whatever files they came from.

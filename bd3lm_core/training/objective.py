@@ -9,6 +9,8 @@ per block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 NEG_INF = -1e6  # what the authors add to the mask logit; exp() of it is 0
@@ -58,9 +60,15 @@ def block_losses(
     high: float,
     generator: torch.Generator | None = None,
     antithetic: bool = True,
+    rows: slice = slice(None),
+    forward: Callable[..., torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noise `x0 [B, n]` block-wise and return (per-token losses `[B, n]`, times `[B, n/L']`).
+    """Noise `x0 [B, n]` block-wise and return (per-token losses `[b, n]`, times `[b, n/L']`) of `x0[rows]`.
 
+    The times and masks are drawn for the whole batch whatever `rows` takes,
+    so processes that each take their rows of one batch see exactly the noise
+    one process with the whole batch sees. `forward(xt, x0, sigma=...)` gives
+    the logits (default `model.forward_train`; in a group, the DDP wrapper).
     Block size 1 is autoregression: every token is masked (t = 1) and the
     loss is the exact next-token NLL.
     """
@@ -73,6 +81,7 @@ def block_losses(
         t_blocks = sample_block_times(batch, n // block, low, high, generator, antithetic)
     t = t_blocks.repeat_interleave(block, dim=1).to(x0.device)
     xt = mask_tokens(x0, t, config.mask_id, generator)
+    x0, xt, t, t_blocks = x0[rows], xt[rows], t[rows], t_blocks[rows]
     sigma = -torch.log1p(-t_blocks[:, 0].clamp(max=1 - 1e-6)).to(x0.device)  # used only with time conditioning
-    logits = model.forward_train(xt, x0, sigma=sigma)
+    logits = (forward or model.forward_train)(xt, x0, sigma=sigma)
     return token_losses(logits, xt, x0, t, config.mask_id), t_blocks

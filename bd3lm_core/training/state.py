@@ -11,18 +11,25 @@ groups). Nothing in the file is executed when it is read, and every value in
 it is checked like a flag before it is used. It is one file, replaced
 atomically, so the tensors and the numbers beside them always come from the
 same step.
+
+A run trained by a group of processes (torchrun) holds one state, written by
+rank 0, with the number of processes: the batch of a step is split across
+them, so the run continues exactly only with as many. Rank 0 alone reads the
+file and hands the others its bytes (`state_bytes`, `state_from_bytes`), so
+only rank 0's machine needs the run folder.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
+from safetensors.torch import load, save
 
 from .. import checks
 from ..errors import BD3LMError, one_line
@@ -44,6 +51,7 @@ class RunState:
     param_groups: list[dict]  # AdamW's, as JSON gave them back
     tensors: dict[str, torch.Tensor]  # model.*, ema.*, optimizer.<param index>.<key>, rng.generator, rng.torch
     path: Path
+    processes: int = 1  # how many processes trained it (1 in states written before groups existed)
 
 
 def save_state(
@@ -56,6 +64,7 @@ def save_state(
     ema: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
+    processes: int = 1,
 ) -> None:
     """Write everything `--resume` needs into one safetensors file, atomically."""
     opt = optimizer.state_dict()
@@ -63,12 +72,40 @@ def save_state(
     tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
     tensors |= {f"optimizer.{i}.{k}": torch.as_tensor(v) for i, values in opt["state"].items() for k, v in values.items()}
     tensors |= {"rng.generator": generator.get_state(), "rng.torch": torch.get_rng_state()}
+    write_atomically(path, _encode(settings, step, window, best, opt["param_groups"], tensors, processes))
+
+
+def state_bytes(state: RunState) -> bytes:
+    """`state` as the bytes of a state file: what rank 0 hands the other processes of a group."""
+    return _encode(state.settings, state.step, state.window, state.best, state.param_groups, state.tensors, state.processes)
+
+
+def state_from_bytes(data: bytes, path: Path) -> RunState:
+    """The state in `state_bytes`' bytes (read from `path` by rank 0), checked as `read_state` checks a file."""
+    try:
+        (length,) = struct.unpack("<Q", data[:8])  # a safetensors file opens with its JSON header's length
+        meta = json.loads(json.loads(data[8 : 8 + length])["__metadata__"][_KEY])
+        tensors = load(data)
+    except (SafetensorError, ValueError, KeyError, TypeError, struct.error, RecursionError) as err:
+        raise _damaged(path, f"unreadable: {one_line(err)}") from None
+    return _checked(meta, tensors, path)
+
+
+def _encode(
+    settings: TrainSettings,
+    step: int,
+    window: tuple[float, float],
+    best: float,
+    param_groups: list[dict],
+    tensors: dict[str, torch.Tensor],
+    processes: int,
+) -> bytes:
     meta = {
         "format": _FORMAT, "settings": asdict(settings), "step": step, "window": list(window),
-        "best": best if math.isfinite(best) else None, "param_groups": opt["param_groups"],
+        "best": best if math.isfinite(best) else None, "param_groups": param_groups, "processes": processes,
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    write_atomically(path, save(tensors, metadata={_KEY: json.dumps(meta)}))
+    return save(tensors, metadata={_KEY: json.dumps(meta)})
 
 
 def read_state(folder: Path) -> RunState:
@@ -91,6 +128,11 @@ def read_state(folder: Path) -> RunState:
         raise BD3LMError(f"nothing to resume: {path} does not exist. Start without --resume.") from None
     except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, RecursionError) as err:
         raise _damaged(path, f"unreadable: {one_line(err)}") from None
+    return _checked(meta, tensors, path)
+
+
+def _checked(meta: object, tensors: dict[str, torch.Tensor], path: Path) -> RunState:
+    """The JSON part of a state, every value checked like a flag."""
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise _damaged(path, "not a state this version writes")
     settings = TrainSettings.from_saved(meta.get("settings"), str(path))
@@ -104,9 +146,10 @@ def read_state(folder: Path) -> RunState:
         groups = meta.get("param_groups")
         if not (isinstance(groups, list) and all(isinstance(g, dict) for g in groups)):
             raise BD3LMError("the optimizer's parameter groups are missing.")
+        processes = checks.whole(meta.get("processes", 1), "processes", 1)
     except BD3LMError as err:
         raise _damaged(path, str(err).rstrip(".")) from None
-    return RunState(settings, step, (low, high), best, groups, tensors, path)
+    return RunState(settings, step, (low, high), best, groups, tensors, path, processes)
 
 
 def restore(

@@ -18,6 +18,15 @@ the run stopped.
 No progress is lost: Ctrl+C and SIGTERM stop a run after saving it, every
 file is replaced atomically (the previous save stays whole if the disk fills
 up), and signals that arrive during a save wait until it is written.
+
+Launched by torchrun, the processes train as one `Group` (`group.py`): each
+takes its rows of a batch of `batch_size` rows per process, with the noise
+one process with that whole batch would draw, and DDP averages the
+gradients, so N processes train the weights one process with N times the
+batch would, to round-off. Rank 0 alone evaluates, saves, logs and reports,
+and hands the others what they need (the window, the saved state). A signal
+to any rank is only noted; the group stops together after the step, and rank
+0 saves.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,15 +51,17 @@ from ..model.network import BD3LM
 from ..model.tokenizer import Tokenizer
 from .data import prepare_data
 from .evaluation import FULL_WINDOW, choose_window, nelbo
+from .group import Group
 from .objective import block_losses
 from .settings import TrainSettings
-from .state import STATE_FILE, read_state, restore, save_state
+from .state import STATE_FILE, RunState, read_state, restore, save_state, state_bytes, state_from_bytes
 
 LOG_FILE = "train_log.jsonl"
 BEST_DIR = "best"
 
 # Why `Trainer.run` returned; the CLI turns the last two into exit statuses 130 and 143, as a shell would.
 FINISHED, TIME_LIMIT, INTERRUPTED, TERMINATED = "finished", "time limit reached", "interrupted", "terminated"
+STOPS = (TIME_LIMIT, INTERRUPTED, TERMINATED)  # by rising urgency: a group stops for the most urgent any rank asks for
 
 
 @dataclass(frozen=True)
@@ -80,23 +92,37 @@ def batch_rows(step: int, n_rows: int, batch_size: int, seed: int) -> torch.Tens
 
 
 class Trainer:
-    def __init__(self, settings: TrainSettings, resume: bool = False, report: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: TrainSettings,
+        resume: bool = False,
+        report: Callable[[str], None] = print,
+        group: Group | None = None,
+    ) -> None:
         settings.check()  # every flag, before any work
+        self.group = g = group or Group()
         self.settings = settings
         self.out = Path(settings.out)
         self.report = report
-        state = read_state(self.out) if resume else None
+        state = g.from_main(
+            lambda: self._begin(resume),
+            lambda state: b"" if state is None else state_bytes(state),
+            lambda data: state_from_bytes(data, self.out / STATE_FILE) if data else None,
+        )
         if state is not None:
             self.settings = settings = replace(state.settings, steps=settings.steps, max_minutes=settings.max_minutes)
-        else:
-            self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
-        existing = Tokenizer.load(self.out / "tokenizer.json") if state is not None else None
-        self.tokenizer, self.train_rows, self.held_rows = prepare_data(settings, existing)
+        # rank 0 reads the text and makes (or loads) the tokenizer; the others make the same rows with it
+        self.tokenizer, self.train_rows, self.held_rows = g.from_main(
+            lambda: self._data(state is not None),
+            lambda prepared: prepared[0].to_json().encode(),
+            lambda data: prepare_data(settings, Tokenizer.from_json(data.decode(), "rank 0's tokenizer")),
+        )
         torch.manual_seed(settings.seed)
         self.config = self._model_config()
-        self.model = BD3LM(self.config)
+        self.model = BD3LM(self.config).to(g.device)
         if settings.init_from and state is None:
-            self._init_from(settings.init_from)
+            g.from_main(lambda: self._init_from(settings.init_from))  # the others get the weights from DDP, next
+        self.forward = g.training_forward(self.model)
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -105,9 +131,37 @@ class Trainer:
         self.step = 0
         self.window = FULL_WINDOW
         self.best = math.inf  # lowest held-out NELBO so far, whose weights are in BEST_DIR
+        self.saved_step: int | None = None  # the step of the last save in this run
         if state is not None:
             restore(state, self.model, self.ema, self.optimizer, self.generator)
             self.step, self.window, self.best = state.step, state.window, state.best
+
+    def _begin(self, resume: bool) -> RunState | None:
+        """Rank 0: the state to continue from, or None after checking that the run folder can be written."""
+        if not resume:
+            self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
+            return None
+        state = read_state(self.out)
+        if state.processes != self.group.size:
+            was, now = (f"{n} process{'es' if n > 1 else ''}" for n in (state.processes, self.group.size))
+            raise BD3LMError(
+                f"{self.out} was trained by {was} and this is {now}: a step's batch is split across the processes, "
+                f"so resume it with {was} in all (torchrun's --nnodes times --nproc-per-node), or start a new run from its weights "
+                f"with --init-from {self.out} --tokenizer {self.out / 'tokenizer.json'} and a new --out."
+            )
+        return state
+
+    def _data(self, resuming: bool) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
+        """Rank 0: the tokenizer (the run's own when resuming) and the rows, checked against the group's batch."""
+        existing = Tokenizer.load(self.out / "tokenizer.json") if resuming else None
+        tokenizer, train_rows, held_rows = prepare_data(self.settings, existing)
+        batch = self.settings.batch_size * self.group.size
+        if self.group.size > 1 and batch > len(train_rows):
+            raise BD3LMError(
+                f"the group's batch of {self.group.size} x {self.settings.batch_size} rows is more than the "
+                f"{len(train_rows)} training rows; lower --batch-size or give more text."
+            )
+        return tokenizer, train_rows, held_rows
 
     def _model_config(self) -> BD3LMConfig:
         s = self.settings
@@ -166,7 +220,7 @@ class Trainer:
                 self.save_model(self.out)
                 save_state(
                     self.out / STATE_FILE, self.settings, self.step, self.window, self.best,
-                    self.model, self.ema, self.optimizer, self.generator,
+                    self.model, self.ema, self.optimizer, self.generator, self.group.size,
                 )
             except OSError as err:
                 raise BD3LMError(
@@ -182,11 +236,20 @@ class Trainer:
 
     # --- loop --------------------------------------------------------------
     def train_step(self) -> float:
-        s = self.settings
+        """One optimizer step on this process's rows of the step's batch; returns their mean loss."""
+        s, g = self.settings, self.group
         self.model.train()
-        x0 = self.train_rows[batch_rows(self.step, len(self.train_rows), s.batch_size, s.seed)]
-        losses, _ = block_losses(self.model, x0, *self.window, generator=self.generator)
-        loss = losses.mean()
+        x0 = self.train_rows[batch_rows(self.step, len(self.train_rows), s.batch_size * g.size, s.seed)]  # the group's batch
+        if g.size > 1 or g.device.type != "cpu":
+            # Dropout draws from the global random stream of each rank and GPU, which the state does not hold (it
+            # holds one CPU stream): reseed it from the step, so that --resume stays exact.
+            torch.manual_seed((s.seed * 1_000_003 + self.step) * 65_537 + g.rank)
+        with g.precision():
+            losses, _ = block_losses(
+                self.model, x0.to(g.device), *self.window, generator=self.generator, rows=g.shard(s.batch_size),
+                forward=self.forward,
+            )
+        loss = losses.mean()  # equal shards: DDP's mean of the ranks' gradients is the gradient of the batch's mean
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
@@ -201,54 +264,73 @@ class Trainer:
         return loss.item()
 
     def evaluate(self) -> float:
+        """The variance search and the EMA's held-out NELBO, on batches of the group's size (rank 0 only)."""
         s = self.settings
         held = self.held_rows[: s.eval_rows]
-        if self.config.block_size > 1:
-            self.window, variances = choose_window(self.ema, held[: s.batch_size], seed=s.seed)
-            self.log(window=list(self.window), variances={f"{a:.2f}-{b:.2f}": v for (a, b), v in variances.items()})
-        result = nelbo(self.ema, held, samples=1, batch_size=s.batch_size, seed=s.seed)
+        batch = s.batch_size * self.group.size
+        with self.group.precision():
+            if self.config.block_size > 1:
+                self.window, variances = choose_window(self.ema, held[:batch], seed=s.seed)
+                self.log(window=list(self.window), variances={f"{a:.2f}-{b:.2f}": v for (a, b), v in variances.items()})
+            result = nelbo(self.ema, held, samples=1, batch_size=batch, seed=s.seed)
         self.log(heldout_nelbo=result.nelbo_per_token, heldout_ppl_bound=result.ppl_bound, window=list(self.window))
         return result.nelbo_per_token
+
+    def checkpoint(self) -> tuple[tuple[float, float], list[int]]:
+        """Rank 0: evaluate, report and save; returns the new window and the signals that came during the save."""
+        value = self.evaluate()
+        improved = value < self.best
+        self.best = min(value, self.best)
+        kept = f"; best so far, kept in {self.out / BEST_DIR}" if improved else ""
+        self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
+        return self.window, self.save(best=improved)
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> str:
         """Train up to `settings.steps`, saving at every evaluation and at the end, however it ends.
 
         Returns why it stopped: FINISHED, TIME_LIMIT, INTERRUPTED (Ctrl+C) or
-        TERMINATED (SIGTERM); the state is saved in every case.
+        TERMINATED (SIGTERM); the state is saved in every case. In a group,
+        every rank returns the same.
         """
-        s = self.settings
-        started = time.monotonic()
-        first_step = self.step
-        tokens_per_step = s.batch_size * s.model_length
-        saved_at = None
-        stopped = FINISHED
-        try:
-            with terminate_like_interrupt():
-                while self.step < s.steps:
-                    loss = self.train_step()
-                    elapsed = time.monotonic() - started
-                    rate = (self.step - first_step) / elapsed
-                    if on_progress:
-                        on_progress(Progress(self.step, s.steps, loss, rate * tokens_per_step, (s.steps - self.step) / rate, self.window))
-                    if self.step % 20 == 0:
-                        self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
-                    if self.step % s.eval_every == 0 or self.step == s.steps:
-                        value = self.evaluate()
-                        improved = value < self.best
-                        self.best = min(value, self.best)
-                        kept = f"; best so far, kept in {self.out / BEST_DIR}" if improved else ""
-                        self.report(f"step {self.step}: held-out NELBO {value:.4f} (ppl <= {math.exp(value):.2f}), window {self.window}{kept}")
-                        held = self.save(best=improved)
-                        saved_at = self.step
-                        if held:  # Ctrl+C or SIGTERM during the save: stop now that it is written
-                            raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()
-                    if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
-                        stopped = TIME_LIMIT
-                        break
-        except KeyboardInterrupt as err:
-            stopped = TERMINATED if isinstance(err, Terminated) else INTERRUPTED
-        if saved_at != self.step:
-            self.save()
-        if stopped != FINISHED:
+        one = self.group.size == 1
+        self.saved_step = None
+        # One process stops at once on Ctrl+C or SIGTERM (a KeyboardInterrupt). In a group, a rank that stopped
+        # mid-step would leave the others waiting for its gradients: the signals are only noted, for the whole
+        # run, and the group stops together after the step.
+        with nullcontext([]) if one else held_signals() as signals:
+            try:
+                with terminate_like_interrupt() if one else nullcontext():
+                    stopped = self._train(on_progress, signals)
+            except KeyboardInterrupt as err:
+                stopped = TERMINATED if isinstance(err, Terminated) else INTERRUPTED
+            if self.saved_step != self.step:
+                self.group.from_main(self.save)
+        if stopped != FINISHED and self.group.main:
             self.report(f"{stopped} at step {self.step}; saved. Continue with --resume.")
         return stopped
+
+    def _train(self, on_progress: Callable[[Progress], None] | None, signals: list[int]) -> str:
+        """The steps, until the last or until the group agrees to stop; returns why it stopped."""
+        s, g = self.settings, self.group
+        started = time.monotonic()
+        first_step = self.step
+        tokens_per_step = s.batch_size * g.size * s.model_length
+        while self.step < s.steps:
+            loss = self.train_step()
+            elapsed = time.monotonic() - started
+            over_time = g.main and s.max_minutes is not None and elapsed > 60 * s.max_minutes
+            loss, asked = g.agree(loss, [over_time, signal.SIGINT in signals, signal.SIGTERM in signals])
+            stopped = next((why for why, yes in zip(STOPS[::-1], asked[::-1]) if yes), FINISHED)
+            rate = (self.step - first_step) / elapsed
+            if on_progress and g.main:
+                on_progress(Progress(self.step, s.steps, loss, rate * tokens_per_step, (s.steps - self.step) / rate, self.window))
+            if self.step % 20 == 0 and g.main:
+                self.log(loss=loss, lr=lr_at(self.step - 1, s), elapsed=elapsed)
+            if self.step % s.eval_every == 0 or self.step == s.steps:
+                window, held = g.from_main(self.checkpoint)
+                self.window, self.saved_step = tuple(window), self.step
+                if held:  # Ctrl+C or SIGTERM during the save: stop now that it is written
+                    stopped = TERMINATED if held[0] == signal.SIGTERM else INTERRUPTED
+            if stopped != FINISHED:
+                return stopped
+        return FINISHED
