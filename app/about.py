@@ -18,7 +18,7 @@ LICENCES = """
 <h3>Licences</h3>
 <p><b>BD3-LM Studio</b> (this app, the <code>bd3lm</code> command and the <code>bd3lm_core</code> engine):
 MIT licence.</p>
-<p><b>The shipped model</b> (tinystories-bd3lm-bs4) is trained on TinyStories (Ronen Eldan and Yuanzhi Li,
+<p><b>The shipped model</b> (tinystories-bd3lm-bs2) is trained on TinyStories (Ronen Eldan and Yuanzhi Li,
 2023) and shared under the same licence as its data, CDLA-Sharing-1.0; see its model card.</p>
 <p><b>Published BD3-LM checkpoints</b> (kuleshov-group on the Hugging Face hub): the licence on each
 model's hub page. <b>The GPT-2 tokenizer</b> they use: OpenAI, MIT licence.</p>

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_MODEL = "tinystories-bd3lm-bs4"
+DEFAULT_MODEL = "tinystories-bd3lm-bs2"
 # The default judge of models with the shipped model's tokenizer: an autoregressive (block size 1) BD3-LM
 # trained on the same text. Shipped as resources/models/<DEFAULT_JUDGE>, a model folder like DEFAULT_MODEL's.
 DEFAULT_JUDGE = "tinystories-ar-judge"

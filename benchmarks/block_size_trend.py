@@ -8,7 +8,7 @@ model's), held-out split, model size and token budget, then reports for each:
 the held-out NELBO per token and its perplexity bound (exact for block 1), and
 the Gen PPL (scored by the shipped judge) and entropy of unprompted samples at
 a few budgets of forward passes per token. Finished models are kept under
-`--out` and reused, so an interrupted run continues where it stopped.
+`--out` and reused, and an interrupted training resumes from its last save.
 `--quick` trains tiny models for a few minutes in all, to check the ordering
 cheaply; `--json` prints one JSON object. With matplotlib installed (the
 `benchmarks` extra) it also draws `--plot`.
@@ -35,6 +35,7 @@ from bd3lm_core.devices import TORCH_DEFAULT_THREADS  # noqa: E402
 from bd3lm_core.resources import default_model_dir  # noqa: E402
 from bd3lm_core.training import Trainer, TrainSettings, nelbo  # noqa: E402
 from bd3lm_core.training.data import prepare_data  # noqa: E402
+from bd3lm_core.training.state import STATE_FILE, read_state  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tinystories"
 CONTEXT = 256
@@ -58,15 +59,28 @@ def train_settings(block: int, size: dict, out: Path, data: Path) -> TrainSettin
     )
 
 
+def same_recipe(saved: dict, settings: TrainSettings) -> bool:
+    """Whether a run was made with these settings; the tokenizer is compared by content, not by path
+    (the default model's folder changes name when a new default ships; its vocabulary does not)."""
+    wanted = asdict(settings)
+    tokenizer = Path(settings.out) / "tokenizer.json"
+    same_tokenizer = tokenizer.is_file() and json.loads(tokenizer.read_text()) == json.loads(
+        Path(settings.tokenizer).read_text()
+    )
+    return same_tokenizer and {**saved, "tokenizer": None} == {**wanted, "tokenizer": None}
+
+
 def train(settings: TrainSettings, threads: int) -> Path:
     """Train (or reuse a finished run) and return the folder of its best held-out weights."""
     out = Path(settings.out)
     done = out / "trend.json"
-    if done.is_file() and json.loads(done.read_text()).get("settings") == asdict(settings):
+    if done.is_file() and same_recipe(json.loads(done.read_text()).get("settings", {}), settings):
         return out / "best"
     torch.set_num_threads(threads)  # sampling and judging below switch a small model to one thread
     started = time.monotonic()
-    trainer = Trainer(settings, report=lambda text: print(f"  {text}", file=sys.stderr))
+    # an interrupted run of the same recipe continues from its last save instead of starting over
+    resume = (out / STATE_FILE).is_file() and same_recipe(asdict(read_state(out).settings), settings)
+    trainer = Trainer(settings, resume=resume, report=lambda text: print(f"  {text}", file=sys.stderr))
     trainer.run(lambda p: print(f"\r  step {p.step}/{p.steps} loss {p.loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)
     done.write_text(json.dumps({"settings": asdict(settings), "minutes": (time.monotonic() - started) / 60}))

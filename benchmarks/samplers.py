@@ -39,9 +39,10 @@ ENTROPY_TOLERANCE = 0.05
 def settings_to_measure(block: int) -> list[tuple[str, dict]]:
     """(label, SamplerSettings fields) for each setting the issue asks about."""
     runs = []
-    for steps in (1, 2, block):
+    step_counts = sorted({1, 2, block})  # one, two and one per position (the same at block size 2)
+    for steps in step_counts:
         runs.append((f"ddpm T={steps}", dict(sampler="ddpm", steps=steps)))
-    for steps in (1, 2, block):
+    for steps in step_counts:
         runs.append((f"low-confidence T={steps}", dict(sampler="low-confidence", steps=steps)))
     runs.append(("first-hitting", dict(sampler="first-hitting")))
     for threshold in (0.7, 0.8, 0.9, 0.95):

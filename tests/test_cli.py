@@ -30,7 +30,7 @@ def test_generate_json(model: Path, capsys: pytest.CaptureFixture) -> None:
     assert out["nfe"] > 0 and out["seconds"] > 0
     assert out["tokens_per_second"] == pytest.approx(21 / out["seconds"])
     assert out["settings"] == {
-        "tokens": 21, "block_size": 4, "steps": 2, "sampler": "ddpm", "top_p": 0.9, "threshold": 0.9,
+        "tokens": 21, "block_size": 4, "steps": 2, "sampler": "threshold", "top_p": 0.8, "threshold": 0.9,
         "entropy_bound": 1.0, "temperature": 1.0,
         "seed": 3, "stop_at_eos": False, "stop_on_repetition": True,
     }

@@ -23,6 +23,8 @@ def configure(window, tokens: int, **choices) -> None:
     c.tokens.set_value(tokens)
     c.stop_at_eos.setChecked(choices.get("stop_at_eos", False))
     c.seed.setValue(choices.get("seed", 7))
+    if "sampler" in choices:
+        c.sampler.setCurrentIndex(c.sampler.findData(choices["sampler"]))
 
 
 def run(window, qtbot, timeout: int = 60_000) -> None:

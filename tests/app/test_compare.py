@@ -68,7 +68,7 @@ def test_a_column_can_run_another_installed_model(window, qtbot, other_model, bd
     wait_done(compare, qtbot)
     models = [c.trace.model for c in compare.columns]
     assert models == [window.model.name, DEFAULT_MODEL, "test-org/other"]
-    assert [c.trace.settings["block_size"] for c in compare.columns] == [4, 4, 8]  # each model's own
+    assert [c.trace.settings["block_size"] for c in compare.columns] == [4, 2, 8]  # each model's own
     assert window.model.name.startswith("tiny-model")  # the loaded model is still the loaded one
 
 

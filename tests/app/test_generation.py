@@ -182,7 +182,8 @@ def test_the_ui_thread_never_stalls_while_generating(window, qtbot):
     work on the UI thread, repaints not coalesced) shows in every run, so
     one second run is allowed; both must keep the median beat regular.
     """
-    configure(window, tokens=230)  # below 256 tokens, where the repetition stop may end a run early
+    # below 256 tokens, where the repetition stop may end a run early; DDPM at 8 steps: many frames
+    configure(window, tokens=230, sampler="ddpm")
     window.controls.steps.set_value(8)
     runs = []
     for _ in range(2):

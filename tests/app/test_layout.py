@@ -51,7 +51,7 @@ def test_status_messages_never_run_into_the_numbers(window, qtbot):
 @pytest.mark.parametrize("steps", [3, 8, 32])
 def test_the_step_legend_follows_the_steps_per_block(window, qtbot, steps):
     """Defect: the legend always showed steps 1-5, whatever the steps per block."""
-    configure(window, tokens=8)
+    configure(window, tokens=8, sampler="ddpm")  # a sampler that takes the steps per block
     window.controls.steps.set_value(steps)
     choose(window.view.colouring, "step")
     run(window, qtbot)

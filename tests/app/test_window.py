@@ -18,7 +18,7 @@ def test_window_opens_on_the_default_model(open_window, settings):
     assert window.model is not None and window.model.name == DEFAULT_MODEL
     # the shipped model itself, not a stand-in: its folder, block 4, context 256
     assert Path(window.model.path).resolve() == default_model_dir().resolve()
-    assert (window.model.block_size, window.model.model_length) == (4, 256)
+    assert (window.model.block_size, window.model.model_length) == (2, 256)
     assert DEFAULT_MODEL in window.model_label.text()
     assert window.generate_action.isEnabled() and not window.stop_action.isEnabled()
     assert error_boxes(window) == []
@@ -57,6 +57,7 @@ def test_controls_are_bound_to_the_sampler_and_show_their_values(window):
 def test_a_run_uses_the_controls(window, qtbot):
     c = window.controls
     c.block_size.set_value(8)
+    c.sampler.setCurrentIndex(c.sampler.findData("ddpm"))  # a sampler that takes the steps
     c.steps.set_value(3)
     c.tokens.set_value(16)
     c.seed.setValue(99)
