@@ -1,6 +1,7 @@
 """Samplers measured against each other on one model: forwards per token, speed, Gen PPL and entropy.
 
     python benchmarks/samplers.py [--model SRC] [--judge SRC] [--samples 32] [--tokens 256] [--json] [--plot PATH]
+                                  [--dtype float32|int8] [--only LABEL ...]
 
 Each setting (sampler, steps per block, threshold, top-p) writes one sample of
 `--tokens` tokens after each of `--samples` prompts: the first words of
@@ -127,14 +128,20 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, default=HELD_OUT, help="valid-head.txt, for prompts and the reference")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--plot", type=Path, help="draw Gen PPL against forwards per token into this PNG")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "int8"), help="the model's precision")
+    parser.add_argument("--only", metavar="LABEL", action="append", help="measure only this setting (repeatable)")
     args = parser.parse_args()
-    loaded = load_model(args.model, device="cpu", dtype="float32")
+    loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     judge = load_judge(args.judge, model=loaded, device="cpu")
     documents = held_out_documents(args.held_out)
     texts = prompts(documents, args.samples)
     ref = reference(loaded, judge, documents, args.samples, args.tokens)
     results = []
-    for label, fields in settings_to_measure(loaded.config.block_size):
+    chosen = [(label, fields) for label, fields in settings_to_measure(loaded.config.block_size)
+              if not args.only or label in args.only]
+    if not chosen:
+        parser.error(f"--only names no setting; the settings are: {', '.join(l for l, _ in settings_to_measure(loaded.config.block_size))}")
+    for label, fields in chosen:
         r = {"label": label, "settings": {"top_p": 0.9, **fields}, **measure(loaded, judge, texts, fields, args.tokens)}
         results.append(r)
         print(f"{label}: {r['nfe_per_token']:.2f} NFE/token, Gen PPL {r['gen_ppl']:.1f}", file=sys.stderr)

@@ -6,7 +6,7 @@ Needs a display; on a headless machine use Xvfb:
 
 Shots (all by default):
   screenshot.png  the main window in the middle of a run, at a watchable pace: the current block's box
-                  holds masked cells and the tokens revealed in that very step;
+                  holds a masked cell and the token revealed in that very step;
   confidence.png  the main window after a run, tokens coloured by the model's confidence, the tooltip of
                   an unsure token open (its two probabilities and the model's top 5);
   compare.png     Run → Compare after the one-click "Block sizes", replaying mid-way.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QPoint, QSettings, QTimer
-from PySide6.QtGui import QGuiApplication, QHelpEvent, QTextCursor
+from PySide6.QtGui import QCursor, QGuiApplication, QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ class Director:
             if trace is None or index < 12:
                 return False
             frame = trace.frames[index]
-            return bool(frame.revealed) and sum(frame.masked) >= 2 and not w.view.text.final
+            return bool(frame.revealed) and sum(frame.masked) >= 1 and not w.view.text.final  # a block of 2: one left
 
         def shoot() -> None:
             w.grab().save(str(self.out / "screenshot.png"))
@@ -125,7 +125,9 @@ class Director:
                 break
         rect = text.cursorRect(cursor)
         point = QPoint(rect.left() + 2, rect.center().y())
-        QApplication.sendEvent(text.viewport(), QHelpEvent(QEvent.ToolTip, point, text.viewport().mapToGlobal(point)))
+        where = text.viewport().mapToGlobal(point)
+        QCursor.setPos(where)  # Qt hides a tooltip at once when the pointer is elsewhere
+        QApplication.sendEvent(text.viewport(), QHelpEvent(QEvent.ToolTip, point, where))
         self.after(600, lambda: (grab_screen(w, self.out / "confidence.png"), self.saved("confidence")))
 
     def shoot_compare(self) -> None:
