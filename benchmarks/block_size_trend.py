@@ -147,7 +147,7 @@ def plot(results: list[dict], path: Path) -> None:
     for budget in BUDGETS:
         points = [(lab, b["gen_ppl"]) for lab, r in zip(labels, results) for b in r["by_budget"] if b["budget"] == budget]
         right.plot([p[0] for p in points], [p[1] for p in points], "o-", label=f"{budget:g} NFE/token")
-    right.set(xlabel="block size", ylabel="Gen PPL (shipped judge)", title="Samples")
+    right.set(xlabel="block size", ylabel="Gen PPL (shipped judge, log scale)", title="Samples", yscale="log")
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
