@@ -9,8 +9,8 @@ the held-out NELBO per token and its perplexity bound (exact for block 1), and
 the Gen PPL (scored by the shipped judge) and entropy of unprompted samples at
 a few budgets of forward passes per token. Finished models are kept under
 `--out` and reused, and an interrupted training resumes from its last save.
-`--quick` trains tiny models for a few minutes in all, to check the ordering
-cheaply; `--json` prints one JSON object. With matplotlib installed (the
+`--quick` trains tiny models (about 15 minutes in all on two cores) to check
+the coarse ordering cheaply; `--json` prints one JSON object. With matplotlib installed (the
 `benchmarks` extra) it also draws `--plot`.
 """
 
@@ -155,7 +155,7 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny models, a few minutes in all")
+    parser.add_argument("--quick", action="store_true", help="tiny models, about 15 minutes in all on two cores")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "block-size-trend", help="where the models go")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with train-head.txt and valid-head.txt")
