@@ -30,8 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bd3lm_core import Finished, SamplerSettings, generate, load_judge, load_model  # noqa: E402
+from bd3lm_core import BD3LMError, Finished, SamplerSettings, generate, load_judge, load_model  # noqa: E402
 from bd3lm_core.devices import TORCH_DEFAULT_THREADS  # noqa: E402
+from bd3lm_core.files import read_limited  # noqa: E402
 from bd3lm_core.resources import default_model_dir  # noqa: E402
 from bd3lm_core.training import Trainer, TrainSettings, nelbo  # noqa: E402
 from bd3lm_core.training.data import prepare_data  # noqa: E402
@@ -40,6 +41,7 @@ from bd3lm_core.training.state import STATE_FILE, read_state  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "tinystories"
 CONTEXT = 256
 BLOCK_SIZES = (1, 2, 4, 8, 16, CONTEXT)  # the last is one block over the whole context: MDLM
+JSON_LIMIT = 16 * 2**20  # trend.json and tokenizer.json of a run folder are far smaller
 BUDGETS = (1.0, 0.5, 0.25)  # forward passes per generated token (steps per block = budget x block size)
 # The same recipe for every block size; only the size of the run differs between the two modes.
 RECIPE = dict(lr=1e-3, warmup=100, schedule="cosine", ema=0.995, batch_size=16, cond_dim=128, seed=0)
@@ -59,31 +61,50 @@ def train_settings(block: int, size: dict, out: Path, data: Path) -> TrainSettin
     )
 
 
-def same_recipe(saved: dict, settings: TrainSettings) -> bool:
+def same_recipe(saved: object, settings: TrainSettings) -> bool:
     """Whether a run was made with these settings; the tokenizer is compared by content, not by path
-    (the default model's folder changes name when a new default ships; its vocabulary does not)."""
-    wanted = asdict(settings)
-    tokenizer = Path(settings.out) / "tokenizer.json"
-    same_tokenizer = tokenizer.is_file() and json.loads(tokenizer.read_text()) == json.loads(
-        Path(settings.tokenizer).read_text()
-    )
-    return same_tokenizer and {**saved, "tokenizer": None} == {**wanted, "tokenizer": None}
+    (the default model's folder changes name when a new default ships; its vocabulary does not).
+    A run folder whose files cannot be read counts as another recipe: its model is trained again."""
+    ours = read_json(Path(settings.out) / "tokenizer.json")
+    same_tokenizer = ours is not None and ours == read_json(Path(settings.tokenizer))
+    return same_tokenizer and isinstance(saved, dict) and {**saved, "tokenizer": None} == {**asdict(settings), "tokenizer": None}
+
+
+def read_json(path: Path) -> object:
+    """A small JSON file's value, or None when it is missing, too large, not JSON or nested past reason."""
+    try:
+        return json.loads(read_limited(path, JSON_LIMIT, "JSON file"))
+    except (BD3LMError, OSError, ValueError, RecursionError):
+        return None
+
+
+def saved_settings(out: Path) -> tuple[object, object]:
+    """The settings recorded by a finished run (trend.json) and by its last save (the training state); None
+    for either that is missing or unreadable."""
+    recorded = read_json(out / "trend.json")
+    finished = recorded.get("settings") if isinstance(recorded, dict) else None
+    try:
+        saved = asdict(read_state(out).settings) if (out / STATE_FILE).is_file() else None
+    except BD3LMError as err:
+        print(f"  not resuming: {err}", file=sys.stderr)
+        saved = None
+    return finished, saved
 
 
 def train(settings: TrainSettings, threads: int) -> Path:
     """Train (or reuse a finished run) and return the folder of its best held-out weights."""
     out = Path(settings.out)
-    done = out / "trend.json"
-    if done.is_file() and same_recipe(json.loads(done.read_text()).get("settings", {}), settings):
+    finished, saved = saved_settings(out)
+    if same_recipe(finished, settings):
         return out / "best"
     torch.set_num_threads(threads)  # sampling and judging below switch a small model to one thread
     started = time.monotonic()
     # an interrupted run of the same recipe continues from its last save instead of starting over
-    resume = (out / STATE_FILE).is_file() and same_recipe(asdict(read_state(out).settings), settings)
+    resume = same_recipe(saved, settings)
     trainer = Trainer(settings, resume=resume, report=lambda text: print(f"  {text}", file=sys.stderr))
     trainer.run(lambda p: print(f"\r  step {p.step}/{p.steps} loss {p.loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)
-    done.write_text(json.dumps({"settings": asdict(settings), "minutes": (time.monotonic() - started) / 60}))
+    (out / "trend.json").write_text(json.dumps({"settings": asdict(settings), "minutes": (time.monotonic() - started) / 60}))
     return out / "best"
 
 
@@ -191,4 +212,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BD3LMError as err:  # a model, judge or data file that cannot be used: one line, as the CLI says it
+        sys.exit(f"block_size_trend.py: {err}")
