@@ -12,6 +12,15 @@ from bd3lm_core import BD3LMError
 from app_helpers import configure, install_fake_judge, run
 
 
+def score_label_after_a_run(window, qtbot, says: str):
+    """The Gen PPL label once an 8-token run has ended and the label says `says`."""
+    configure(window, tokens=8)
+    run(window, qtbot)
+    label = window.status_labels["score"]
+    qtbot.waitUntil(lambda: says in label.text(), timeout=30_000)
+    return label
+
+
 def test_each_finished_run_shows_gen_ppl_and_entropy_from_the_judge(window, qtbot, monkeypatch, tmp_path):
     judge = install_fake_judge(monkeypatch)
     configure(window, tokens=16)
@@ -37,10 +46,7 @@ def test_without_a_judge_the_status_says_so_with_a_hint(window, qtbot, monkeypat
         raise BD3LMError(missing)
 
     monkeypatch.setattr(worker_module, "load_judge", no_judge)
-    configure(window, tokens=8)
-    run(window, qtbot)
-    label = window.status_labels["score"]
-    qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=10_000)
+    label = score_label_after_a_run(window, qtbot, "no judge")
     assert label.text() == "Gen PPL: no judge installed"
     assert label.toolTip() == missing
     assert window.status.current_message().startswith("Generated 8 tokens")
@@ -58,19 +64,13 @@ def test_a_judge_that_fails_leaves_the_run_whole(window, qtbot, monkeypatch, fai
         raise BD3LMError("the judge ran out of context.")
 
     monkeypatch.setattr(judge, "score", broken)
-    configure(window, tokens=8)
-    run(window, qtbot)
-    label = window.status_labels["score"]
-    qtbot.waitUntil(lambda: "failed" in label.text(), timeout=10_000)
+    label = score_label_after_a_run(window, qtbot, "failed")
     assert label.text() == "Gen PPL: the judge failed"
     assert window.trace.outcome.reason == "length" and window.export_action.isEnabled()
 
 
 def test_a_model_with_no_default_judge_shows_the_engines_reason(window, qtbot):
     """The real `load_judge`: the tiny test model's tokenizer has no default judge, and the hint says why."""
-    configure(window, tokens=8)
-    run(window, qtbot)
-    label = window.status_labels["score"]
-    qtbot.waitUntil(lambda: "no judge" in label.text(), timeout=30_000)
+    label = score_label_after_a_run(window, qtbot, "no judge")
     assert label.text() == "Gen PPL: no judge installed"
     assert "no default judge" in label.toolTip() and "tokenizer" in label.toolTip()
