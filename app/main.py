@@ -13,7 +13,7 @@ from bd3lm_core import resource_path
 
 from .main_window import MainWindow
 from .settings import APPLICATION, ORGANIZATION
-from .threads import busy_threads
+from .threads import busy_threads, garbage_collected_on_gui_thread
 
 MODEL_ENV = "BD3LM_STUDIO_MODEL"
 DESKTOP_ID = "io.github.bd3lm_studio.BD3LMStudio"  # packaging/linux/<id>.desktop
@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("BD3-LM Studio")
     app.setWindowIcon(app_icon())
     app.setDesktopFileName(DESKTOP_ID)  # on Wayland this links the window to its .desktop entry
-    window = MainWindow(model_source=args.model)
-    app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running
-    window.show()
-    code = app.exec()
+    with garbage_collected_on_gui_thread():  # from before the window's engine thread starts
+        window = MainWindow(model_source=args.model)
+        app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running
+        window.show()
+        code = app.exec()
     if busy_threads():  # a step or a download that would not stop: end without destroying its thread
         sys.stdout.flush()
         os._exit(code)

@@ -5,11 +5,22 @@ time, when they are called through queued signals. Ending the thread waits
 for the current request to return, so no thread is destroyed running; the
 wait can be bounded, and a thread that outlives it is kept referenced here
 (never destroyed while it runs) so the app can still quit.
+
+Python's cycle collector runs in whichever thread happens to allocate when
+a threshold is crossed. In a worker thread it can destroy garbage that
+holds Qt objects of the GUI thread (a closed window's engine, its signal
+connections) while the GUI thread touches them: CI once crashed that way
+during a model load. `garbage_collected_on_gui_thread` keeps every
+collection on the GUI thread.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from PySide6.QtCore import QObject, QThread, QTimer
 
 _abandoned: list[tuple[QThread, QObject]] = []  # threads still busy when their owner quit
 
@@ -40,3 +51,36 @@ def end_thread(thread: QThread, wait_ms: int | None = None, worker: QObject | No
 def busy_threads() -> int:
     """How many abandoned threads still run (the process must then end without destroying them)."""
     return sum(thread.isRunning() for thread, _ in _abandoned)
+
+
+@contextmanager
+def garbage_collected_on_gui_thread(interval_ms: int = 500) -> Iterator[None]:
+    """Turn automatic collection off and collect from a GUI-thread timer instead.
+
+    The timer follows the interpreter's own thresholds (a young generation is
+    collected when it has grown past its threshold, an older one when enough
+    younger collections have happened), so memory behaves as before; on exit
+    the garbage left is collected here and automatic collection comes back.
+    Call it on the GUI thread, with a Q(Core)Application, around the event loop.
+    """
+    thresholds = gc.get_threshold()
+
+    def collect_if_due() -> None:
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    timer = QTimer()
+    timer.timeout.connect(collect_if_due)
+    timer.start(interval_ms)
+    try:
+        yield
+    finally:
+        timer.stop()
+        gc.collect()
+        if was_enabled:
+            gc.enable()

@@ -28,6 +28,7 @@ except ModuleNotFoundError:  # a plain checkout: register app/ under the package
 
 from bd3lm_studio.main_window import MainWindow  # noqa: E402
 from bd3lm_studio.settings import Settings  # noqa: E402
+from bd3lm_studio.threads import garbage_collected_on_gui_thread  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -38,6 +39,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def gui_thread_garbage_collection(qapp) -> Iterator[None]:
+    """As the app runs (app/main.py): a closed window's garbage is never collected in a worker thread."""
+    with garbage_collected_on_gui_thread():
+        yield
 
 
 @pytest.fixture(autouse=True)
