@@ -31,9 +31,11 @@ sys.path.insert(0, str(ROOT))
 try:
     from bd3lm_studio.main_window import MainWindow
     from bd3lm_studio.settings import Settings
+    from bd3lm_studio.threads import garbage_collected_on_gui_thread
 except ModuleNotFoundError:  # a checkout that was never pip-installed: the package is the app/ folder
     from app.main_window import MainWindow
     from app.settings import Settings
+    from app.threads import garbage_collected_on_gui_thread
 
 PROMPT = "Once upon a time, there was a little girl named Lily. One day"
 SHOTS = ("screenshot", "confidence", "compare")
@@ -158,19 +160,20 @@ def main() -> int:
     if app.platformName() in ("offscreen", "minimal"):
         sys.exit("run this under a real display (for example xvfb-run), not the offscreen platform")
     store = QSettings(str(Path(tempfile.mkdtemp()) / "screenshot.ini"), QSettings.IniFormat)
-    window = MainWindow(model_source=args.model, settings=Settings(store))
-    window.resize(1200, 760)
-    window.move(0, 0)
-    window.prompt.setPlainText(PROMPT)
-    window.controls.tokens.set_value(160)
-    window.controls.seed.setValue(3)
-    window.controls.new_seed.setChecked(False)
-    window.controls.stop_at_eos.setChecked(False)  # a story that ends early would end the shot too
-    window.show()
-    director = Director(app, window, list(args.shot or SHOTS), Path(args.out))
-    director.start()
-    app.exec()
-    window.close()
+    with garbage_collected_on_gui_thread():  # as the app runs (app/main.py)
+        window = MainWindow(model_source=args.model, settings=Settings(store))
+        window.resize(1200, 760)
+        window.move(0, 0)
+        window.prompt.setPlainText(PROMPT)
+        window.controls.tokens.set_value(160)
+        window.controls.seed.setValue(3)
+        window.controls.new_seed.setChecked(False)
+        window.controls.stop_at_eos.setChecked(False)  # a story that ends early would end the shot too
+        window.show()
+        director = Director(app, window, list(args.shot or SHOTS), Path(args.out))
+        director.start()
+        app.exec()
+        window.close()
     if director.failed:
         print("no screenshot:", director.failed[0], file=sys.stderr)
         return 1
