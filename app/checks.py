@@ -34,14 +34,12 @@ def checked_sampling(saved: dict[str, Any]) -> tuple[SamplerSettings, list[str]]
         if f.name not in saved:
             continue
         value = saved[f.name]
-        problem = None
         try:
             replace(defaults, **{f.name: value}).check()
         except BD3LMError as err:
-            problem = str(err).rstrip(".")
-        if problem is None:
-            accepted[f.name] = value
-        else:
             default = getattr(defaults, f.name)
+            problem = str(err).rstrip(".")
             notes.append(f"{f.name} {short(value)} ({problem}): using {'the default' if default is None else repr(default)}")
+        else:
+            accepted[f.name] = value
     return SamplerSettings(**accepted), notes

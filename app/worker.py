@@ -248,8 +248,6 @@ class EngineWorker(QObject):
             return NoScore("no judge installed", str(err))
 
 
-
-
 class Engine(QObject):
     """The UI thread's handle on the worker: requests go out as queued signals, Stop is a flag."""
 

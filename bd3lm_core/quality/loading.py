@@ -11,7 +11,6 @@ model. Other models have no default: the user names a judge.
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Callable
 from pathlib import Path
 

@@ -16,7 +16,7 @@ def test_window_opens_on_the_default_model(open_window, settings):
     """No model named: the shipped one loads, from disk (tests run with the hub offline)."""
     window = open_window(None, settings)
     assert window.model is not None and window.model.name == DEFAULT_MODEL
-    # the shipped model itself, not a stand-in: its folder, block 4, context 256
+    # the shipped model itself, not a stand-in: its folder, block 2, context 256
     assert Path(window.model.path).resolve() == default_model_dir().resolve()
     assert (window.model.block_size, window.model.model_length) == (2, 256)
     assert DEFAULT_MODEL in window.model_label.text()
