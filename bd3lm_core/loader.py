@@ -24,6 +24,7 @@ from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
 from .model.config import BD3LMConfig
 from .model.kernels import quantize_linear_layers, use_sampling_kernels
+from .model.denoiser import Denoiser
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
 from .resources import DEFAULT_MODEL, default_model_dir
@@ -33,14 +34,22 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class LoadedModel:
-    model: BD3LM
+    model: Denoiser  # a BD3LM (DiT) or, for chat models, a Decoder
     tokenizer: Tokenizer
-    config: BD3LMConfig
+    config: BD3LMConfig | DecoderConfig  # both name the default block size and the context (model_length)
     name: str  # what to show the user: the repo id, or the folder's name
     path: Path
     device: torch.device
     dtype: torch.dtype  # torch.qint8 for the int8 precision (see devices.DTYPES)
     threads: int | None = None  # CPU threads torch uses for it; None on a GPU
+    family: str = "bd3lm"  # config.json's model_type: bd3lm, mdlm, a2d-qwen3, a2d-qwen2, a2d-llama or sdar
+    stop_ids: tuple[int, ...] = ()  # generation stops at any of these; () means the tokenizer's EOS
+    chat_template: ChatTemplate | None = None  # chat models only
+    add_bos: bool = True  # BD3-LMs start from BOS; chat models take their tokenizer's own encoding
+
+    def __post_init__(self) -> None:
+        if not self.stop_ids:
+            self.stop_ids = (self.tokenizer.eos_id,)
 
     @property
     def placement(self) -> tuple[str, str]:
@@ -138,4 +147,4 @@ def load_model(
         weights = sum(math.prod(shape) for _, shape in read_header(folder / "model.safetensors").values())
         used = threads or choose_threads(weights)
         torch.set_num_threads(used)
-    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used)
+    return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used, family=config.model_type)

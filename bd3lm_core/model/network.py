@@ -15,13 +15,15 @@ One `forward` serves every use; callers differ only in what they pass:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import BD3LMError
 from .config import BD3LMConfig
+from .denoiser import Denoiser
 from .masks import training_mask
 
 if TYPE_CHECKING:  # the cache belongs to sampling; the network only writes to and reads from it
@@ -196,7 +198,7 @@ class OutputLayer(nn.Module):
         return self.linear(modulate(self.norm_final(x), *mod))
 
 
-class BD3LM(nn.Module):
+class BD3LM(Denoiser):
     def __init__(self, config: BD3LMConfig) -> None:
         super().__init__()
         self.config = config
@@ -207,9 +209,44 @@ class BD3LM(nn.Module):
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.n_layers))
         self.output_layer = OutputLayer(config)
 
+    # --- the backbone contract (denoiser.py) ---
     @property
-    def device(self) -> torch.device:
-        return self.vocab_embed.embedding.device
+    def mask_id(self) -> int:
+        return self.config.mask_id
+
+    @property
+    def context_length(self) -> int:
+        return self.config.model_length
+
+    @property
+    def default_block_size(self) -> int:
+        return self.config.block_size
+
+    @property
+    def kv_layout(self) -> tuple[int, int, int]:
+        return self.config.n_layers, self.config.n_heads, self.config.head_dim
+
+    @property
+    def embedding_weight(self) -> torch.Tensor:
+        return self.vocab_embed.embedding
+
+    @torch.no_grad()
+    def run_constants(self) -> list[Modulation]:
+        """The adaLN values: constant without time conditioning, one row that broadcasts over the batch."""
+        if self.config.time_conditioning:
+            raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
+        return self.modulations(None)
+
+    def block_logits(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        cache: CacheSpan | None,
+        rows: torch.Tensor,
+        constants: Any = None,
+    ) -> torch.Tensor | None:
+        return self.forward(tokens, positions, attn_mask, mods=constants, cache=cache, out_rows=rows)
 
     def modulations(self, sigma: torch.Tensor | None, batch: int = 1) -> list[Modulation]:
         """Every layer's adaLN shifts, scales and gates for noise level `sigma [B]`, the output layer's last.

@@ -60,9 +60,10 @@ class Tokenizer:
     def size(self) -> int:
         return self.inner.get_vocab_size(with_added_tokens=True)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """The ids of `text`; `add_special_tokens` lets the tokenizer's post-processor add its own (a BOS, say)."""
         try:
-            return self.inner.encode(text, add_special_tokens=False).ids
+            return self.inner.encode(text, add_special_tokens=add_special_tokens).ids
         except Exception as err:  # e.g. a word-level tokenizer without an unknown token meets an unknown word
             raise BD3LMError(f"tokenizer {self.source} cannot encode the text ({one_line(err)}).") from None
 

@@ -1,6 +1,7 @@
 """Where the sampler gets logits from: the committed text plus the block being denoised.
 
-A context also says where its blocks lie (`blocks`). For a batch of rows that
+Contexts see a network only through the backbone contract (`model/denoiser.py`),
+so DiTs and Qwen/Llama decoders are sampled alike. A context also says where its blocks lie (`blocks`). For a batch of rows that
 share their positions (samples of one prompt), BD3-LMs have two
 interchangeable implementations of the same rule (`masks.sampling_mask`):
 
@@ -22,9 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..model.denoiser import Denoiser
 from ..model.masks import sampling_mask
-from ..model.network import BD3LM
-from .kv_cache import KVCache
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,11 @@ class Blocks:
 
 
 class FullContext:
-    def __init__(self, model: BD3LM, block_size: int, batch: int = 1) -> None:
+    def __init__(self, model: Denoiser, block_size: int, batch: int = 1) -> None:
         self.model, self.block_size, self.batch = model, block_size, batch
         self.blocks = Blocks(block_size, block_size)
-        self.window = model.config.model_length
-        with torch.no_grad():  # constant without time conditioning; one row broadcasts over the batch
-            self.mods = model.modulations(None)
+        self.window = model.context_length
+        self.constants = model.run_constants()
         self.committed = torch.empty(batch, 0, dtype=torch.long, device=model.device)
 
     def commit(self, tokens: torch.Tensor) -> None:
@@ -72,22 +71,21 @@ class FullContext:
         tokens = torch.cat([self.committed, block], dim=1)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         mask = sampling_mask(positions, positions, self.block_size, self.window)
-        return self.model(tokens, positions, mask, mods=self.mods, out_rows=rows + self.committed.shape[1])
+        return self.model.block_logits(tokens, positions, mask, None, rows + self.committed.shape[1], self.constants)
 
 
 class CachedContext:
-    def __init__(self, model: BD3LM, block_size: int, batch: int = 1) -> None:
+    def __init__(self, model: Denoiser, block_size: int, batch: int = 1, positions: int | None = None) -> None:
+        """`positions`: how many the run will write at most (a cache for that many, when under two windows)."""
         self.model, self.block_size, self.batch = model, block_size, batch
         self.blocks = Blocks(block_size, block_size)
-        config = model.config
-        self.window = config.model_length
-        weight = model.vocab_embed.embedding
-        with torch.no_grad():  # constant without time conditioning; one row broadcasts over the batch
-            self.mods = model.modulations(None)
-        self.cache = KVCache(config.n_layers, batch, config.n_heads, config.head_dim, self.window, weight.device, weight.dtype)
+        self.window = model.context_length
+        self.constants = model.run_constants()
+        capacity = None if positions is None or positions >= 2 * self.window else positions
+        self.cache = model.new_cache(batch, self.window, capacity)
         self.cached = 0  # positions [0, cached) have keys/values in the cache
         self.pending: list[torch.Tensor] = []  # committed tokens `[batch, n]` not yet run through the network
-        self._no_logits = torch.empty(0, dtype=torch.long, device=weight.device)
+        self._no_logits = torch.empty(0, dtype=torch.long, device=model.device)
 
     def commit(self, tokens: torch.Tensor) -> None:
         """Append final tokens `[batch, n]`; they reach the cache with the next forward."""
@@ -111,7 +109,7 @@ class CachedContext:
         span = self.cache.span(start, stop, oldest)
         positions = torch.arange(start, stop, device=tokens.device)
         mask = sampling_mask(positions, span.key_positions, self.block_size, self.window)
-        return self.model(tokens, positions, None if bool(mask.all()) else mask, mods=self.mods, cache=span, out_rows=rows)
+        return self.model.block_logits(tokens, positions, None if bool(mask.all()) else mask, span, rows, self.constants)
 
     @torch.no_grad()
     def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -143,14 +141,13 @@ class WindowContext:
     512 of context, in windows of 1024).
     """
 
-    def __init__(self, model: BD3LM, batch: int = 1) -> None:
+    def __init__(self, model: Denoiser, batch: int = 1) -> None:
         self.model, self.batch = model, batch
-        self.window = model.config.model_length
+        self.window = model.context_length
         self.stride = max(1, self.window // 2)
         self.blocks = Blocks(self.window, self.stride)
         self.keep_last = self.window - self.stride  # the committed tokens a later window still holds
-        with torch.no_grad():  # constant without time conditioning; one row broadcasts over the batch
-            self.mods = model.modulations(None)
+        self.constants = model.run_constants()
         self.committed = torch.empty(batch, 0, dtype=torch.long, device=model.device)
 
     def commit(self, tokens: torch.Tensor) -> None:
@@ -169,4 +166,4 @@ class WindowContext:
         n_context = min(self.committed.shape[1], self.window - block.shape[1])
         tokens = torch.cat([self.committed[:, self.committed.shape[1] - n_context :], block], dim=1)  # [batch, <= window]
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.model(tokens, positions, mods=self.mods, out_rows=rows + n_context)
+        return self.model.block_logits(tokens, positions, None, None, rows + n_context, self.constants)

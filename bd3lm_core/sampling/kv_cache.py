@@ -6,7 +6,8 @@ depends on the distance between a query and a key, so the sliding window
 needs no re-rotation.
 
 Storage is one preallocated buffer per layer with room for two context
-windows. Positions are kept in order; a forward writes its tokens' keys and
+windows, or for the whole run when that is shorter (a chat model's context is
+tens of thousands of positions). Positions are kept in order; a forward writes its tokens' keys and
 values in place and reads the contiguous span its queries may see. When the
 buffer is full, the part still inside the window moves to the front: one
 copy per `model_length` generated tokens, none per denoising step.
@@ -29,9 +30,10 @@ class KVCache:
         window: int,
         device: torch.device | str,
         dtype: torch.dtype,
+        capacity: int | None = None,
     ) -> None:
         self.window = window
-        self.capacity = 2 * window
+        self.capacity = 2 * window if capacity is None else capacity  # less when the run is known to need less
         shape = (n_layers, batch, n_heads, self.capacity, head_dim)  # positions in order along dim 3
         self.k = torch.empty(shape, device=device, dtype=dtype)
         self.v = torch.empty(shape, device=device, dtype=dtype)

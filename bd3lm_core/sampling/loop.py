@@ -41,8 +41,12 @@ Context = CachedContext | FullContext | WindowContext
 
 
 def encode_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
-    """The fixed start of a generation: BOS, then the prompt's tokens."""
-    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(checks.text(prompt, "the prompt"))
+    """The fixed start of a generation: BOS then the prompt's tokens for a BD3-LM; for a chat model the
+    tokens its own tokenizer gives (a BOS only if its post-processor adds one)."""
+    text = checks.text(prompt, "the prompt")
+    if not loaded.add_bos:
+        return loaded.tokenizer.encode(text, add_special_tokens=True)
+    return [loaded.tokenizer.bos_id] + loaded.tokenizer.encode(text)
 
 
 def generate(
@@ -61,21 +65,20 @@ def generate(
     `alternatives` > 0 lists, with every revealed token, that many of the ids
     the model found most likely there.
     """
-    config = loaded.config
-    if config.time_conditioning:
-        raise BD3LMError("time-conditioned checkpoints are not supported by the sampler.")
+    model = loaded.model
     checks.whole(num_samples, "the number of samples", 1, MAX_SAMPLES)
-    s = settings.resolved(config.block_size, config.model_length)
-    if config.is_mdlm:
-        context = WindowContext(loaded.model, batch=num_samples)
-        if s.block_size != config.block_size:
+    s = settings.resolved(model.default_block_size, model.context_length)
+    prompt_ids = encode_prompt(loaded, prompt)
+    if loaded.family == "mdlm":
+        context = WindowContext(model, batch=num_samples)
+        if s.block_size != model.default_block_size:
             raise BD3LMError(
-                f"{loaded.name} is an MDLM: it writes its whole {config.model_length}-token context as one block, "
-                f"then {context.stride} new tokens per window; leave the block size at {config.block_size}."
+                f"{loaded.name} is an MDLM: it writes its whole {model.context_length}-token context as one block, "
+                f"then {context.stride} new tokens per window; leave the block size at {model.default_block_size}."
             )
     else:
-        context = CachedContext(loaded.model, s.block_size, batch=num_samples)
-    yield from sample(loaded, encode_prompt(loaded, prompt), s, context, cancel, alternatives)
+        context = CachedContext(model, s.block_size, batch=num_samples, positions=len(prompt_ids) + s.tokens + s.block_size)
+    yield from sample(loaded, prompt_ids, s, context, cancel, alternatives)
 
 
 def sample(
@@ -107,7 +110,8 @@ class _Generation:
         self, loaded: LoadedModel, prompt_ids: list[int], settings: SamplerSettings, context: Context, alternatives: int,
     ) -> None:
         self.tokenizer = loaded.tokenizer
-        self.mask_id = loaded.config.mask_id
+        self.mask_id = loaded.model.mask_id
+        self.stop_ids = loaded.stop_ids
         self.device = loaded.device
         self.settings = settings
         self.strategy = STRATEGIES[settings.sampler](settings)  # made again for each block of another size
@@ -209,7 +213,7 @@ class _Generation:
         going_on = []
         for r, s in enumerate(self.samples):
             s.sequence[start:] = block[r].tolist()
-            reason = stop_reason(s.sequence, n_prompt, self.end, self.tokenizer.eos_id, s.settings) or (
+            reason = stop_reason(s.sequence, n_prompt, self.end, self.stop_ids, s.settings) or (
                 "length" if last_block else None
             )
             text = self.tokenizer.decode(self._generated(s, reason))
@@ -229,7 +233,7 @@ class _Generation:
         """The sample's generated ids, cut after its first EOS when that is why it stopped."""
         generated = s.sequence[len(self.prompt) : self.end]
         if reason == "eos":
-            generated = generated[: generated.index(self.tokenizer.eos_id) + 1]
+            generated = generated[: min(i for i, tok in enumerate(generated) if tok in self.stop_ids) + 1]
         return generated
 
     def _finished(self, s: _Sample, reason: str) -> Finished:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from .settings import SamplerSettings
 
@@ -19,9 +19,11 @@ def histogram_entropy(tokens: Sequence[int]) -> float:
     return -sum(c / total * math.log(c / total) for c in counts)
 
 
-def stop_reason(sequence: list[int], n_prompt: int, end: int, eos_id: int, settings: SamplerSettings) -> str | None:
-    """"eos" or "repetition" if the sample should stop after its latest block, else None."""
-    if settings.stop_at_eos and eos_id in sequence[n_prompt:end]:
+def stop_reason(
+    sequence: list[int], n_prompt: int, end: int, stop_ids: Collection[int], settings: SamplerSettings
+) -> str | None:
+    """"eos" (any of the model's stop ids) or "repetition" if the sample should stop after its latest block, else None."""
+    if settings.stop_at_eos and any(tok in stop_ids for tok in sequence[n_prompt:end]):
         return "eos"
     tail = sequence[-REPETITION_WINDOW:]
     if settings.stop_on_repetition and len(tail) == REPETITION_WINDOW and histogram_entropy(tail) < REPETITION_MIN_ENTROPY:
