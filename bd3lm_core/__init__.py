@@ -12,6 +12,11 @@ Models: `load_model` takes a folder, a hub repo id or None (the default);
 Face cache's checkpoints), `partial_bytes` and `remove_model` manage
 downloads. Training and evaluation live in the `training` package.
 
+Chat models (Qwen/Llama-backbone block diffusion models, `model/decoder.py`):
+`render_chat(loaded, messages)` is the prompt their chat template makes of a
+conversation, and `generate_chat(loaded, messages, settings)` streams the reply
+as `generate` does; `loaded.chat_template` is a `ChatTemplate` or None.
+
 Quality: `load_judge` loads an autoregressive judge (a GPT-2 or a BD3-LM
 with block size 1; by default the one for the model's tokenizer), and
 `Judge.score(text)` gives a `Judgement` with the Gen PPL and the entropy.
@@ -23,6 +28,7 @@ likelihoods), `quality` (the judge: Gen PPL and entropy); `loader.py` joins
 the first three into `load_model`.
 """
 
+from .chat import ChatTemplate, generate_chat, render_chat
 from .devices import DEVICES, DTYPES
 from .errors import BD3LMError
 from .hub import (
@@ -43,5 +49,5 @@ __all__ = [
     "load_model", "load_network", "Judge", "Judgement", "load_judge", "DEFAULT_JUDGE", "DEFAULT_MODEL",
     "default_judge_dir", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
-    "random_seed", "partial_bytes",
+    "random_seed", "partial_bytes", "ChatTemplate", "generate_chat", "render_chat",
 ]

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,10 @@ from .model.denoiser import Denoiser
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
 from .resources import DEFAULT_MODEL, default_model_dir
+
+if TYPE_CHECKING:
+    from .model.chat_template import ChatTemplate
+    from .model.decoder import DecoderConfig
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
