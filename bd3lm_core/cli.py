@@ -57,29 +57,54 @@ def _load(args: argparse.Namespace):
     return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress, threads=args.threads)
 
 
-def add_generate(sub: argparse._SubParsersAction) -> None:
+def add_sampler_options(p: argparse.ArgumentParser, tokens_help: str = "new tokens to generate") -> None:
+    """The sampler's flags, shared by generate and chat. Those left out take the model's authors' defaults
+    (chat models) or SamplerSettings' (BD3-LMs): see `sampler_settings`."""
     from .sampling import SAMPLERS, SamplerSettings
     from .sampling.settings import MAX_STEPS
 
     d = SamplerSettings()
-    p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
-    _add_model_options(p)
-    p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
-    p.add_argument("--tokens", type=int, default=d.tokens, help="new tokens to generate (default %(default)s)")
+    p.add_argument("--tokens", type=int, default=d.tokens, help=f"{tokens_help} (default %(default)s)")
     p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
     p.add_argument("--steps", type=int,
                    help=f"denoising steps per block for ddpm and low-confidence, 1 to {MAX_STEPS} (default: the block size)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="default %(default)s")
-    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus threshold in (0, 1] (default %(default)s)")
-    p.add_argument("--threshold", type=float, default=d.threshold,
+    p.add_argument("--sampler", choices=SAMPLERS, help=f"default: the model's authors' choice, else {d.sampler}")
+    p.add_argument("--top-p", type=float, help=f"nucleus threshold in (0, 1] (default: the model's, else {d.top_p})")
+    p.add_argument("--threshold", type=float,
                    help="threshold sampler: reveal every drawn token the model gives at least this probability "
-                        "(default %(default)s)")
-    p.add_argument("--entropy-bound", type=float, default=d.entropy_bound,
-                   help="entropy-bounded sampler: entropy budget per step, in nats (default %(default)s)")
-    p.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
+                        f"(default: the model's, else {d.threshold})")
+    p.add_argument("--entropy-bound", type=float,
+                   help=f"entropy-bounded sampler: entropy budget per step, in nats (default {d.entropy_bound})")
+    p.add_argument("--temperature", type=float, help=f"default: the model's, else {d.temperature}")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**63-1 (default: a random one, printed with --json)")
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
+
+
+def sampler_settings(args: argparse.Namespace, loaded=None):
+    """The SamplerSettings the flags ask for, over the model's defaults (`loaded`), checked.
+
+    Called once before loading (with `loaded` None: a wrong flag is refused before any work) and once after.
+    """
+    from .sampling import SamplerSettings
+
+    given = {
+        "tokens": args.tokens, "block_size": args.block_size, "steps": args.steps, "sampler": args.sampler,
+        "top_p": args.top_p, "threshold": args.threshold, "entropy_bound": args.entropy_bound,
+        "temperature": args.temperature, "seed": args.seed, "stop_at_eos": not args.ignore_eos,
+        "stop_on_repetition": not args.no_repetition_stop,
+    }
+    given = {k: v for k, v in given.items() if v is not None}  # None: the model's default
+    settings = loaded.default_settings(**given) if loaded is not None else SamplerSettings(**given)
+    settings.check()
+    return settings
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
+    _add_model_options(p)
+    p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
+    add_sampler_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
     p.add_argument("--num-samples", type=int, default=1, metavar="N",
                    help="draw N samples of the prompt at once, in one batch; sample i uses seed + i (default 1)")
@@ -94,19 +119,14 @@ def run_generate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from .interrupts import first_interrupt_cancels
-    from .sampling import BlockDone, Finished, SamplerSettings, generate
+    from .sampling import BlockDone, Finished, generate
     from .sampling.loop import MAX_SAMPLES
 
-    settings = SamplerSettings(
-        tokens=args.tokens, block_size=args.block_size, steps=args.steps, sampler=args.sampler, top_p=args.top_p,
-        threshold=args.threshold, entropy_bound=args.entropy_bound,
-        temperature=args.temperature, seed=args.seed, stop_at_eos=not args.ignore_eos,
-        stop_on_repetition=not args.no_repetition_stop,
-    )
-    settings.check()
+    sampler_settings(args)  # a wrong flag is refused before the model loads
     checks.text(args.prompt, "--prompt")
     checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
     loaded = _load(args)
+    settings = sampler_settings(args, loaded)
     judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1
     stream = not args.json and not many  # one sample streams block by block; several print as each finishes
@@ -259,6 +279,9 @@ def run_models(args: argparse.Namespace) -> int:
         mark = "installed" if entry.repo_id in installed else f"{entry.size_bytes / 1e6:.0f} MB"
         where = f" ({installed[entry.repo_id].where})" if entry.repo_id in installed else ""
         print(f"  {entry.repo_id:48s} block {entry.block_size:<5d} {mark:>10s}  {entry.description}{where}")
+        if entry.defaults is not None:
+            chosen = ", ".join(f"{k} {v}" for k, v in entry.defaults.settings.items())
+            print(f"  {'':48s} needs: {entry.memory}; sampler defaults: {chosen} ({entry.defaults.source})")
     others = [m for r, m in installed.items() if all(e.repo_id != r for e in CATALOG)]
     if others:
         print("Other installed models:")
@@ -433,8 +456,14 @@ def _train(args: argparse.Namespace, group) -> int:
     return {INTERRUPTED: EXIT_INTERRUPTED, TERMINATED: EXIT_TERMINATED}.get(stopped, 0)
 
 
+def add_chat(sub: argparse._SubParsersAction) -> None:
+    from .cli_chat import add_chat as add
+
+    add(sub)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_generate, add_judge, add_download, add_models, add_train, add_eval, add_convert,
+    add_generate, add_chat, add_judge, add_download, add_models, add_train, add_eval, add_convert,
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from .errors import BD3LMError
+from .formatting import size
+from .memory import free_bytes
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 # The precisions a user can name. int8 keeps the linear layers' weights in int8 (torch's dynamic
@@ -59,3 +61,42 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def choose_threads(parameters: int) -> int:
     """CPU threads for sampling a model of this size: one for small models, torch's default for large ones."""
     return 1 if parameters < ONE_THREAD_BELOW else TORCH_DEFAULT_THREADS
+
+
+# Chat models are large enough that the precision decides whether they fit: `auto` takes the first of these
+# whose weights fit in free memory (int8 keeps linear weights in one byte, the rest in float32).
+AUTO_ORDER = {"cpu": ("float32", "bfloat16", "int8"), "cuda": ("bfloat16", "float16"), "mps": ("float16",)}
+WORKING_SHARE = 0.1  # beyond the weights: the KV cache, activations and the logits of a step, as a share of them
+
+
+def weight_bytes(linear: int, other: int, dtype: torch.dtype) -> int:
+    """Bytes of a model's weights at `dtype`: `linear` parameters in linear layers, `other` elsewhere."""
+    if dtype == torch.qint8:
+        return linear + 4 * other
+    return (linear + other) * dtype.itemsize
+
+
+def choose_precision(name: str, device: torch.device, linear: int, other: int) -> torch.dtype:
+    """The precision to load a model of (`linear`, `other`) parameters in: `name`, or for `auto` the best that fits.
+
+    A precision whose weights do not fit in the free memory of `device` is refused before anything is
+    loaded, with the numbers and the precision that would fit.
+    """
+    free = free_bytes(device)
+    need = {n: int(weight_bytes(linear, other, DTYPES[n]) * (1 + WORKING_SHARE)) for n in AUTO_ORDER.get(device.type, ())}
+    if name == "auto":
+        fitting = [n for n, b in need.items() if b <= free]
+        if fitting:
+            return DTYPES[fitting[0]]
+        smallest = min(need, key=need.get)
+        raise BD3LMError(
+            f"the model needs {size(need[smallest])} even in {smallest} but {size(free)} is free on {device.type}; "
+            "close other programs or pick a smaller model."
+        )
+    dtype = resolve_dtype(name, device)
+    needed = int(weight_bytes(linear, other, dtype) * (1 + WORKING_SHARE))
+    if needed > free:
+        fitting = [n for n, b in need.items() if b <= free]
+        hint = f"use --dtype {fitting[0]}" if fitting else "close other programs or pick a smaller model"
+        raise BD3LMError(f"the model needs {size(needed)} in {name} but {size(free)} is free on {device.type}; {hint}.")
+    return dtype

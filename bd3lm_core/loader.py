@@ -13,17 +13,18 @@ import math
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from . import checks, hub
-from .devices import MAX_THREADS, PRECISION_NAMES, choose_threads, resolve_device, resolve_dtype
+from .devices import MAX_THREADS, PRECISION_NAMES, choose_precision, choose_threads, resolve_device, resolve_dtype
 from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
-from .model.config import BD3LMConfig
+from .model.config import BD3LMConfig, read_config_json
+from .model import hf_layout
 from .model.kernels import quantize_linear_layers, use_sampling_kernels
 from .model.denoiser import Denoiser
 from .model.network import BD3LM
@@ -33,6 +34,7 @@ from .resources import DEFAULT_MODEL, default_model_dir
 if TYPE_CHECKING:
     from .model.chat_template import ChatTemplate
     from .model.decoder import DecoderConfig
+    from .sampling import SamplerSettings
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,10 +53,17 @@ class LoadedModel:
     stop_ids: tuple[int, ...] = ()  # generation stops at any of these; () means the tokenizer's EOS
     chat_template: ChatTemplate | None = None  # chat models only
     add_bos: bool = True  # BD3-LMs start from BOS; chat models take their tokenizer's own encoding
+    sampler_defaults: dict[str, object] = field(default_factory=dict)  # the authors' settings (hub/catalog.py)
 
     def __post_init__(self) -> None:
         if not self.stop_ids:
             self.stop_ids = (self.tokenizer.eos_id,)
+
+    def default_settings(self, **values: object) -> SamplerSettings:
+        """SamplerSettings with this model's authors' defaults, then `values` (the user's choices) over them."""
+        from .sampling import SamplerSettings  # here: sampling builds on this module
+
+        return SamplerSettings(**{**self.sampler_defaults, **values})
 
     @property
     def placement(self) -> tuple[str, str]:
@@ -72,7 +81,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     if int8:
         quantize_linear_layers(model)
     elif torch.device(device).type == "cpu":
-        use_sampling_kernels(model)
+        use_sampling_kernels(model, column_major=("output_layer.linear",))
     return model
 
 
@@ -137,6 +146,8 @@ def load_model(
         checks.whole(threads, "the number of threads", 1, MAX_THREADS)
     folder, name = resolve_source(source, progress, cancel)
     torch_device = resolve_device(device)
+    if hf_layout.is_chat_layout(read_config_json(folder / "config.json")):
+        return load_chat_model(folder, name, torch_device, dtype, threads)
     torch_dtype = resolve_dtype(dtype, torch_device)
     model = load_network(folder, torch_device, torch_dtype)
     tokenizer = find_tokenizer(folder)
@@ -153,3 +164,23 @@ def load_model(
         used = threads or choose_threads(weights)
         torch.set_num_threads(used)
     return LoadedModel(model, tokenizer, config, name, folder, torch_device, torch_dtype, used, family=config.model_type)
+
+
+def load_chat_model(folder: Path, name: str, device: torch.device, dtype: str, threads: int | None) -> LoadedModel:
+    """A Qwen/Llama-backbone chat model (model/hf_layout.py) in the precision `dtype` names, or the best that fits."""
+    from .hub.catalog import chat_defaults
+
+    chat = hf_layout.read_folder(folder)
+    linear, other = hf_layout.weight_count(chat)
+    torch_dtype = choose_precision(dtype, device, linear, other)
+    model = hf_layout.build_decoder(chat, device, torch_dtype)
+    used = None
+    if device.type == "cpu":
+        used = threads or choose_threads(linear + other)
+        torch.set_num_threads(used)
+    defaults = chat_defaults(chat.config.model_type)
+    return LoadedModel(
+        model, chat.tokenizer, chat.config, name, folder, device, torch_dtype, used, family=chat.config.model_type,
+        stop_ids=chat.stop_ids, chat_template=chat.chat_template, add_bos=False,
+        sampler_defaults=dict(defaults.settings) if defaults else {},
+    )

@@ -1,14 +1,48 @@
-"""The published BD3-LM checkpoints and their MDLM baseline, so users can pick one without knowing repo ids.
+"""The published checkpoints, so users can pick one without knowing repo ids.
 
-All five are the same network (about 170M parameters, 12 layers, hidden 768,
-GPT-2 tokenizer) trained on OpenWebText; the BD3-LMs differ only in block
-size. MDLM (Sahoo et al., 2024) is the masked diffusion model the BD3-LM
-paper compares with: one block over the whole context, no KV cache.
+The paper's five are the same network (about 170M parameters, 12 layers,
+hidden 768, GPT-2 tokenizer) trained on OpenWebText; the BD3-LMs differ only
+in block size. MDLM (Sahoo et al., 2024) is the masked diffusion model the
+BD3-LM paper compares with: one block over the whole context, no KV cache.
+
+The chat models are Qwen3 networks turned into block diffusion models:
+dLLM's A2D conversions of Qwen3-0.6B (a BD3LM and its MDLM twin) and JetLM's
+SDAR chat models. Each family comes with the sampler settings its authors
+use (`CHAT_DEFAULTS`, with where they come from); a folder of the same
+family loaded from disk gets them too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChatDefaults:
+    """Sampler settings a chat model's authors use (SamplerSettings field -> value), and where they say so."""
+
+    settings: dict[str, object]
+    source: str
+
+
+CHAT_DEFAULTS = {
+    # block 32 is the model's own (config default below); steps left to the block size: one token per forward
+    "a2d": ChatDefaults(
+        {"sampler": "low-confidence", "top_p": 1.0},
+        "dLLM examples/a2d/bd3lm/chat.py: block_size 32, steps 128 for 128 tokens, low_confidence remasking",
+    ),
+    "sdar": ChatDefaults(
+        {"sampler": "threshold", "threshold": 0.9, "temperature": 1.0, "top_p": 1.0},
+        "SDAR README (generate.py): block_length 4, low_confidence_dynamic remasking, threshold 0.9, temperature 1.0",
+    ),
+}
+
+
+def chat_defaults(model_type: str) -> ChatDefaults | None:
+    """The authors' sampler settings for a chat model's config.json model_type (None for BD3-LMs)."""
+    if model_type.startswith("a2d-"):
+        return CHAT_DEFAULTS["a2d"]
+    return CHAT_DEFAULTS.get(model_type)
 
 
 @dataclass(frozen=True)
@@ -17,6 +51,12 @@ class CatalogEntry:
     block_size: int
     size_bytes: int  # download size, approximate (see _APPROX_SIZE)
     description: str
+    family: str = "bd3lm"  # config.json's model_type
+    memory: str = ""  # what it needs to run, for chat models: "3.0 GB (float32), 1.5 GB (bfloat16)"
+
+    @property
+    def defaults(self) -> ChatDefaults | None:
+        return chat_defaults(self.family)
 
 
 # model.safetensors holds ~170M float32 parameters (~680 MB); config.json and
@@ -45,5 +85,29 @@ CATALOG: tuple[CatalogEntry, ...] = (
         "kuleshov-group/mdlm-owt", 1024, _APPROX_SIZE,
         "MDLM, the paper's baseline: writes 1024 tokens at once, longer texts 512 new tokens per window.",
     ),
+    CatalogEntry(
+        "dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1", 32, 1_210_000_000,
+        "chat: dLLM's Qwen3-0.6B turned into a BD3LM (block 32); a CPU writes a few tokens a second.",
+        family="a2d-qwen3", memory="weights 2.4 GB float32, 1.2 GB bfloat16, 1.1 GB int8",
+    ),
+    CatalogEntry(
+        "dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1", 32, 1_210_000_000,
+        "chat: the same Qwen3-0.6B trained as an MDLM (whole-sequence masking), sampled here in blocks of 32.",
+        family="a2d-qwen3", memory="weights 2.4 GB float32, 1.2 GB bfloat16, 1.1 GB int8",
+    ),
+    CatalogEntry(
+        "JetLM/SDAR-1.7B-Chat", 4, 4_080_000_000,
+        "chat: JetLM's SDAR, Qwen3-1.7B with block-causal attention (block 4); best on a GPU.",
+        family="sdar", memory="weights 8.1 GB float32, 4.1 GB bfloat16, 3.0 GB int8",
+    ),
+    CatalogEntry(
+        "JetLM/SDAR-4B-Chat", 4, 8_060_000_000,
+        "chat: SDAR at 4B parameters (block 4); a GPU with 10 GB, or a CPU with patience.",
+        family="sdar", memory="weights 16 GB float32, 8.0 GB bfloat16, 5.2 GB int8",
+    ),
+    CatalogEntry(
+        "JetLM/SDAR-8B-Chat", 4, 16_400_000_000,
+        "chat: SDAR at 8B parameters (block 4); a GPU with 20 GB; on a 24 GB CPU machine bfloat16 or int8.",
+        family="sdar", memory="weights 33 GB float32, 16 GB bfloat16, 10 GB int8",
+    ),
 )
-

@@ -147,13 +147,31 @@ class _RemoteFile:
 
 
 def _plan(repo_id: str, folder: Path, endpoint: str | None) -> list[_RemoteFile]:
-    """The model's files, all from the commit config.json came from; GPT-2's tokenizer if the repo has none."""
+    """The model's files, all from the commit config.json came from; GPT-2's tokenizer if the repo has none.
+
+    The weights are one model.safetensors, or (larger chat models) model.safetensors.index.json and every
+    shard it names: the index, a few kB, is fetched and verified here to learn their names. A chat
+    model's tokenizer_config.json, generation_config.json and chat_template.jinja come along when the
+    repo has them.
+    """
+    from .store import CHAT_FILES, WEIGHTS_INDEX, shard_names
+
     config = _required(repo_id, CONFIG_FILE, None, folder, endpoint)
-    weights = _required(repo_id, WEIGHTS_FILE, config.commit, folder, endpoint)
+    weights = [_remote(repo_id, WEIGHTS_FILE, config.commit, folder, endpoint)]
+    if weights[0] is None:
+        index = _remote(repo_id, WEIGHTS_INDEX, config.commit, folder, endpoint)
+        if index is None:
+            _required(repo_id, WEIGHTS_FILE, config.commit, folder, endpoint)  # says the repo has no weights
+        _fetch_all(repo_id, [index], folder, None, None)
+        shards = shard_names(index.dest)
+        if not shards:
+            raise BD3LMError(f"{repo_id}'s {WEIGHTS_INDEX} names no shards; it is not a model we can download.")
+        weights = [index] + [_required(repo_id, name, config.commit, folder, endpoint) for name in shards]
     tokenizer = _remote(repo_id, TOKENIZER_FILE, config.commit, folder, endpoint) or _required(
         GPT2_REPO, TOKENIZER_FILE, None, models_dir() / GPT2_FOLDER, endpoint
     )
-    files = [config, weights, tokenizer]
+    extras = [_remote(repo_id, name, config.commit, folder, endpoint) for name in CHAT_FILES]
+    files = [config, *weights, tokenizer, *(f for f in extras if f is not None)]
     for file in files:
         _drop_stale_partials(file)
     return files

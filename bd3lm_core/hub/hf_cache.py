@@ -29,7 +29,8 @@ from huggingface_hub.utils import CachedRepoInfo, CachedRevisionInfo
 from ..errors import BD3LMError
 from ..files import read_limited
 from ..model.config import MAX_CONFIG_BYTES, missing_keys
-from .store import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel
+from ..model.hf_layout import is_chat_layout
+from .store import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel, has_weights
 
 GPT2_REPOS = ("openai-community/gpt2", "gpt2")  # the GPT-2 tokenizer's repo, under its new and its old name
 _MODEL_FOLDER = re.compile(r"models--([\w.-]+)")  # the cache's folder of a model repo, in a scanner warning
@@ -101,16 +102,16 @@ def _choose(repo: CachedRepoInfo) -> CachedRevisionInfo | None:
 
 
 def _is_complete(revision: CachedRevisionInfo) -> bool:
-    return all((revision.snapshot_path / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE))
+    return (revision.snapshot_path / CONFIG_FILE).is_file() and has_weights(revision.snapshot_path)
 
 
 def _is_bd3lm_config(path: Path) -> bool:
-    """Whether `path` is a BD3-LM or MDLM config.json (the cache holds every other kind of model too)."""
+    """Whether `path` is a BD3-LM, MDLM or block diffusion chat model's config.json (the cache holds every other kind too)."""
     try:
         raw = json.loads(read_limited(path, MAX_CONFIG_BYTES, "config.json"))
     except (OSError, ValueError, RecursionError, BD3LMError):  # a pipe there would otherwise hang `bd3lm models`
         return False
-    return isinstance(raw, dict) and not missing_keys(raw)
+    return isinstance(raw, dict) and (not missing_keys(raw) or is_chat_layout(raw))
 
 
 def _incomplete_note(repo: CachedRepoInfo) -> str:

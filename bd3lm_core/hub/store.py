@@ -1,7 +1,9 @@
 """The local model store: where downloaded models live, which are complete, and removing them.
 
 A downloaded model is a plain model folder, `models_dir()/<org>--<name>/`,
-holding config.json, model.safetensors and tokenizer.json. Every file
+holding config.json, model.safetensors (or shards named by
+model.safetensors.index.json) and tokenizer.json, plus a chat model's
+tokenizer_config.json, generation_config.json or chat_template.jinja. Every file
 appears there only once it is complete and matches the hub's hash (see
 `download.py`), so a folder with all three is an installed model; the
 download writes VERIFIED_MARKER last. Folders downloaded before files were
@@ -13,6 +15,7 @@ too, but never ours to delete.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -23,11 +26,15 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..errors import BD3LMError
+from ..files import read_limited
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"  # larger chat models: weights in shards this file names
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+# what chat models add; each is optional (hub/download.py fetches those a repo has)
+CHAT_FILES = ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
 VERIFIED_MARKER = ".bd3lm-verified.json"  # the commit and the hashes every file of the folder matched
 GPT2_FOLDER = "gpt2-tokenizer"  # GPT-2's tokenizer.json, shared by the published models (not a model itself)
 
@@ -83,7 +90,7 @@ def installed_models() -> list[InstalledModel]:
     folders = sorted(root.iterdir()) if root.is_dir() else []
     ours = [
         # Hub ids cannot contain "--", so the folder name maps back to exactly one id.
-        InstalledModel(folder.name.replace("--", "/"), folder, sum((folder / n).stat().st_size for n in MODEL_FILES))
+        InstalledModel(folder.name.replace("--", "/"), folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file()))
         for folder in folders
         if _is_complete(folder)
     ]
@@ -114,4 +121,24 @@ def remove_model(repo_id: str) -> None:
 
 
 def _is_complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in MODEL_FILES)
+    return (folder / CONFIG_FILE).is_file() and (folder / TOKENIZER_FILE).is_file() and has_weights(folder)
+
+
+def has_weights(folder: Path) -> bool:
+    """model.safetensors, or an index whose every shard is there."""
+    if (folder / WEIGHTS_FILE).is_file():
+        return True
+    shards = shard_names(folder / WEIGHTS_INDEX)
+    return bool(shards) and all((folder / name).is_file() for name in shards)
+
+
+def shard_names(index: Path) -> list[str]:
+    """The shard files a model.safetensors.index.json names (plain names in its folder), [] if unreadable."""
+    try:
+        weight_map = json.loads(read_limited(index, 50_000_000, WEIGHTS_INDEX)).get("weight_map")
+    except (OSError, ValueError, AttributeError, BD3LMError):
+        return []
+    if not isinstance(weight_map, dict):
+        return []
+    names = sorted(set(weight_map.values()))
+    return names if all(isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..") for n in names) else []

@@ -155,7 +155,8 @@ class Decoder(Denoiser):
         super().__init__()
         self.config = config
         self.model = Trunk(config)
-        self.rotary = Rotary(config.head_dim, base=config.rope_theta)
+        with torch.device("cpu"):  # computed, not loaded: real even when the weights are built on `meta`
+            self.rotary = Rotary(config.head_dim, base=config.rope_theta)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 

@@ -57,16 +57,18 @@ class FewRowsLinear(nn.Linear):
         self.weight.data = self.weight.data.T.contiguous().T
 
 
-def use_sampling_kernels(model: nn.Module) -> None:
-    """Give every nn.Linear of `model` the few-rows kernel, and the output layer column-major weights."""
+def use_sampling_kernels(model: nn.Module, column_major: tuple[str, ...] = ()) -> None:
+    """Give every nn.Linear of `model` the few-rows kernel, and the layers named in `column_major`
+    (the output layer, say) column-major weights."""
     for module in list(model.modules()):
         for name, child in module.named_children():
             if type(child) is nn.Linear:
                 setattr(module, name, FewRowsLinear.taking_over(child))
-    model.output_layer.linear.store_column_major()
+    for name in column_major:
+        model.get_submodule(name).store_column_major()
 
 
-def quantize_linear_layers(model: nn.Module) -> None:
+def quantize_linear_layers(model: nn.Module, parts: tuple[str, ...] = ("layers", "output_layer.linear")) -> None:
     """Keep the linear layers' weights in int8, one scale per output row (torch's dynamic quantization).
 
     A sampling forward on a CPU is bound by reading the weights; int8 reads a
@@ -76,6 +78,7 @@ def quantize_linear_layers(model: nn.Module) -> None:
     with warnings.catch_warnings():  # torch marks its eager quantization API deprecated; it is what 2.x ships
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        # the layers and the output layer: what every forward reads (the noise embedding runs once per run)
-        spec = {"layers": per_channel_dynamic_qconfig, "output_layer.linear": per_channel_dynamic_qconfig}
+        # by default the DiT's layers and output layer: what every forward reads (the noise embedding runs
+        # once per run); a chat model's loader quantizes each layer as soon as it is filled
+        spec = {part: per_channel_dynamic_qconfig for part in parts}
         quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)

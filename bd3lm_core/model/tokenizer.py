@@ -22,19 +22,21 @@ MAX_TOKENIZER_BYTES = 100_000_000  # GPT-2's is 1.4 MB; the largest published to
 
 
 class Tokenizer:
-    def __init__(self, inner: HFTokenizer, source: str = "") -> None:
+    def __init__(self, inner: HFTokenizer, source: str = "", eos_token: str | int = EOT) -> None:
+        """`eos_token` (text or id): BD3-LMs use GPT-2's <|endoftext|> as BOS and EOS; a chat model names its own."""
         self.inner = inner
         self.source = source
-        eot = inner.token_to_id(EOT)
+        eot = eos_token if isinstance(eos_token, int) else inner.token_to_id(eos_token)
         if eot is None:
-            raise BD3LMError(f"tokenizer {source} has no {EOT} token, which BD3-LMs use as BOS and EOS.")
+            what = "which BD3-LMs use as BOS and EOS" if eos_token == EOT else "its tokenizer_config.json's eos_token"
+            raise BD3LMError(f"tokenizer {source} has no {eos_token} token, {what}.")
         self.bos_id = self.eos_id = eot
         ids = inner.get_vocab(with_added_tokens=True).values()
         if max(ids) >= self.size:  # the model's embedding has `size` rows: a larger id would index past them
             raise BD3LMError(f"tokenizer {source} has ids up to {max(ids)} for only {self.size} tokens; it is damaged.")
 
     @classmethod
-    def load(cls, path: Path) -> "Tokenizer":
+    def load(cls, path: Path, eos_token: str | int = EOT) -> "Tokenizer":
         path = Path(path)
         try:
             text = read_limited(path, MAX_TOKENIZER_BYTES, "tokenizer.json").decode("utf-8")
@@ -42,16 +44,16 @@ class Tokenizer:
             raise BD3LMError(f"tokenizer file {path} is missing; put a tokenizer.json in the model folder.") from None
         except UnicodeDecodeError:
             raise BD3LMError(f"{path} is not a valid tokenizer.json (it is not UTF-8 text).") from None
-        return cls.from_json(text, str(path))
+        return cls.from_json(text, str(path), eos_token)
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "Tokenizer":
+    def from_json(cls, text: str, source: str, eos_token: str | int = EOT) -> "Tokenizer":
         """The tokenizer whose tokenizer.json is `text` (`source` names it in messages)."""
         try:
             inner = HFTokenizer.from_str(text)
         except Exception as err:  # the tokenizers library raises a bare Exception on bad files
             raise BD3LMError(f"{source} is not a valid tokenizer.json ({one_line(err)}).") from None
-        return cls(inner, source=source)
+        return cls(inner, source=source, eos_token=eos_token)
 
     def to_json(self) -> str:
         return self.inner.to_str()

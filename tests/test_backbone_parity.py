@@ -1,0 +1,169 @@
+"""Chat-model backbones (model/decoder.py) compute what dLLM's own model classes compute, and chat from the CLI.
+
+Fixture folders come from BD3LM_BACKBONE_FIXTURES (colon-separated), by
+default the shared ones (../shared/fixtures/backbones, README there): each has
+`checkpoint/` in the published layout and `expected.safetensors` with the last
+block's logits from one full forward under the block diffusion mask and from
+the block alone over a cache of the first two blocks. Folders we make
+ourselves (Llama, SDAR, sharded, tied and untied) must give the same logits
+with and without the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from backbone_factory import MASK_ID, SHARED_BACKBONES, STOP_IDS, make_backbone_folder
+from bd3lm_core import BD3LMError, load_model, render_chat
+from bd3lm_core.sampling.context import CachedContext, FullContext
+
+TOLERANCE = 1e-4
+
+
+def fixture_folders() -> list[Path]:
+    listed = os.environ.get("BD3LM_BACKBONE_FIXTURES")
+    if listed is not None:
+        return [Path(p) for p in listed.split(":") if p]
+    return sorted(p for p in SHARED_BACKBONES.iterdir() if (p / "expected.safetensors").is_file()) if SHARED_BACKBONES.is_dir() else []
+
+
+FIXTURES = fixture_folders()
+
+
+def last_block_logits(loaded, ids: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last block's logits `[B, V]`: full forward with the block mask, and the block alone over the cache."""
+    prefix, last = ids[:, :-block], ids[:, -block:]
+    rows = torch.arange(block)
+    full = FullContext(loaded.model, block)
+    full.commit(prefix)
+    cached = CachedContext(loaded.model, block)
+    cached.commit(prefix)
+    cached.logits(last, rows)  # writes the two clean blocks into the cache (with the block, as sampling does)
+    return full.logits(last, rows)[0], cached.logits(last, rows)[0]  # the second runs the block alone
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
+def test_backbone_parity(fixture: Path) -> None:
+    expected = load_file(str(fixture / "expected.safetensors"))
+    loaded = load_model(fixture / "checkpoint", device="cpu", dtype="float32")
+    block = int(expected["block_size"][0])
+    assert expected["position_ids"][0].tolist() == list(range(expected["input_ids"].shape[1]))
+    full, cached = last_block_logits(loaded, expected["input_ids"], block)
+    assert (full - expected["logits_full"][0]).abs().max() < TOLERANCE
+    assert (cached - expected["logits_cached"][0]).abs().max() < TOLERANCE
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
+def test_backbone_parity_cuda(fixture: Path) -> None:
+    """The same logits on a GPU in float32 (bfloat16 is checked for agreement with float32's choice, not to 1e-4)."""
+    expected = load_file(str(fixture / "expected.safetensors"))
+    loaded = load_model(fixture / "checkpoint", device="cuda", dtype="float32")
+    full, cached = last_block_logits(loaded, expected["input_ids"].cuda(), int(expected["block_size"][0]))
+    assert (full.cpu() - expected["logits_full"][0]).abs().max() < 1e-3
+    assert (cached.cpu() - expected["logits_cached"][0]).abs().max() < 1e-3
+
+
+def bd3lm(*args: str) -> dict:
+    """Run the CLI with --json and return its one JSON object (its lines, for chat)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bd3lm_core.cli", *args, "--json", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
+def test_every_fixture_generates_and_chats_from_the_cli(fixture: Path) -> None:
+    folder = str(fixture / "checkpoint")
+    [run] = bd3lm("generate", "--model", folder, "--prompt", "Hello", "--tokens", "6", "--seed", "5", "--ignore-eos")
+    assert len(run["token_ids"]) == 6 and run["stop_reason"] == "length"
+    assert run["settings"]["sampler"] == "low-confidence" and run["settings"]["block_size"] == 32  # dLLM's defaults
+    assert run["nfe"] == 32 - 1  # one token per forward: the prompt's one token starts the block
+    replies = bd3lm("chat", "--model", folder, "--message", "Hi", "--message", "And?", "--tokens", "5", "--seed", "5",
+                    "--block-size", "4", "--ignore-eos")
+    assert len(replies) == 2
+    first, second = replies
+    assert first["prompt"] == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert second["prompt"].startswith(first["prompt"] + first["reply"] + "<|im_end|>\n<|im_start|>user\nAnd?<|im_end|>\n")
+    for reply in replies:
+        assert len(reply["token_ids"]) == 5 and reply["stop_reason"] == "length" and reply["settings"]["block_size"] == 4
+        assert reply["nfe"] >= 5 and reply["tokens_per_second"] > 0
+
+
+MADE = {
+    "llama-untied-sharded": dict(model_type="a2d-llama", shards=3),
+    "llama-gqa1-tied": dict(model_type="a2d-llama", kv_heads=1, tie=True),
+    "sdar-qwen3": dict(model_type="sdar", mask_in_config=False, tie=True, shards=2, extra={"block_size": 4}),
+    "qwen2-3layers": dict(model_type="a2d-qwen2", layers=3, heads=8, kv_heads=4, hidden=64),
+}
+
+
+@pytest.mark.parametrize("name", MADE)
+def test_made_checkpoints_agree_with_and_without_the_cache(name: str, tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / name, **MADE[name])
+    loaded = load_model(folder, device="cpu", dtype="float32")
+    assert loaded.model.mask_id == MASK_ID and loaded.stop_ids == tuple(STOP_IDS)
+    block = 4
+    ids = torch.randint(0, 50000, (1, 3 * block), generator=torch.Generator().manual_seed(1))
+    ids[0, -3:] = MASK_ID
+    full, cached = last_block_logits(loaded, ids, block)
+    assert full.abs().max() > 0.1  # not a degenerate network
+    assert (full - cached).abs().max() < TOLERANCE
+
+
+def test_sdar_takes_its_defaults_and_chats(tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / "sdar", model_type="sdar", mask_in_config=False, tie=True)
+    loaded = load_model(folder, device="cpu")
+    assert loaded.family == "sdar" and loaded.model.default_block_size == 4
+    assert loaded.default_settings().sampler == "threshold" and loaded.default_settings().threshold == 0.9
+    [reply] = bd3lm("chat", "--model", str(folder), "--message", "Hi", "--tokens", "8", "--seed", "1", "--ignore-eos")
+    assert reply["settings"]["sampler"] == "threshold" and reply["settings"]["block_size"] == 4
+    assert len(reply["token_ids"]) == 8
+    assert reply["prompt"] == render_chat(loaded, [{"role": "user", "content": "Hi"}])
+
+
+@pytest.mark.parametrize("extra, field", [
+    ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling"),
+    ({"num_experts": 128}, "num_experts"),
+    ({"use_sliding_window": True, "sliding_window": 4096}, "sliding_window"),
+])
+def test_unsupported_features_are_refused_by_name(tmp_path: Path, extra: dict, field: str) -> None:
+    folder = make_backbone_folder(tmp_path / "m", model_type="a2d-qwen3", extra=extra)
+    with pytest.raises(BD3LMError, match=field):
+        load_model(folder, device="cpu")
+
+
+def test_no_mask_token_is_refused(tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / "m", model_type="sdar", mask_in_config=False)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config["mask_token"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(BD3LMError, match="mask token is unknown"):
+        load_model(folder, device="cpu")
+
+
+def test_a_sharded_chat_model_downloads_whole_and_loads(tmp_path: Path, online, bd3lm_home: Path) -> None:
+    from bd3lm_core import download_model, installed_models
+    from hubserver import HubServer
+
+    made = make_backbone_folder(tmp_path / "made", model_type="sdar", mask_in_config=False, shards=3)
+    files = {f.name: f.read_bytes() for f in made.iterdir()}
+    assert len([n for n in files if n.endswith(".safetensors")]) == 3
+    with HubServer({"test-org/tiny-sdar": files}) as hub:
+        folder = download_model("test-org/tiny-sdar", endpoint=hub.url)
+    assert {f.name for f in folder.iterdir() if not f.name.startswith(".")} == set(files)
+    assert all((folder / name).read_bytes() == data for name, data in files.items())
+    assert [m.repo_id for m in installed_models()] == ["test-org/tiny-sdar"]
+    loaded = load_model(folder, device="cpu")
+    assert loaded.chat_template is not None and loaded.stop_ids == tuple(STOP_IDS)
