@@ -1,4 +1,9 @@
-"""How much memory is free where a model would be loaded (placeholder until helper "hard" provides it)."""
+"""How much memory is free where a model would be loaded, so a model too large is refused before it loads.
+
+On the CPU that is the kernel's MemAvailable (free memory plus what the page
+cache would give back), read from /proc/meminfo; elsewhere the free pages the
+OS reports. On CUDA it is the driver's count for the device.
+"""
 
 from __future__ import annotations
 

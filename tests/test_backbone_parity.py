@@ -167,3 +167,49 @@ def test_a_sharded_chat_model_downloads_whole_and_loads(tmp_path: Path, online, 
     assert [m.repo_id for m in installed_models()] == ["test-org/tiny-sdar"]
     loaded = load_model(folder, device="cpu")
     assert loaded.chat_template is not None and loaded.stop_ids == tuple(STOP_IDS)
+
+
+def test_auto_precision_takes_the_best_that_fits_and_a_precision_that_does_not_is_refused(tmp_path, monkeypatch) -> None:
+    import bd3lm_core.devices as devices
+
+    folder = make_backbone_folder(tmp_path / "m", model_type="a2d-qwen3")
+    params = sum(p.numel() for p in load_model(folder, device="cpu", dtype="float32").model.parameters())
+    monkeypatch.setattr(devices, "free_bytes", lambda device: int(params * 3))  # bfloat16 fits, float32 does not
+    assert load_model(folder, device="cpu").dtype == torch.bfloat16
+    with pytest.raises(BD3LMError, match=r"in float32 but .* is free on cpu; use --dtype bfloat16"):
+        load_model(folder, device="cpu", dtype="float32")
+    monkeypatch.setattr(devices, "free_bytes", lambda device: 1000)
+    with pytest.raises(BD3LMError, match="needs .* even in bfloat16 but 1.0 kB is free"):
+        load_model(folder, device="cpu")
+
+
+def bd3lm_fails(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "bd3lm_core.cli", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("{{ raise_exception('System messages are not supported') }}", "refused the conversation: System messages are not supported"),
+    ("{% for m in messages %}", "is broken: Unexpected end of template"),
+    ("{{ messages.__class__.__mro__ }}", "unsafe"),
+    (None, "has no chat template, so it cannot chat; use `bd3lm generate`"),
+])
+def test_chat_template_problems_are_one_line(tmp_path: Path, template: str | None, expected: str) -> None:
+    folder = make_backbone_folder(tmp_path / "m")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = template
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert expected in bd3lm_fails("chat", "--model", str(folder), "--message", "Hi", "--json", "--tokens", "2")
+
+
+def test_chat_template_jinja_file_wins_and_thinking_reaches_it(tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / "m")
+    (folder / "chat_template.jinja").write_text(
+        "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+        "{% if enable_thinking is defined and not enable_thinking %}(no thinking)\n{% endif %}[assistant] "
+    )
+    [reply] = bd3lm("chat", "--model", str(folder), "--system", "Be kind.", "--message", "Hi", "--no-think",
+                    "--tokens", "2", "--seed", "0")
+    assert reply["prompt"] == "[system] Be kind.\n[user] Hi\n(no thinking)\n[assistant] "

@@ -90,7 +90,7 @@ def installed_models() -> list[InstalledModel]:
     folders = sorted(root.iterdir()) if root.is_dir() else []
     ours = [
         # Hub ids cannot contain "--", so the folder name maps back to exactly one id.
-        InstalledModel(folder.name.replace("--", "/"), folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file()))
+        InstalledModel(folder.name.replace("--", "/"), folder, _model_bytes(folder))
         for folder in folders
         if _is_complete(folder)
     ]
@@ -118,6 +118,14 @@ def remove_model(repo_id: str) -> None:
         raise BD3LMError(
             f"could not delete {folder} ({err.strerror}); close programs using it and try again."
         ) from None
+
+
+def _model_bytes(folder: Path) -> int:
+    """The size of the model's own files (not the verification marker, locks or partial downloads)."""
+    return sum(
+        f.stat().st_size for f in folder.iterdir()
+        if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".incomplete")
+    )
 
 
 def _is_complete(folder: Path) -> bool:

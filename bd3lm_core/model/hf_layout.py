@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from .. import checks
 from ..errors import BD3LMError, one_line
@@ -234,7 +234,7 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
     int8 = dtype == torch.qint8
     compute = torch.float32 if int8 else dtype
     with ExitStack() as stack:
-        files = {p: stack.enter_context(safe_open(str(p), framework="pt")) for p in sorted(set(folder.shards.values()))}
+        files = {p: stack.enter_context(TensorFile(p)) for p in sorted(set(folder.shards.values()))}
         parts = [("model.embed_tokens", model.model.embed_tokens), ("model.norm", model.model.norm)]
         parts += [(f"model.layers.{i}", layer) for i, layer in enumerate(model.model.layers)]
         if not folder.config.tie_word_embeddings:
@@ -260,6 +260,43 @@ def _check_tensors(folder: ChatFolder, model: Decoder) -> None:
     wrong = [f"{name} {header[name][0]}" for name in expected if header[name][0] not in WEIGHT_DTYPES]
     if wrong:
         raise BD3LMError(f"{folder.path} stores weights that are not floats ({', '.join(wrong[:3])}); use the checkpoint's own files.")
+
+
+class TensorFile:
+    """One tensor at a time from a safetensors file, read with plain reads.
+
+    safetensors' own reader maps the file into memory, and every page of it it
+    touches counts in the process's resident memory until the file is closed:
+    loading a model would then show its weights twice. Plain reads leave the
+    file's pages to the OS's cache. The header was checked by `read_header`.
+    """
+
+    DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        (length,) = struct.unpack("<Q", self.file.read(8))
+        self.header = json.loads(self.file.read(length))
+        self.data_start = 8 + length
+
+    def __enter__(self) -> TensorFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        entry = self.header[name]
+        begin, end = entry["data_offsets"]
+        dtype = self.DTYPES[entry["dtype"]]
+        if end == begin:
+            return torch.empty(entry["shape"], dtype=dtype)
+        self.file.seek(self.data_start + begin)
+        data = bytearray(end - begin)  # read straight into it: one copy of the tensor in memory, not two
+        if self.file.readinto(data) != end - begin:
+            raise BD3LMError(f"{self.path} ends inside {name}; the file is cut short. Download the model again.")
+        return torch.frombuffer(data, dtype=dtype).reshape(entry["shape"])
 
 
 def _fill(param: torch.Tensor, files: dict, name: str, shards: dict[str, Path]) -> None:
