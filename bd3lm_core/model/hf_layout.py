@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 
 from .. import checks
 from ..errors import BD3LMError, one_line
@@ -244,7 +245,10 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
             for name, tensor in part.named_parameters():
                 _fill(tensor, files, f"{prefix}.{name}", folder.shards)
             if int8 and prefix not in ("model.embed_tokens", "model.norm"):
+                floats = [m for m in part.modules() if isinstance(m, nn.Linear)]
                 quantize_linear_layers(model, (prefix,))  # now, so a float32 copy of the whole model never exists
+                for linear in floats:  # torch's quantization leaves them in a reference cycle: free their weights now
+                    linear.weight.data = torch.empty(0)
     model.eval()
     if not int8 and device.type == "cpu":
         use_sampling_kernels(model)
