@@ -313,6 +313,7 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         with new_folder(dest) as partial:  # `dest` appears only once every file is written
             loaded = load_model(args.source, device="cpu", dtype="float32")
+            loaded.require_dit("bd3lm convert")
             loaded.config.save(partial / "config.json")
             loaded.tokenizer.save(partial / "tokenizer.json")
             save_weights(loaded.model, partial / "model.safetensors", dtype=DTYPES[args.dtype])
@@ -358,6 +359,7 @@ def run_eval(args: argparse.Namespace) -> int:
         checks.whole(args.tail_bytes, "--tail-bytes", 1)
     docs = read_documents(Path(args.data), options)
     loaded = _load(args)
+    loaded.require_dit("bd3lm eval")
     if args.tail_bytes is not None:
         docs = split_tail(docs, args.tail_bytes)[1]
     tok = loaded.tokenizer

@@ -59,6 +59,11 @@ class LoadedModel:
         if not self.stop_ids:
             self.stop_ids = (self.tokenizer.eos_id,)
 
+    def require_dit(self, what: str) -> None:
+        """Refuse a chat model for what only BD3-LMs and MDLMs do (training, evaluation, conversion)."""
+        if not isinstance(self.model, BD3LM):
+            raise BD3LMError(f"{self.name} is a chat model ({self.family}); {what} works on BD3-LM and MDLM checkpoints only.")
+
     def default_settings(self, **values: object) -> SamplerSettings:
         """SamplerSettings with this model's authors' defaults, then `values` (the user's choices) over them."""
         from .sampling import SamplerSettings  # here: sampling builds on this module

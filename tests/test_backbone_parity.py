@@ -213,3 +213,14 @@ def test_chat_template_jinja_file_wins_and_thinking_reaches_it(tmp_path: Path) -
     [reply] = bd3lm("chat", "--model", str(folder), "--system", "Be kind.", "--message", "Hi", "--no-think",
                     "--tokens", "2", "--seed", "0")
     assert reply["prompt"] == "[system] Be kind.\n[user] Hi\n(no thinking)\n[assistant] "
+
+
+def test_a_made_llama_generates_from_the_cli_and_what_only_bd3lms_do_is_refused(tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / "llama", model_type="a2d-llama", shards=2)
+    [run] = bd3lm("generate", "--model", str(folder), "--prompt", "Hi", "--tokens", "7", "--block-size", "4",
+                  "--sampler", "ddpm", "--steps", "2", "--seed", "3", "--ignore-eos", "--dtype", "int8")
+    assert len(run["token_ids"]) == 7 and run["dtype"] == "int8" and run["settings"]["sampler"] == "ddpm"
+    assert run["nfe"] <= 2 * 3  # 2 steps per block, 3 blocks (the prompt's one token starts the first)
+    (tmp_path / "text.txt").write_text("Some text to evaluate.\n")
+    assert "works on BD3-LM and MDLM checkpoints only" in bd3lm_fails("eval", "--model", str(folder), "--data", str(tmp_path / "text.txt"))
+    assert "works on BD3-LM and MDLM checkpoints only" in bd3lm_fails("convert", str(folder), str(tmp_path / "out"))

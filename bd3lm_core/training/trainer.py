@@ -174,6 +174,7 @@ class Trainer:
         from ..loader import load_model  # the loader imports hub code the trainer otherwise never needs
 
         loaded = load_model(source, device="cpu", dtype="float32")
+        loaded.require_dit("--init-from")
         if loaded.config.vocab_size != self.config.vocab_size:
             raise BD3LMError(
                 f"--init-from model has {loaded.config.vocab_size} ids but the tokenizer gives "
