@@ -22,7 +22,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
 
 echo "== tests that need CUDA"
-timeout 120 $py -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py 2>&1 | tail -15
+timeout 120 $py -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/test_backbone_parity.py 2>&1 | tail -15
 
 echo "== sampler benchmark"
 for dtype in bfloat16 float32; do

@@ -224,3 +224,30 @@ def test_a_made_llama_generates_from_the_cli_and_what_only_bd3lms_do_is_refused(
     (tmp_path / "text.txt").write_text("Some text to evaluate.\n")
     assert "works on BD3-LM and MDLM checkpoints only" in bd3lm_fails("eval", "--model", str(folder), "--data", str(tmp_path / "text.txt"))
     assert "works on BD3-LM and MDLM checkpoints only" in bd3lm_fails("convert", str(folder), str(tmp_path / "out"))
+
+
+def test_ctrl_c_stops_the_reply_not_the_chat(tmp_path: Path) -> None:
+    import select
+    import signal
+    import time
+
+    folder = SHARED_BACKBONES / "a2d-qwen3-bs4" / "checkpoint"
+    if not folder.is_dir():
+        folder = make_backbone_folder(tmp_path / "m", model_type="a2d-qwen3")
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "bd3lm_core.cli", "chat", "--model", str(folder), "--tokens", "100000", "--block-size", "4",
+         "--ignore-eos", "--no-repetition-stop", "--device", "cpu"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    chat.stdin.write(b"Tell me a long story\n")
+    chat.stdin.flush()
+    shown = b""
+    deadline = time.monotonic() + 120
+    while len(shown) < 40 and time.monotonic() < deadline:  # the reply is streaming
+        if select.select([chat.stdout], [], [], 0.1)[0]:
+            shown += os.read(chat.stdout.fileno(), 4096)
+    chat.send_signal(signal.SIGINT)
+    out, err = chat.communicate(b"/exit\n", timeout=120)
+    assert chat.returncode == 0, err
+    assert b"stopped: cancelled" in err and b"Traceback" not in err
+    assert (shown + out).rstrip().endswith(b">")  # back at the prompt after the stopped reply
