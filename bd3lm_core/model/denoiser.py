@@ -32,20 +32,21 @@ if TYPE_CHECKING:  # the cache belongs to sampling; a network only writes to and
 class Denoiser(nn.Module, metaclass=ABCMeta):
     """A network the sampler can denoise blocks with (see the module docstring)."""
 
+    # Implementations hold a `config` naming `mask_id`, `model_length` (the context) and `block_size`.
     @property
-    @abstractmethod
     def mask_id(self) -> int:
         """The id of the mask token."""
+        return self.config.mask_id
 
     @property
-    @abstractmethod
     def context_length(self) -> int:
         """How many positions a block may attend over: the window of the sampling mask."""
+        return self.config.model_length
 
     @property
-    @abstractmethod
     def default_block_size(self) -> int:
         """The block size the network was trained with (what the sampler uses unless told otherwise)."""
+        return self.config.block_size
 
     @property
     @abstractmethod

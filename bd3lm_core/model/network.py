@@ -211,18 +211,6 @@ class BD3LM(Denoiser):
 
     # --- the backbone contract (denoiser.py) ---
     @property
-    def mask_id(self) -> int:
-        return self.config.mask_id
-
-    @property
-    def context_length(self) -> int:
-        return self.config.model_length
-
-    @property
-    def default_block_size(self) -> int:
-        return self.config.block_size
-
-    @property
     def kv_layout(self) -> tuple[int, int, int]:
         return self.config.n_layers, self.config.n_heads, self.config.head_dim
 
