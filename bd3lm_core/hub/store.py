@@ -15,7 +15,6 @@ too, but never ours to delete.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..errors import BD3LMError
-from ..files import read_limited
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -141,12 +139,10 @@ def has_weights(folder: Path) -> bool:
 
 
 def shard_names(index: Path) -> list[str]:
-    """The shard files a model.safetensors.index.json names (plain names in its folder), [] if unreadable."""
+    """The shard files a model.safetensors.index.json names, [] if it is missing or not a valid index."""
+    from ..model.hf_layout import read_weight_map  # here: the model package is not needed to list downloads
+
     try:
-        weight_map = json.loads(read_limited(index, 50_000_000, WEIGHTS_INDEX)).get("weight_map")
-    except (OSError, ValueError, AttributeError, BD3LMError):
+        return sorted(set(read_weight_map(index).values())) if index.is_file() else []
+    except (OSError, BD3LMError):
         return []
-    if not isinstance(weight_map, dict):
-        return []
-    names = sorted(set(weight_map.values()))
-    return names if all(isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..") for n in names) else []

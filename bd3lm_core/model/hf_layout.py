@@ -193,16 +193,22 @@ def _shards(folder: Path) -> dict[str, Path]:
     index = folder / INDEX_FILE
     if not index.is_file():
         raise BD3LMError(f"{folder} has neither model.safetensors nor {INDEX_FILE}; download the model again.")
-    weight_map = _optional_json(index).get("weight_map")
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in weight_map.values()):
-        raise BD3LMError(f"{index} has no valid weight_map (tensor name -> shard file in the folder); download the model again.")
-    shards = {name: folder / file for name, file in weight_map.items()}
+    shards = {name: folder / file for name, file in read_weight_map(index).items()}
     for file in sorted(set(shards.values())):
         names = set(read_header(file))  # a missing shard is refused here, before anything is allocated
         absent = [n for n, f in shards.items() if f == file and n not in names]
         if absent:
             raise BD3LMError(f"{file} lacks {', '.join(absent[:3])}, which {INDEX_FILE} puts there; download the model again.")
     return shards
+
+
+def read_weight_map(index: Path) -> dict[str, str]:
+    """model.safetensors.index.json's `weight_map`: tensor name -> shard file, a plain name in the same folder."""
+    weight_map = _optional_json(index).get("weight_map")
+    plain = lambda v: isinstance(v, str) and "/" not in v and "\\" not in v and v not in ("", ".", "..")  # noqa: E731
+    if not isinstance(weight_map, dict) or not weight_map or not all(plain(v) for v in weight_map.values()):
+        raise BD3LMError(f"{index} has no valid weight_map (tensor name -> shard file in the folder); download the model again.")
+    return weight_map
 
 
 def weight_count(folder: ChatFolder) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 BD3-LMs reserve one id past the tokenizer's vocabulary for the mask token,
 so `config.vocab_size == tokenizer size + 1`. BOS and EOS are both the
-tokenizer's `<|endoftext|>` (as in GPT-2).
+tokenizer's `<|endoftext|>` (as in GPT-2). Chat models (`hf_layout.py`) keep
+their mask token inside the tokenizer and name their own EOS.
 """
 
 from __future__ import annotations

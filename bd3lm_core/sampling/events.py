@@ -45,7 +45,7 @@ class BlockDone:
 
 @dataclass(frozen=True)
 class Finished:
-    prompt_ids: tuple[int, ...]  # BOS included
+    prompt_ids: tuple[int, ...]  # BOS first for a BD3-LM; a chat model's are its tokenizer's own
     token_ids: tuple[int, ...]  # generated ids only
     text: str
     nfe: int
