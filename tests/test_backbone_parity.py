@@ -268,3 +268,15 @@ def test_ctrl_c_stops_the_reply_not_the_chat(tmp_path: Path) -> None:
     assert chat.returncode == 0, err
     assert b"stopped: cancelled" in err and b"Traceback" not in err
     assert (shown + out).rstrip().endswith(b">")  # back at the prompt after the stopped reply
+
+
+def test_free_memory_is_what_the_system_reports() -> None:
+    from bd3lm_core.memory import free_bytes
+
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.is_file():
+        pytest.skip("no /proc/meminfo here")
+    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in meminfo.read_text().splitlines()}
+    free = free_bytes(torch.device("cpu"))
+    assert 0 < free <= fields["MemTotal"]
+    assert abs(free - fields["MemAvailable"]) < 0.1 * fields["MemTotal"]  # read a moment apart
