@@ -47,7 +47,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="SRC", help="model folder or hub repo id (default: the shipped model)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
     p.add_argument("--dtype", choices=list(DTYPES), default="auto",
-                   help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU; int8: int8 weights on the CPU")
+                   help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU (chat models: the best that fits "
+                        "in free memory); int8: int8 weights on the CPU")
     p.add_argument("--threads", type=int, help="CPU threads (default: one for small models, all cores for large ones)")
 
 

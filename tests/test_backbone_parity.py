@@ -280,3 +280,15 @@ def test_free_memory_is_what_the_system_reports() -> None:
     free = free_bytes(torch.device("cpu"))
     assert 0 < free <= fields["MemTotal"]
     assert abs(free - fields["MemAvailable"]) < 0.1 * fields["MemTotal"]  # read a moment apart
+
+
+def test_a_sharded_chat_model_in_the_hf_cache_is_listed_and_loaded_in_place(tmp_path: Path, hf_cache, bd3lm_home) -> None:
+    from bd3lm_core import installed_models
+
+    made = make_backbone_folder(tmp_path / "made", model_type="sdar", mask_in_config=False, shards=2)
+    snapshot = hf_cache.add("JetLM/SDAR-tiny-Chat", {f.name: f.read_bytes() for f in made.iterdir()})
+    [listed] = installed_models()
+    assert (listed.repo_id, listed.path, listed.in_hf_cache) == ("JetLM/SDAR-tiny-Chat", snapshot, True)
+    before = hf_cache.files()
+    loaded = load_model("JetLM/SDAR-tiny-Chat", device="cpu")
+    assert loaded.path == snapshot and loaded.family == "sdar" and hf_cache.files() == before

@@ -80,7 +80,10 @@ def read_folder(folder: Path) -> ChatFolder:
     stops = _configured_stop_ids(folder, raw)
     eos = _token_text(tok_config.get("eos_token")) or (stops[0] if stops else None)
     if eos is None:
-        raise BD3LMError(f"{folder}: no eos_token_id in generation_config.json or config.json, nor an eos_token, so replies could not stop.")
+        raise BD3LMError(
+            f"{folder}: no eos_token_id in generation_config.json or config.json, nor an eos_token, "
+            "so replies could not stop; use the checkpoint's own files."
+        )
     tokenizer = Tokenizer.load(folder / "tokenizer.json", eos_token=eos)
     config = decoder_config(raw, _mask_id(raw, tok_config, tokenizer, folder), where=str(folder / "config.json"))
     if tokenizer.size > config.vocab_size:
@@ -132,7 +135,9 @@ def decoder_config(raw: dict, mask_id: int, where: str = "config.json") -> Decod
         o_bias=False if qwen2 else bias,
         mlp_bias=checks.boolean(raw.get("mlp_bias", False), f"{where}: mlp_bias"),
         mask_id=mask_id,
-        model_length=checks.whole(raw.get("max_position_embeddings", 4096), f"{where}: max_position_embeddings", 1, MAX_POSITIONS),
+        model_length=checks.whole(
+            raw.get("max_position_embeddings", 4096), f"{where}: max_position_embeddings", 1, MAX_POSITIONS
+        ),
         block_size=checks.whole(block, f"{where}: block_size", 1, MAX_POSITIONS),
     )
 
@@ -140,11 +145,14 @@ def decoder_config(raw: dict, mask_id: int, where: str = "config.json") -> Decod
 def _refuse_unsupported(raw: dict, where: str) -> None:
     """One line naming the first field that asks for something the decoder does not do."""
     scaling = raw.get("rope_scaling")
-    if scaling not in (None, {}) and not (isinstance(scaling, dict) and scaling.get("rope_type", scaling.get("type")) == "default"):
-        raise BD3LMError(f"{where}: rope_scaling {one_line(json.dumps(scaling), 80)} is not implemented; only plain rotary embeddings are.")
+    kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else scaling
+    if scaling not in (None, {}) and kind != "default":
+        raise BD3LMError(
+            f"{where}: rope_scaling {one_line(json.dumps(scaling), 80)} is not implemented; only plain rotary embeddings are."
+        )
     for key in ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size"):
         if raw.get(key):
-            raise BD3LMError(f"{where}: {key} {raw[key]} means a mixture of experts, which is not supported; use a dense model.")
+            raise BD3LMError(f"{where}: {key} {raw[key]} means a mixture of experts, which is not supported.")
     if raw.get("use_sliding_window") or ("use_sliding_window" not in raw and raw.get("sliding_window")):
         raise BD3LMError(f"{where}: sliding_window attention is not supported (use_sliding_window / sliding_window).")
     if any(kind != "full_attention" for kind in raw.get("layer_types") or []):
@@ -157,7 +165,10 @@ def _mask_id(raw: dict, tok_config: dict, tokenizer: Tokenizer, folder: Path) ->
     name = _token_text(tok_config.get("mask_token"))
     found = tokenizer.inner.token_to_id(name) if name else None
     if found is None:
-        where = f"mask_token {name!r} is not in tokenizer.json" if name else "neither config.json's mask_token_id nor tokenizer_config.json's mask_token is set"
+        where = (
+            f"mask_token {name!r} is not in tokenizer.json" if name
+            else "neither config.json's mask_token_id nor tokenizer_config.json's mask_token is set"
+        )
         raise BD3LMError(f"{folder}: {where}, so the model's mask token is unknown; this is not a diffusion checkpoint.")
     return found
 
@@ -269,7 +280,7 @@ def _check_tensors(folder: ChatFolder, model: Decoder) -> None:
     check_tensors(folder.path, {name: shape for name, (_, shape) in header.items()}, expected, optional)
     wrong = [f"{name} {header[name][0]}" for name in expected if header[name][0] not in WEIGHT_DTYPES]
     if wrong:
-        raise BD3LMError(f"{folder.path} stores weights that are not floats ({', '.join(wrong[:3])}); use the checkpoint's own files.")
+        raise BD3LMError(f"{folder.path} stores weights that are not floats ({', '.join(wrong[:3])}); use the checkpoint's files.")
 
 
 class TensorFile:
