@@ -138,13 +138,18 @@ class _Reply:
 
 async def _whole(request: Request, ticket: Ticket, reply: _Reply) -> Response:
     """Wait for every sample, checking that the client is still there (one that left cancels the request)."""
+    checked = time.monotonic()
     while True:
         try:
             item = await asyncio.wait_for(ticket.events.get(), DISCONNECT_POLL_S)
         except asyncio.TimeoutError:
+            item = None
+        if time.monotonic() - checked >= DISCONNECT_POLL_S:
+            checked = time.monotonic()
             if await request.is_disconnected():
                 ticket.cancel.set()
                 return Response(status_code=499)
+        if item is None:
             continue
         if item is END:
             return JSONResponse(reply.whole())

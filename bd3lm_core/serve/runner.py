@@ -52,7 +52,7 @@ class Failed:
     message: str
 
 
-END = None  # after the last event of a ticket
+END = object()  # after the last event of a ticket
 
 
 class Busy(Exception):
@@ -130,7 +130,7 @@ class Runner:
     def _run(self) -> None:
         import time
 
-        while (ticket := self._line.get()) is not None:
+        while (ticket := self._line.get()) is not None:  # None: close()
             with self._lock:
                 self._waiting -= 1
             if ticket.cancel.is_set():  # its client left while it waited
