@@ -155,7 +155,7 @@ async def _whole(request: Request, ticket: Ticket, reply: _Reply) -> Response:
             return JSONResponse(reply.whole())
         if isinstance(item, Failed):
             ticket.cancel.set()
-            return _error(400, item.message)
+            return _error(item.status, item.message)
         if isinstance(item, Done):
             reply.done[item.finished.row] = item
 
@@ -169,7 +169,7 @@ async def _stream(ticket: Ticket, reply: _Reply) -> AsyncIterator[str]:
     try:
         while (item := await ticket.events.get()) is not END:
             if isinstance(item, Failed):
-                yield _sse({"error": _error_object(400, item.message)})
+                yield _sse({"error": _error_object(item.status, item.message)})
                 break
             if isinstance(item, StepInfo):
                 yield _sse(reply.step(item))

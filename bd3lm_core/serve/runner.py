@@ -50,6 +50,7 @@ class Done:
 @dataclass(frozen=True)
 class Failed:
     message: str
+    status: int  # 400: the request asked for something the model cannot do; 500: our bug
 
 
 END = object()  # after the last event of a ticket
@@ -140,9 +141,9 @@ class Runner:
             try:
                 self._generate(ticket)
             except BD3LMError as err:
-                ticket.put(Failed(str(err)))
+                ticket.put(Failed(str(err), 400))
             except Exception as err:  # noqa: BLE001 - one failed request must not stop the server
-                ticket.put(Failed(f"generation failed: {type(err).__name__}: {err}"))
+                ticket.put(Failed(f"generation failed: {type(err).__name__}: {err}", 500))
             self._seconds_per_request = max(0.1, time.monotonic() - start)
             ticket.put(END)
 
