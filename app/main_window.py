@@ -30,6 +30,7 @@ from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
 from .model_menu import ModelMenu
+from .serve_dialog import ServeDialog
 from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
 from .status import StatusArea
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self._loading_source: str | None = None
         self._startup_source = model_source
         self.compare_window: CompareWindow | None = None
+        self.serve_dialog: ServeDialog | None = None
         self._hinted = False  # whether the status bar has said how to get a judge
         self._shown_frame = -1  # the frame on screen, whose numbers the status bar shows
         self._status_later = Throttle(self._show_run_status, self, WIDGET_UPDATES)
@@ -138,6 +140,7 @@ class MainWindow(QMainWindow):
         self.model_menu = ModelMenu(self)
         self.model_menu.load_requested.connect(self.load_model_source)
         self.model_menu.downloads_requested.connect(self.show_downloads)
+        self.model_menu.serve_requested.connect(self.show_serve)
         menus.addMenu(self.model_menu)
         menus.addMenu("&Help").addAction(about)
         self.status_labels["seed"].setContextMenuPolicy(Qt.ActionsContextMenu)
@@ -266,6 +269,16 @@ class MainWindow(QMainWindow):
 
     def show_downloads(self) -> DownloadDialog:
         return show_download_dialog(self, self.model.source if self.model else None, self.load_model_source)
+
+    def show_serve(self) -> ServeDialog:
+        """The serve dialog (one, kept while the window lives: its server outlives the dialog's closing)."""
+        if self.serve_dialog is None or self.serve_dialog.model != self.model:
+            if self.serve_dialog is not None and self.serve_dialog.serving:
+                self.serve_dialog.show()  # a server of the model loaded before: stop it there first
+                return self.serve_dialog
+            self.serve_dialog = ServeDialog(self, self.model)
+        self.serve_dialog.show()
+        return self.serve_dialog
 
     def show_about(self) -> AboutDialog:
         dialog = AboutDialog(self, self.model.name if self.model else None, self.model.path if self.model else None)
@@ -494,6 +507,8 @@ class MainWindow(QMainWindow):
             dialog.reject()
         if self.compare_window is not None:
             self.compare_window.close()
+        if self.serve_dialog is not None:
+            self.serve_dialog.stop()
         self.engine.shutdown()
         super().closeEvent(event)
 

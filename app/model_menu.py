@@ -15,6 +15,7 @@ from .worker import ModelInfo
 class ModelMenu(QMenu):
     load_requested = Signal(object)  # a folder, a repo id, or None for the shipped model
     downloads_requested = Signal()
+    serve_requested = Signal()
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__("&Model", parent)
@@ -25,7 +26,8 @@ class ModelMenu(QMenu):
         self.installed.aboutToShow.connect(self.fill_installed)
         self.addAction("Open model folder…", self._ask_folder)
         self.addSeparator()
-        self.addAction("Download models…", self.downloads_requested)
+        self.addAction("Download models…", self.downloads_requested.emit)
+        self.addAction("Serve on localhost…", self.serve_requested.emit)
         marks = QActionGroup(self)  # at most one model is ticked
         for action in (self.shipped, self.folder):
             action.setCheckable(True)

@@ -82,6 +82,17 @@ def add_sampler_options(p: argparse.ArgumentParser, tokens_help: str = "new toke
     p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
 
 
+def sampler_values(args: argparse.Namespace) -> dict[str, object]:
+    """The SamplerSettings fields the flags set; those left out are absent (they take the model's defaults)."""
+    given = {
+        "tokens": args.tokens, "block_size": args.block_size, "steps": args.steps, "sampler": args.sampler,
+        "top_p": args.top_p, "threshold": args.threshold, "entropy_bound": args.entropy_bound,
+        "temperature": args.temperature, "seed": args.seed, "stop_at_eos": not args.ignore_eos,
+        "stop_on_repetition": not args.no_repetition_stop,
+    }
+    return {k: v for k, v in given.items() if v is not None}  # None: the model's default
+
+
 def sampler_settings(args: argparse.Namespace, loaded=None):
     """The SamplerSettings the flags ask for, over the model's defaults (`loaded`), checked.
 
@@ -89,13 +100,7 @@ def sampler_settings(args: argparse.Namespace, loaded=None):
     """
     from .sampling import SamplerSettings
 
-    given = {
-        "tokens": args.tokens, "block_size": args.block_size, "steps": args.steps, "sampler": args.sampler,
-        "top_p": args.top_p, "threshold": args.threshold, "entropy_bound": args.entropy_bound,
-        "temperature": args.temperature, "seed": args.seed, "stop_at_eos": not args.ignore_eos,
-        "stop_on_repetition": not args.no_repetition_stop,
-    }
-    given = {k: v for k, v in given.items() if v is not None}  # None: the model's default
+    given = sampler_values(args)
     settings = loaded.default_settings(**given) if loaded is not None else SamplerSettings(**given)
     settings.check()
     return settings
@@ -465,8 +470,14 @@ def add_chat(sub: argparse._SubParsersAction) -> None:
     add(sub)
 
 
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    from .cli_serve import add_serve as add
+
+    add(sub)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_generate, add_chat, add_judge, add_download, add_models, add_train, add_eval, add_convert,
+    add_generate, add_chat, add_serve, add_judge, add_download, add_models, add_train, add_eval, add_convert,
 ]
 
 

@@ -98,3 +98,13 @@ def window(open_window, tiny_model: Path, settings: Settings) -> MainWindow:
     w = open_window(str(tiny_model), settings)
     assert w.model is not None, "the tiny model did not load"
     return w
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on now (the OS's pick, released for the test to use)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
