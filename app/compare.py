@@ -167,7 +167,7 @@ class RunColumn(QFrame):
         for f in comparison.FIGURES:
             v = values[f.key]
             if v is None:
-                text = "–" if f.key in ("tokens_per_second", "nfe_per_token") or missing is None else missing.reason
+                text = "–" if not f.key.startswith(("gen_ppl", "entropy")) or missing is None else missing.reason
             else:
                 text = f"{v:.{f.digits}f}"
             if column in marks[f.key]:
