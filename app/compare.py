@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
-    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from bd3lm_core import DEFAULT_MODEL, SAMPLERS, BD3LMError, SamplerSettings, installed_models
@@ -235,7 +235,15 @@ class CompareWindow(QDialog):
         self.add_button.clicked.connect(lambda: self.add_column(self.base))
         presets.addWidget(self.add_button)
 
-        self.columns_row = QHBoxLayout()
+        # the columns scroll sideways, so four of them never make the window wider than the screen
+        columns = QWidget()
+        self.columns_row = QHBoxLayout(columns)
+        self.columns_row.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(columns)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.run_button = QPushButton("Run all")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
@@ -259,7 +267,7 @@ class CompareWindow(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(shared)
         layout.addLayout(presets)
-        layout.addLayout(self.columns_row, 1)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(self.message)
         layout.addLayout(bottom)
 
@@ -301,6 +309,7 @@ class CompareWindow(QDialog):
         self.columns.append(column)
         self.columns_row.addWidget(column, 1)
         self._renumber()
+        self.fit_screen()
         return column
 
     def remove_column(self, column: RunColumn) -> None:
@@ -308,6 +317,7 @@ class CompareWindow(QDialog):
             self.columns.remove(column)
             self._drop(column)
             self._renumber()
+            self.fit_screen()
 
     def set_columns(self, choices: list[tuple[OtherModel | None, SamplerSettings]]) -> None:
         for column in self.columns:
@@ -315,6 +325,13 @@ class CompareWindow(QDialog):
         self.columns = []
         for model, settings in choices[:MAX_COLUMNS]:
             self.add_column(settings, model)
+
+    def fit_screen(self) -> None:
+        """As wide as the columns want, but never wider than the screen's free area (the rest scrolls)."""
+        screen = (self.screen() or self.parentWidget().screen()).availableGeometry()
+        frame = self.frameGeometry().width() - self.width()  # the window manager's borders
+        wanted = self.scroll.widget().sizeHint().width() + 2 * self.layout().contentsMargins().left() + 4
+        self.resize(min(max(wanted, 640), screen.width() - frame), min(self.height(), screen.height()))
 
     def _drop(self, column: RunColumn) -> None:
         self.columns_row.removeWidget(column)

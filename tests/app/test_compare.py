@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 import json
 import shutil
 
@@ -142,3 +144,20 @@ def test_compare_stars_gen_ppl_only_among_runs_of_equal_length_and_ties_alike(wi
     compare._show_figures()
     stars = ["\u2605" in next(r for r in c.figures.text().split("<tr>") if ">Gen PPL<" in r) for c in compare.columns]
     assert stars == [True, True, False]
+
+
+def test_compare_window_fits_the_screen_and_its_columns_scroll(window, qtbot):
+    compare = open_compare(window)
+    screen = compare.screen().availableGeometry()
+    compare.preset("Samplers")  # four columns
+    assert len(compare.columns) == 4
+    assert compare.frameGeometry().width() <= screen.width()
+    bar = compare.scroll.horizontalScrollBar()
+    needed = compare.scroll.widget().sizeHint().width()
+    if needed > compare.scroll.viewport().width():  # the last column is reached by scrolling
+        assert bar.maximum() >= needed - compare.scroll.viewport().width() - 2
+    for column in list(compare.columns[2:]):
+        qtbot.mouseClick(column.remove, Qt.LeftButton)
+    assert len(compare.columns) == 2
+    two_wanted = compare.scroll.widget().sizeHint().width() + 2 * compare.layout().contentsMargins().left() + 4
+    assert compare.width() == max(two_wanted, 640, compare.minimumSizeHint().width())  # shrunk back
