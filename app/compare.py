@@ -27,7 +27,7 @@ from . import comparison, exports, samplers
 from .controls import BLOCK_SIZES, MAX_TOKENS, SeedEdit
 from .file_dialogs import chosen_path, save_dialog
 from .pace import Player, Throttle
-from .palette import COLOURINGS
+from .palette import COLOURINGS, COLUMN_CELLS_PER_ROW
 from .settings import Choices, Settings
 from .trace import Outcome, Score, Trace
 from .trace_view import TraceView
@@ -81,7 +81,7 @@ class RunColumn(QFrame):
                               ("Top-p", self.top_p), ("Temperature", self.temperature)):
             self.form.addRow(label, widget)
         self.sampler.currentIndexChanged.connect(self._show_parameters)
-        self.view = TraceView(colouring, scale=1.0, cells_per_row=4)  # a narrow column: four cells a row
+        self.view = TraceView(colouring, scale=1.0, cells_per_row=COLUMN_CELLS_PER_ROW)
         self.view.setPlaceholderText("Press Run to generate here.")
         self.figures = QLabel()
         self.figures.setTextFormat(Qt.RichText)

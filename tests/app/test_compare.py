@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-
 import json
+import re
 import shutil
 
 from app_helpers import install_fake_judge, run_page_script, view_parts
+from PySide6.QtCore import Qt
+
 from bd3lm_core import DEFAULT_MODEL, models_dir
-from bd3lm_studio import comparison
+from bd3lm_studio import comparison, palette, replay_page
 from bd3lm_studio.trace_reader import read_trace
 
 
@@ -161,3 +162,20 @@ def test_compare_window_fits_the_screen_and_its_columns_scroll(window, qtbot):
     assert len(compare.columns) == 2
     two_wanted = compare.scroll.widget().sizeHint().width() + 2 * compare.layout().contentsMargins().left() + 4
     assert compare.width() == max(two_wanted, 640, compare.minimumSizeHint().width())  # shrunk back
+
+
+def test_html_comparison_keeps_words_whole_in_narrow_columns(window, qtbot, tmp_path):
+    """Block-16 columns used to draw 8 cells a row in a quarter of the page, with `overflow-wrap: anywhere`:
+    each cell was a letter wide and 'mommy' read 'm o m m y'. The page now draws the compare window's
+    4 cells a row in its columns, and a cell breaks a word only when the word alone is wider than the cell."""
+    compare = open_compare(window, tokens=16)
+    compare.preset("Block sizes", run=True)
+    wait_done(compare, qtbot)
+    assert compare.export_to(tmp_path / "comparison.html")
+    page = (tmp_path / "comparison.html").read_text(encoding="utf-8")
+    view = json.loads(re.search(r'<script type="application/json" id="view">(.*?)</script>', page, re.S)[1])
+    assert view["cells_per_row"] == palette.COLUMN_CELLS_PER_ROW == compare.columns[0].view.cells_per_row
+    cell_rule = re.search(r"\.cell \{[^}]*\}", page)[0]
+    assert "overflow-wrap: break-word" in cell_rule and "anywhere" not in cell_rule and "break-all" not in page
+    window_page = replay_page.replay_page(compare.columns[2].trace)
+    assert json.loads(re.search(r'id="view">(.*?)</script>', window_page, re.S)[1])["cells_per_row"] == palette.CELLS_PER_ROW
