@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QSplitter,
     QToolButton, QVBoxLayout, QWidget,
@@ -51,6 +51,11 @@ several settings side by side.</p>
 STOP_WORDS = {"length": "done", "eos": "stopped at end-of-text", "repetition": "stopped: the text repeats itself",
               "cancelled": "stopped"}
 
+
+CONTINUE_TIP = ("Write on from the end of the text: the text so far becomes the prompt (Ctrl+Shift+Enter; "
+                "Ctrl+Z in the prompt brings the old one back)")
+CONTINUE_ENDED = ("The story has ended: the model wrote end-of-text. Untick 'Stop at end-of-text' and generate "
+                  "again to write past it.")
 
 class MainWindow(QMainWindow):
     def __init__(self, model_source: str | None = None, settings: Settings | None = None) -> None:
@@ -113,7 +118,7 @@ class MainWindow(QMainWindow):
         )
         self.continue_action = action(
             "Continue", self.continue_text, [QKeySequence("Ctrl+Shift+Return"), QKeySequence("Ctrl+Shift+Enter")],
-            "Write on from the end of the text: the text so far becomes the prompt (Ctrl+Shift+Enter)",
+            CONTINUE_TIP,
         )
         self.stop_action = action("Stop", self.stop, QKeySequence(Qt.Key_Escape), "Stop generating or downloading (Esc)")
         self.compare_action = action("Compare settings…", self.show_compare, QKeySequence("Ctrl+K"),
@@ -298,11 +303,24 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def continue_text(self) -> None:
-        """Write on: the text so far (prompt and what was generated) becomes the prompt."""
-        if self.trace is None or self.trace.outcome is None or self.running:
+        """Write on: the text so far (prompt and what was generated) becomes the prompt.
+
+        Put in as one edit, so Ctrl+Z in the prompt box brings the previous prompt back.
+        """
+        if self.trace is None or self.trace.outcome is None or self.running or self._story_ended:
             return
-        self.prompt.setPlainText(self.trace.full_text)
+        cursor = self.prompt.textCursor()
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.Document)
+        cursor.insertText(self.trace.full_text)
+        cursor.endEditBlock()
+        self.prompt.setTextCursor(cursor)
         self.generate()
+
+    @property
+    def _story_ended(self) -> bool:
+        """The run on screen stopped at end-of-text: continuing would start a new story, not this one."""
+        return self.trace is not None and self.trace.outcome is not None and self.trace.outcome.reason == "eos"
 
     def stop(self) -> None:
         if self._run_id is not None:
@@ -478,7 +496,8 @@ class MainWindow(QMainWindow):
         running = self._run_id is not None
         finished = self.trace is not None and self.trace.outcome is not None and not running
         self.generate_action.setEnabled(ready and not running)
-        self.continue_action.setEnabled(ready and finished)
+        self.continue_action.setEnabled(ready and finished and not self._story_ended)
+        self.continue_action.setToolTip(CONTINUE_ENDED if finished and self._story_ended else CONTINUE_TIP)
         self.stop_action.setEnabled(running or self.loading)
         self.compare_action.setEnabled(ready)
         self.export_action.setEnabled(finished)

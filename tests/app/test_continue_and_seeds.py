@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from app_helpers import configure, run
@@ -63,3 +64,26 @@ def test_a_saved_seed_beyond_32_bits_opens_and_is_used(open_window, tiny_model, 
     window.controls.tokens.set_value(4)
     run(window, qtbot)
     assert window.trace.settings["seed"] == 2**62 + 5
+
+
+def test_continue_after_end_of_text_is_disabled_with_the_reason(open_window, settings, qtbot):
+    window = open_window(None, settings)  # the shipped model: its stories end with end-of-text
+    configure(window, tokens=400, stop_at_eos=True, seed=3)
+    window.prompt.setPlainText("Once upon a time")
+    run(window, qtbot)
+    assert window.trace.outcome.reason == "eos"
+    assert not window.continue_action.isEnabled() and "end-of-text" in window.continue_action.toolTip()
+    qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier | Qt.ShiftModifier)  # the shortcut too
+    assert not window.running and window.prompt.toPlainText() == "Once upon a time"
+
+
+def test_continue_keeps_the_old_prompt_one_undo_away(window, qtbot):
+    configure(window, tokens=8)
+    window.prompt.setPlainText("A cat")
+    run(window, qtbot)
+    assert window.continue_action.isEnabled() and "Ctrl+Z" in window.continue_action.toolTip()
+    qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier | Qt.ShiftModifier)
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.prompt.toPlainText() == window.trace.prompt != "A cat"
+    qtbot.keyClick(window.prompt, Qt.Key_Z, Qt.ControlModifier)
+    assert window.prompt.toPlainText() == "A cat"
