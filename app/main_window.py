@@ -11,6 +11,7 @@ Help → About (`about.py`), save dialogs (`file_dialogs.py`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
@@ -30,6 +31,7 @@ from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
 from .model_menu import ModelMenu
+from .session_runs import SessionRun, SessionRunsMenu
 from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
 from .status import StatusArea
@@ -68,6 +70,7 @@ class MainWindow(QMainWindow):
         self.trace: Trace | None = None
         self._run_id: int | None = None  # the run in progress
         self._trace_run: int | None = None  # the run whose trace is on screen (its score may still come)
+        self._run_choices: Choices | None = None  # the controls as they were for the running run
         self._loads_pending = 0
         self._loading_source: str | None = None
         self._startup_source = model_source
@@ -140,6 +143,10 @@ class MainWindow(QMainWindow):
         for a in (self.generate_action, self.continue_action, self.stop_action, self.compare_action,
                   self.copy_seed_action):
             run_menu.addAction(a)
+        run_menu.addSeparator()
+        self.session_runs = SessionRunsMenu(self)
+        self.session_runs.restore_requested.connect(self.restore_run)
+        run_menu.addMenu(self.session_runs)
         self.model_menu = ModelMenu(self)
         self.model_menu.load_requested.connect(self.load_model_source)
         self.model_menu.downloads_requested.connect(self.show_downloads)
@@ -298,6 +305,7 @@ class MainWindow(QMainWindow):
         self.settings.save_choices(choices)
         self.settings.save_prompt(self.prompt.toPlainText())
         self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
+        self._run_choices = choices
         self.status.show_message("Generating…")
         self.status.set_stat("score", "")
         self._update_actions()
@@ -309,13 +317,17 @@ class MainWindow(QMainWindow):
         """
         if self.trace is None or self.trace.outcome is None or self.running or self._story_ended:
             return
+        self._replace_prompt(self.trace.full_text)
+        self.generate()
+
+    def _replace_prompt(self, text: str) -> None:
+        """Put `text` in the prompt box as one edit: Ctrl+Z there brings the previous prompt back."""
         cursor = self.prompt.textCursor()
         cursor.beginEditBlock()
         cursor.select(QTextCursor.Document)
-        cursor.insertText(self.trace.full_text)
+        cursor.insertText(text)
         cursor.endEditBlock()
         self.prompt.setTextCursor(cursor)
-        self.generate()
 
     @property
     def _story_ended(self) -> bool:
@@ -356,6 +368,7 @@ class MainWindow(QMainWindow):
         self._run_id = None
         self.trace.outcome = outcome
         self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
+        self.session_runs.add(self.trace, self._run_choices)
         self.status.show_message(
             f"Generated {len(outcome.token_ids)} tokens ({STOP_WORDS.get(outcome.reason, outcome.reason)}).", 10000,
         )
@@ -452,6 +465,19 @@ class MainWindow(QMainWindow):
         )
         self._update_actions()
         return True
+
+    def restore_run(self, run: SessionRun) -> None:
+        """Put a run of this session back: its text and replay, its prompt (one undo away) and its settings."""
+        if self.running:
+            return
+        self._trace_run = None
+        self.trace = run.trace
+        self.view.open(run.trace)
+        self.controls.set_choices(replace(run.choices, new_seed_each_run=False))  # Generate reproduces it
+        self._replace_prompt(run.trace.prompt)
+        self.status.show_score(run.trace.score)
+        self.status.show_message(f"Back to the run of {run.title().split(' · ')[0]}.", 10000)
+        self._update_actions()
 
     def _ask_open_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

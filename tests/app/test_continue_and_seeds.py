@@ -87,3 +87,29 @@ def test_continue_keeps_the_old_prompt_one_undo_away(window, qtbot):
     assert window.prompt.toPlainText() == window.trace.prompt != "A cat"
     qtbot.keyClick(window.prompt, Qt.Key_Z, Qt.ControlModifier)
     assert window.prompt.toPlainText() == "A cat"
+
+
+def run_menu_item(window, title: str):
+    run_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Run")
+    return next(a for a in run_menu.actions() if a.text() == title)
+
+
+def test_runs_this_session_brings_a_run_back_and_so_undoes_a_continue(window, qtbot):
+    configure(window, tokens=8, seed=5)
+    window.prompt.setPlainText("A cat")
+    run(window, qtbot)
+    first = window.trace
+    window.continue_action.trigger()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.trace is not first and window.prompt.toPlainText() == first.full_text
+    runs_menu = run_menu_item(window, "Runs this session").menu()
+    runs_menu.aboutToShow.emit()  # as when the user opens it
+    items = [a for a in runs_menu.actions() if a.isEnabled()]
+    assert len(items) == 2 and "seed 5" in items[1].text() and "“A cat”" in items[1].text()  # newest first
+    items[1].trigger()  # the run before the Continue
+    assert window.trace is first and window.prompt.toPlainText() == "A cat"
+    assert window.controls.choices().sampling.seed == 5 and not window.controls.new_seed.isChecked()
+    assert window.continue_action.isEnabled()
+    window.generate_action.trigger()  # its settings are back: the same text again
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    assert window.trace.full_text == first.full_text
