@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
-    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from bd3lm_core import DEFAULT_MODEL, SAMPLERS, BD3LMError, SamplerSettings, installed_models
@@ -27,7 +27,7 @@ from . import comparison, exports, samplers
 from .controls import BLOCK_SIZES, MAX_TOKENS, SeedEdit
 from .file_dialogs import chosen_path, save_dialog
 from .pace import Player, Throttle
-from .palette import COLOURINGS
+from .palette import COLOURINGS, COLUMN_CELLS_PER_ROW
 from .settings import Choices, Settings
 from .trace import Outcome, Score, Trace
 from .trace_view import TraceView
@@ -81,7 +81,7 @@ class RunColumn(QFrame):
                               ("Top-p", self.top_p), ("Temperature", self.temperature)):
             self.form.addRow(label, widget)
         self.sampler.currentIndexChanged.connect(self._show_parameters)
-        self.view = TraceView(colouring, scale=1.0, cells_per_row=4)  # a narrow column: four cells a row
+        self.view = TraceView(colouring, scale=1.0, cells_per_row=COLUMN_CELLS_PER_ROW)
         self.view.setPlaceholderText("Press Run to generate here.")
         self.figures = QLabel()
         self.figures.setTextFormat(Qt.RichText)
@@ -167,7 +167,7 @@ class RunColumn(QFrame):
         for f in comparison.FIGURES:
             v = values[f.key]
             if v is None:
-                text = "–" if f.key in ("tokens_per_second", "nfe_per_token") or missing is None else missing.reason
+                text = "–" if not f.key.startswith(("gen_ppl", "entropy")) or missing is None else missing.reason
             else:
                 text = f"{v:.{f.digits}f}"
             if column in marks[f.key]:
@@ -235,7 +235,15 @@ class CompareWindow(QDialog):
         self.add_button.clicked.connect(lambda: self.add_column(self.base))
         presets.addWidget(self.add_button)
 
-        self.columns_row = QHBoxLayout()
+        # the columns scroll sideways, so four of them never make the window wider than the screen
+        columns = QWidget()
+        self.columns_row = QHBoxLayout(columns)
+        self.columns_row.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(columns)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.run_button = QPushButton("Run all")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
@@ -259,7 +267,7 @@ class CompareWindow(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(shared)
         layout.addLayout(presets)
-        layout.addLayout(self.columns_row, 1)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(self.message)
         layout.addLayout(bottom)
 
@@ -301,6 +309,7 @@ class CompareWindow(QDialog):
         self.columns.append(column)
         self.columns_row.addWidget(column, 1)
         self._renumber()
+        self.fit_screen()
         return column
 
     def remove_column(self, column: RunColumn) -> None:
@@ -308,6 +317,7 @@ class CompareWindow(QDialog):
             self.columns.remove(column)
             self._drop(column)
             self._renumber()
+            self.fit_screen()
 
     def set_columns(self, choices: list[tuple[OtherModel | None, SamplerSettings]]) -> None:
         for column in self.columns:
@@ -315,6 +325,13 @@ class CompareWindow(QDialog):
         self.columns = []
         for model, settings in choices[:MAX_COLUMNS]:
             self.add_column(settings, model)
+
+    def fit_screen(self) -> None:
+        """As wide as the columns want, but never wider than the screen's free area (the rest scrolls)."""
+        screen = (self.screen() or self.parentWidget().screen()).availableGeometry()
+        frame = self.frameGeometry().width() - self.width()  # the window manager's borders
+        wanted = self.scroll.widget().sizeHint().width() + 2 * self.layout().contentsMargins().left() + 4
+        self.resize(min(max(wanted, 640), screen.width() - frame), min(self.height(), screen.height()))
 
     def _drop(self, column: RunColumn) -> None:
         self.columns_row.removeWidget(column)

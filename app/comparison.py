@@ -25,17 +25,21 @@ class Figure:
     value: Callable[[Trace], float | None]
     digits: int
     explain: str
+    starred: bool = True  # entropy is shown, but more of it is not "better"
+    same_length_only: bool = False  # compared only between runs that wrote the same number of tokens
 
 
 FIGURES = (
     Figure("tokens_per_second", "tokens/s", True, lambda t: t.tokens_per_second, 1,
            "generated tokens per second of sampling (higher is faster)"),
-    Figure("nfe_per_token", "NFE per token", False, lambda t: t.nfe_per_token, 3,
-           "forward passes of the network per generated token (lower is cheaper)"),
+    Figure("tokens_per_forward", "tokens per forward", True, lambda t: t.tokens_per_forward, 2,
+           "generated tokens per forward pass of the network: what a block diffusion step buys (higher is cheaper)"),
     Figure("gen_ppl", "Gen PPL", False, lambda t: t.score.gen_ppl if t.score else None, 1,
-           "perplexity of the text under the judge model (lower reads more fluently to it)"),
+           "perplexity of the text under the judge model (lower reads more fluently to it); "
+           "starred only among runs of the same length", same_length_only=True),
     Figure("entropy", "entropy", True, lambda t: t.score.entropy if t.score else None, 2,
-           "entropy of the text's tokens in nats (higher is more varied; very low means repetition)"),
+           "entropy of the text's tokens in nats (very low means repetition; not a score to maximise)",
+           starred=False),
 )
 
 
@@ -44,12 +48,20 @@ def figures(trace: Trace) -> dict[str, float | None]:
 
 
 def best(traces: list[Trace | None]) -> dict[str, set[int]]:
-    """For each figure, the columns holding its best value (ties share it; none if fewer than two have one)."""
+    """For each figure, the columns holding its best value as shown (ties share it; none if fewer than two compete).
+
+    Gen PPL is compared only among runs of the same length: a run that stopped early at end-of-text is
+    judged on fewer tokens, which is no fair contest. Entropy is never starred.
+    """
     marks: dict[str, set[int]] = {}
+    finished = {i: t for i, t in enumerate(traces) if t is not None and t.outcome is not None}
+    longest = max((len(t.outcome.token_ids) for t in finished.values()), default=0)
     for f in FIGURES:
-        values = {i: figures(t)[f.key] for i, t in enumerate(traces) if t is not None}
-        values = {i: v for i, v in values.items() if v is not None}
-        if len(values) < 2:
+        values = {i: figures(t)[f.key] for i, t in finished.items()}
+        if f.same_length_only:
+            values = {i: v for i, v in values.items() if len(finished[i].outcome.token_ids) == longest}
+        values = {i: round(v, f.digits) for i, v in values.items() if v is not None}
+        if not f.starred or len(values) < 2:
             marks[f.key] = set()
             continue
         top = (max if f.higher_is_better else min)(values.values())

@@ -11,10 +11,11 @@ Help → About (`about.py`), save dialogs (`file_dialogs.py`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QSplitter,
     QToolButton, QVBoxLayout, QWidget,
@@ -30,8 +31,9 @@ from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
 from .model_menu import ModelMenu
-from .serve_dialog import ServeDialog
 from .pace import WIDGET_UPDATES, Throttle
+from .serve_dialog import ServeDialog
+from .session_runs import SessionRun, SessionRunsMenu
 from .settings import Choices, Settings
 from .status import StatusArea
 from .trace import Outcome, Score, Trace
@@ -53,6 +55,11 @@ STOP_WORDS = {"length": "done", "eos": "stopped at end-of-text", "repetition": "
               "cancelled": "stopped"}
 
 
+CONTINUE_TIP = ("Write on from the end of the text: the text so far becomes the prompt (Ctrl+Shift+Enter; "
+                "Ctrl+Z in the prompt brings the old one back)")
+CONTINUE_ENDED = ("The story has ended: the model wrote end-of-text. Untick 'Stop at end-of-text' and generate "
+                  "again to write past it.")
+
 class MainWindow(QMainWindow):
     def __init__(self, model_source: str | None = None, settings: Settings | None = None) -> None:
         """`model_source`: the folder or repo id to load first; None for the shipped model."""
@@ -64,6 +71,7 @@ class MainWindow(QMainWindow):
         self.trace: Trace | None = None
         self._run_id: int | None = None  # the run in progress
         self._trace_run: int | None = None  # the run whose trace is on screen (its score may still come)
+        self._run_choices: Choices | None = None  # the controls as they were for the running run
         self._loads_pending = 0
         self._loading_source: str | None = None
         self._startup_source = model_source
@@ -115,7 +123,7 @@ class MainWindow(QMainWindow):
         )
         self.continue_action = action(
             "Continue", self.continue_text, [QKeySequence("Ctrl+Shift+Return"), QKeySequence("Ctrl+Shift+Enter")],
-            "Write on from the end of the text: the text so far becomes the prompt (Ctrl+Shift+Enter)",
+            CONTINUE_TIP,
         )
         self.stop_action = action("Stop", self.stop, QKeySequence(Qt.Key_Escape), "Stop generating or downloading (Esc)")
         self.compare_action = action("Compare settings…", self.show_compare, QKeySequence("Ctrl+K"),
@@ -137,6 +145,10 @@ class MainWindow(QMainWindow):
         for a in (self.generate_action, self.continue_action, self.stop_action, self.compare_action,
                   self.copy_seed_action):
             run_menu.addAction(a)
+        run_menu.addSeparator()
+        self.session_runs = SessionRunsMenu(self)
+        self.session_runs.restore_requested.connect(self.restore_run)
+        run_menu.addMenu(self.session_runs)
         self.model_menu = ModelMenu(self)
         self.model_menu.load_requested.connect(self.load_model_source)
         self.model_menu.downloads_requested.connect(self.show_downloads)
@@ -306,16 +318,34 @@ class MainWindow(QMainWindow):
         self.settings.save_choices(choices)
         self.settings.save_prompt(self.prompt.toPlainText())
         self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
+        self._run_choices = choices
         self.status.show_message("Generating…")
         self.status.set_stat("score", "")
         self._update_actions()
 
     def continue_text(self) -> None:
-        """Write on: the text so far (prompt and what was generated) becomes the prompt."""
-        if self.trace is None or self.trace.outcome is None or self.running:
+        """Write on: the text so far (prompt and what was generated) becomes the prompt.
+
+        Put in as one edit, so Ctrl+Z in the prompt box brings the previous prompt back.
+        """
+        if self.trace is None or self.trace.outcome is None or self.running or self._story_ended:
             return
-        self.prompt.setPlainText(self.trace.full_text)
+        self._replace_prompt(self.trace.full_text)
         self.generate()
+
+    def _replace_prompt(self, text: str) -> None:
+        """Put `text` in the prompt box as one edit: Ctrl+Z there brings the previous prompt back."""
+        cursor = self.prompt.textCursor()
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self.prompt.setTextCursor(cursor)
+
+    @property
+    def _story_ended(self) -> bool:
+        """The run on screen stopped at end-of-text: continuing would start a new story, not this one."""
+        return self.trace is not None and self.trace.outcome is not None and self.trace.outcome.reason == "eos"
 
     def stop(self) -> None:
         if self._run_id is not None:
@@ -351,6 +381,7 @@ class MainWindow(QMainWindow):
         self._run_id = None
         self.trace.outcome = outcome
         self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
+        self.session_runs.add(self.trace, self._run_choices)
         self.status.show_message(
             f"Generated {len(outcome.token_ids)} tokens ({STOP_WORDS.get(outcome.reason, outcome.reason)}).", 10000,
         )
@@ -448,6 +479,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return True
 
+    def restore_run(self, run: SessionRun) -> None:
+        """Put a run of this session back: its text and replay, its prompt (one undo away) and its settings."""
+        if self.running:
+            return
+        self._trace_run = None
+        self.trace = run.trace
+        self.view.open(run.trace)
+        self.controls.set_choices(replace(run.choices, new_seed_each_run=False))  # Generate reproduces it
+        self._replace_prompt(run.trace.prompt)
+        self.status.show_score(run.trace.score)
+        self.status.show_message(f"Back to the run of {run.title().split(' · ')[0]}.", 10000)
+        self._update_actions()
+
     def _ask_open_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a saved trace", str(self.settings.export_folder()), exports.FORMATS[".json"]
@@ -491,7 +535,8 @@ class MainWindow(QMainWindow):
         running = self._run_id is not None
         finished = self.trace is not None and self.trace.outcome is not None and not running
         self.generate_action.setEnabled(ready and not running)
-        self.continue_action.setEnabled(ready and finished)
+        self.continue_action.setEnabled(ready and finished and not self._story_ended)
+        self.continue_action.setToolTip(CONTINUE_ENDED if finished and self._story_ended else CONTINUE_TIP)
         self.stop_action.setEnabled(running or self.loading)
         self.compare_action.setEnabled(ready)
         self.export_action.setEnabled(finished)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 MASK_GLYPH = "\u2591\u2591\u2591"  # light-shade boxes: a position that is still masked
 EOS_TEXT = " \u27e8end of text\u27e9 "  # how the end-of-text token reads
 CELLS_PER_ROW = 8  # the current block's cells wrap after this many, each 1/8 of the width
+COLUMN_CELLS_PER_ROW = 4  # in a comparison's narrow columns: wide enough cells that words stay whole
 COLOURINGS = {"plain": "Plain", "step": "Tint by step", "confidence": "Model's confidence"}  # token backgrounds
 CONFIDENCE_MARKS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the legend's swatches
 

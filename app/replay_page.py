@@ -43,7 +43,7 @@ _HEAD = """<!DOCTYPE html>
  .mask { background: var(--mask-bg); color: var(--mask-fg); }
  .eos { color: var(--mask-fg); font-style: italic; }
  .blockbox { display: grid; border: 2px solid var(--block-edge); background: var(--block); margin-top: 0.4em; }
- .cell { border: 1px solid var(--block-edge); padding: 0.1em 0.3em; min-height: 1.6em; overflow-wrap: anywhere; }
+ .cell { border: 1px solid var(--block-edge); padding: 0.1em 0.3em; min-height: 1.6em; overflow-wrap: break-word; }
  .legend span { padding: 0 0.3em; }
  table.figures { border-collapse: collapse; margin: 0.5em 0; }
  table.figures td, table.figures th { padding: 0.1em 0.6em; text-align: right; }
@@ -262,11 +262,12 @@ def _fill(template: str, fills: dict[str, str]) -> str:
     return re.sub(r"__[A-Z_]+__", lambda m: fills[m[0]], template)
 
 
-def _page(title: str, body: str, traces: list[Trace], fills: dict[str, str], width: str) -> str:
+def _page(title: str, body: str, traces: list[Trace], fills: dict[str, str], width: str,
+          cells_per_row: int = palette.CELLS_PER_ROW) -> str:
     steps = max(t.steps_per_block for t in traces)
     view = {
         "runs": [{"end": t.end, "steps_per_block": t.steps_per_block} for t in traces],
-        "mask_glyph": palette.MASK_GLYPH, "eos_text": palette.EOS_TEXT, "cells_per_row": palette.CELLS_PER_ROW,
+        "mask_glyph": palette.MASK_GLYPH, "eos_text": palette.EOS_TEXT, "cells_per_row": cells_per_row,
         "light": _tints(palette.LIGHT, steps), "dark": _tints(palette.DARK, steps),
     }
     controls = _fill(_CONTROLS, {
@@ -318,5 +319,5 @@ def comparison_page(traces: list[Trace]) -> str:
             "__COUNT__": str(len(traces)), "__COLUMNS__": columns,
             "__TRACES__": _script_json([t.to_json() for t in traces]),
         },
-        "95em",
+        "95em", cells_per_row=palette.COLUMN_CELLS_PER_ROW,  # as the compare window's columns
     )

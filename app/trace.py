@@ -144,6 +144,12 @@ class Trace:
         out = self.outcome
         return out.nfe / len(out.token_ids) if out and out.token_ids else None
 
+    @property
+    def tokens_per_forward(self) -> float | None:
+        """Generated tokens per forward pass: what revealing several tokens in one step buys."""
+        out = self.outcome
+        return len(out.token_ids) / out.nfe if out and out.nfe else None
+
     def to_json(self) -> dict[str, Any]:
         """Everything needed to inspect or reproduce the run; `trace_reader.read_trace` reads it back."""
         out = self.outcome

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 from app_helpers import install_fake_judge, run_page_script, view_parts
+from PySide6.QtCore import Qt
+
 from bd3lm_core import DEFAULT_MODEL, models_dir
-from bd3lm_studio import comparison
+from bd3lm_studio import comparison, palette, replay_page
 from bd3lm_studio.trace_reader import read_trace
 
 
@@ -36,14 +39,15 @@ def test_one_click_compares_block_sizes_with_figures_and_the_best_marked(window,
     marks = comparison.best(traces)
     for f in comparison.FIGURES:
         values = [f.value(t) for t in traces]
-        winner = (max if f.higher_is_better else min)(values)
-        assert marks[f.key] == {i for i, v in enumerate(values) if v == winner}
+        shown = [round(v, f.digits) for v in values]
+        winner = (max if f.higher_is_better else min)(shown)
+        assert marks[f.key] == ({i for i, v in enumerate(shown) if v == winner} if f.starred else set())
         for i, column in enumerate(compare.columns):
             row = next(r for r in column.figures.text().split("<tr>") if f">{f.name}<" in r)
             assert ("\u2605" in row) == (i in marks[f.key])
             assert f"{values[i]:.{f.digits}f}" in row
-    nfe = [t.outcome.nfe / 16 for t in traces]
-    assert [comparison.figures(t)["nfe_per_token"] for t in traces] == nfe
+    assert marks["entropy"] == set()  # shown, never called best
+    assert [comparison.figures(t)["tokens_per_forward"] for t in traces] == [16 / t.outcome.nfe for t in traces]
     assert "block 16" in compare.columns[2].title.text()
 
 
@@ -119,3 +123,59 @@ console.log(JSON.stringify([0, 1, 2].map((i) => shown(`text${i}`))));
     compare.player.step(10_000)  # the app's columns at their end, as the page opens
     assert result == [view_parts(c.view) for c in compare.columns]  # each column's page shows what the app shows
     assert all(r["cells"] == [] and r["text"].startswith("Once upon a time") for r in result)
+
+
+def test_compare_stars_gen_ppl_only_among_runs_of_equal_length_and_ties_alike(window, qtbot, monkeypatch):
+    """A run that stopped early is judged on fewer tokens: it gets no Gen PPL star, however low its figure;
+    equal figures as shown share the star."""
+    from dataclasses import replace as changed
+
+    install_fake_judge(monkeypatch)
+    compare = open_compare(window)
+    compare.preset_buttons["Top-p"].click()
+    wait_done(compare, qtbot)
+    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    full, other, short = (c.trace for c in compare.columns)
+    short.outcome = changed(short.outcome, token_ids=short.outcome.token_ids[:5], reason="eos")
+    short.score = changed(short.score, gen_ppl=1.01)  # the lowest, but on 5 tokens
+    full.score = changed(full.score, gen_ppl=7.04)
+    other.score = changed(other.score, gen_ppl=7.0)  # 7.0 as shown, like 7.04: a tie
+    marks = comparison.best([full, other, short])
+    assert marks["gen_ppl"] == {0, 1}
+    compare._show_figures()
+    stars = ["\u2605" in next(r for r in c.figures.text().split("<tr>") if ">Gen PPL<" in r) for c in compare.columns]
+    assert stars == [True, True, False]
+
+
+def test_compare_window_fits_the_screen_and_its_columns_scroll(window, qtbot):
+    compare = open_compare(window)
+    screen = compare.screen().availableGeometry()
+    compare.preset("Samplers")  # four columns
+    assert len(compare.columns) == 4
+    assert compare.frameGeometry().width() <= screen.width()
+    bar = compare.scroll.horizontalScrollBar()
+    needed = compare.scroll.widget().sizeHint().width()
+    if needed > compare.scroll.viewport().width():  # the last column is reached by scrolling
+        assert bar.maximum() >= needed - compare.scroll.viewport().width() - 2
+    for column in list(compare.columns[2:]):
+        qtbot.mouseClick(column.remove, Qt.LeftButton)
+    assert len(compare.columns) == 2
+    two_wanted = compare.scroll.widget().sizeHint().width() + 2 * compare.layout().contentsMargins().left() + 4
+    assert compare.width() == max(two_wanted, 640, compare.minimumSizeHint().width())  # shrunk back
+
+
+def test_html_comparison_keeps_words_whole_in_narrow_columns(window, qtbot, tmp_path):
+    """Block-16 columns used to draw 8 cells a row in a quarter of the page, with `overflow-wrap: anywhere`:
+    each cell was a letter wide and 'mommy' read 'm o m m y'. The page now draws the compare window's
+    4 cells a row in its columns, and a cell breaks a word only when the word alone is wider than the cell."""
+    compare = open_compare(window, tokens=16)
+    compare.preset("Block sizes", run=True)
+    wait_done(compare, qtbot)
+    assert compare.export_to(tmp_path / "comparison.html")
+    page = (tmp_path / "comparison.html").read_text(encoding="utf-8")
+    view = json.loads(re.search(r'<script type="application/json" id="view">(.*?)</script>', page, re.S)[1])
+    assert view["cells_per_row"] == palette.COLUMN_CELLS_PER_ROW == compare.columns[0].view.cells_per_row
+    cell_rule = re.search(r"\.cell \{[^}]*\}", page)[0]
+    assert "overflow-wrap: break-word" in cell_rule and "anywhere" not in cell_rule and "break-all" not in page
+    window_page = replay_page.replay_page(compare.columns[2].trace)
+    assert json.loads(re.search(r'id="view">(.*?)</script>', window_page, re.S)[1])["cells_per_row"] == palette.CELLS_PER_ROW
