@@ -25,7 +25,7 @@ class ModelMenu(QMenu):
         self.installed.aboutToShow.connect(self.fill_installed)
         self.addAction("Open model folder…", self._ask_folder)
         self.addSeparator()
-        self.addAction("Download models…", self.downloads_requested)
+        self.addAction("Download models…", self.downloads_requested.emit)
         marks = QActionGroup(self)  # at most one model is ticked
         for action in (self.shipped, self.folder):
             action.setCheckable(True)
