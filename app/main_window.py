@@ -44,7 +44,7 @@ left to right. The block being written is the box of cells under the text: each 
 any order. Green: the tokens revealed by the latest step. Finished blocks join the text above and never
 change.</p>
 <p>The pace under the text slows the display, not the model; Play, &#9664; and &#9654; replay a run step by
-step. <i>Colour</i> tints tokens by step or by the model's confidence; hover a token for its numbers.
+step (with the text clicked: Space, the arrow keys, Page Up/Down for blocks). <i>Colour</i> tints tokens by step or by the model's confidence; hover a token for its numbers.
 <b>Continue</b> writes on from the end of the text; <b>Run &rarr; Compare</b> runs the prompt under
 several settings side by side.</p>
 """

@@ -77,13 +77,13 @@ class Player(QWidget):
 
         self.play = QToolButton()
         self.play.setToolButtonStyle(Qt.ToolButtonTextOnly)
-        self.play.setToolTip("Play or pause the unmasking (Space in the text)")
+        self.play.setToolTip("Play or pause the unmasking (Space, with the text or the player focused)")
         self.back = QToolButton()
         self.back.setText("\u25c0")
-        self.back.setToolTip("One denoising step back")
+        self.back.setToolTip("One denoising step back (Left arrow; Page Up: the previous block)")
         self.forward = QToolButton()
         self.forward.setText("\u25b6")
-        self.forward.setToolTip("One denoising step forward")
+        self.forward.setToolTip("One denoising step forward (Right arrow; Page Down: the next block)")
         self.pace = QComboBox()
         for value in PACES:
             self.pace.addItem(pace_name(value), value)
@@ -169,16 +169,18 @@ class Player(QWidget):
 
     def step(self, delta: int) -> None:
         """Pause, and move one frame."""
+        self.seek(self.index + delta)
+
+    def seek(self, index: int) -> None:
+        """Pause, and show frame `index` (clamped to the frames there are)."""
         self._stop_playing()
         if self.count:
-            self._show(min(max(0, self.index + delta), self.count - 1))
+            self._show(min(max(0, index), self.count - 1))
         self._update_widgets()
 
     def _on_timeline(self, value: int) -> None:
         if value != self.index:
-            self._stop_playing()
-            self._show(value)
-            self._update_widgets()
+            self.seek(value)
 
     def _on_pace(self) -> None:
         self.pace_changed.emit(self.steps_per_second)
