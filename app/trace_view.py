@@ -81,6 +81,13 @@ class TokenText(QTextEdit):
         """The tooltip of the character under `point` (viewport coordinates)."""
         cursor = self.cursorForPosition(point)
         index = cursor.position() - (1 if point.x() < self.cursorRect(cursor).left() else 0)
+        table = cursor.currentTable()
+        if table is not None:  # inside a cell, its blank part included, the tip is that cell's token's
+            cell = table.cellAt(cursor)
+            first, last = cell.firstCursorPosition().position(), cell.lastCursorPosition().position()
+            if last == first:
+                return ""
+            index = min(max(index, first), last - 1)
         if index < 0:
             return ""
         cursor.setPosition(index)
