@@ -239,8 +239,17 @@ makePlayer(longest.frames, longest.times, render);
 
 
 def _script_json(value: object) -> str:
-    """JSON to embed in a <script> element: every `<` escaped, so no text can close the script."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+    """JSON to embed in a <script> element: every `<` escaped, so no text can close the script; seeds as
+    strings, since JavaScript's numbers lose integers above 2**53 (a 19-digit seed would be shown wrong)."""
+    return json.dumps(_seeds_as_text(value), ensure_ascii=False).replace("<", "\\u003c")
+
+
+def _seeds_as_text(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: str(v) if k == "seed" and isinstance(v, int) else _seeds_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_seeds_as_text(v) for v in value]
+    return value
 
 
 def _css_vars(c: palette.Colours) -> str:

@@ -271,3 +271,18 @@ def test_html_page_plays_the_run_in_a_real_browser(finished_in_english, tmp_path
     assert steps == list(range(1, n + 1)), "Play shows every step of the trace once, in order"
     assert all(f" of {n}:" in label for label in result["shown"])
     assert result["text"] == trace.full_text == finished.view.text.toPlainText()
+
+
+def test_html_page_shows_the_exact_19_digit_seed(finished, tmp_path, qtbot):
+    """JavaScript's numbers would turn 318977734491829097 into 318977734491829100; the page gets it as text."""
+    from app_helpers import configure, run
+
+    configure(finished, tokens=8, seed=318977734491829097)
+    run(finished, qtbot)
+    assert finished.trace.settings["seed"] == 318977734491829097
+    path = tmp_path / "run.html"
+    assert finished.export_to(path)
+    result = run_page_script(path.read_text(encoding="utf-8"), """
+console.log(JSON.stringify({meta: document.getElementById("meta").textContent}));
+""")
+    assert "seed 318977734491829097 ·" in result["meta"]
