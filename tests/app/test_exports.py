@@ -108,7 +108,10 @@ def test_html_is_one_self_contained_replay_page(finished, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
     embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
     assert "<" not in embedded  # the text cannot end the script early
-    assert read_trace(json.loads(embedded)).outcome == finished.trace.outcome
+    data = json.loads(embedded)
+    assert data["seed"] == data["settings"]["seed"] == "11"  # as text, which JavaScript keeps exact
+    data["seed"] = data["settings"]["seed"] = 11
+    assert read_trace(data).outcome == finished.trace.outcome
     assert "function render" in page and 'id="timeline"' in page
 
 
