@@ -28,6 +28,7 @@ from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
+from .labels import ElidedLabel
 from .live_view import LiveView
 from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
@@ -148,7 +149,7 @@ class MainWindow(QMainWindow):
             b = QToolButton()
             b.setDefaultAction(a)
             b.setToolButtonStyle(Qt.ToolButtonTextOnly)
-            b.setMinimumWidth(90)
+            b.setMinimumWidth(b.fontMetrics().horizontalAdvance("Continue") + 16)
             return b
 
         self.generate_button = button(self.generate_action)
@@ -157,8 +158,8 @@ class MainWindow(QMainWindow):
         run_row = QHBoxLayout()
         for b in (self.generate_button, self.continue_button, self.stop_button):
             run_row.addWidget(b)
-        keys = QLabel("Ctrl+Enter generates, Esc stops.")
-        keys.setMinimumWidth(0)
+        keys = ElidedLabel(min_chars=0)  # cut short rather than widen the window
+        keys.setText("Ctrl+Enter generates, Esc stops.")
         run_row.addWidget(keys, 1)
         left = QWidget()
         column = QVBoxLayout(left)

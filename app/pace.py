@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSlider, QToolButton, QWidget
 
+from .labels import ElidedLabel
 from .settings import PACES
 
 MAX_FPS = 60
@@ -94,8 +95,7 @@ class Player(QWidget):
         )
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setToolTip("Drag to see the run as of any denoising step.")
-        self.label = QLabel()
-        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("step 9999 of 9999: block 999, step 99"))
+        self.label = ElidedLabel(min_chars=8, steady="step 9999 of 9999: block 999, step 99")  # never moves
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

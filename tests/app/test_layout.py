@@ -95,3 +95,25 @@ def test_the_model_menu_marks_the_loaded_model(window, qtbot, tiny_model, bd3lm_
     marks = {a.text(): a.isChecked() for a in menu.installed.actions()}
     assert marks == {"test-org/tiny": True}
     assert not menu.shipped.isChecked() and not menu.folder.isChecked()
+
+
+def test_the_window_fits_an_800_px_screen_and_the_empty_page_hint_shows_at_1000(window, qtbot):
+    """Defect: never narrower than 1031 px, and at 1000 px the empty page's hint was cut off."""
+    from PySide6.QtCore import Qt
+
+    assert window.minimumSizeHint().width() <= 800 - 40  # room for the window's frame and a screen edge
+    view = window.view.text
+    assert view.document().isEmpty() and view.placeholderText() == EMPTY_HINT
+    window.resize(1000, 700)
+    qtbot.wait(50)
+    area = view.viewport().rect().adjusted(4, 4, -4, -4)
+    wrapped = view.fontMetrics().boundingRect(area, Qt.TextWordWrap | Qt.AlignTop, EMPTY_HINT)
+    assert window.width() == 1000 and area.contains(wrapped), (area, wrapped)
+    window.resize(800, 600)
+    qtbot.wait(50)
+    assert window.width() == 800
+    configure(window, tokens=16)
+    run(window, qtbot)
+    window.status.show_message("A long message " * 20)
+    qtbot.wait(50)
+    assert window.minimumSizeHint().width() <= 800 - 40  # a run's numbers and a long message do not widen it
