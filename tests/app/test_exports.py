@@ -289,3 +289,36 @@ def test_html_page_shows_the_exact_19_digit_seed(finished, tmp_path, qtbot):
 console.log(JSON.stringify({meta: document.getElementById("meta").textContent}));
 """)
     assert "seed 318977734491829097 ·" in result["meta"]
+
+
+def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings(open_window, settings, qtbot,
+                                                                                  tmp_path):
+    """Defect: end-of-text was dropped from .txt and .md ("help others do."Once upon a time"), and the .md
+    header listed settings the sampler ignores. The shipped model, seed 6: a story ends at token 49."""
+    from app_helpers import configure, run
+
+    window = open_window(None, settings)
+    configure(window, tokens=160, seed=6)  # the threshold sampler: it reads no steps, no entropy bound
+    run(window, qtbot)
+    trace = window.trace
+    ids = list(trace.outcome.token_ids)
+    assert trace.eos_id in ids[:-10]
+    stories = 1 + ids.count(trace.eos_id) - (ids[-1] == trace.eos_id)
+    window.export_to(tmp_path / "run.txt")
+    text = (tmp_path / "run.txt").read_text(encoding="utf-8")
+    parts = text[:-1].split("\n<|endoftext|>\n")
+    assert len(parts) == stories >= 2
+    assert "".join(parts) == trace.full_text  # only the separators added
+    from bd3lm_core import default_model_dir
+    from bd3lm_core.model.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(default_model_dir() / "tokenizer.json")
+    first = ids.index(trace.eos_id)
+    assert parts[0] == "Once upon a time" + tokenizer.decode(ids[:first])  # cut where the model ended the story
+
+    window.export_to(tmp_path / "run.md")
+    _, front, body = (tmp_path / "run.md").read_text(encoding="utf-8").split("---\n", 2)
+    keys = {line.split(": ", 1)[0] for line in front.strip().splitlines()}
+    assert {"sampler", "threshold", "top_p", "seed", "block_size"} <= keys
+    assert not keys & {"steps", "entropy_bound"}
+    assert body.strip().split("\n\n---\n\n") == [p.strip() for p in parts]
