@@ -34,7 +34,7 @@ from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
 from .settings import Choices, Settings
 from .status import StatusArea
-from .trace import Outcome, Score, Trace
+from .trace import Outcome, Score, Trace, text_matches_tokens
 from .trace_reader import load_trace
 from .worker import Engine, ModelInfo, NoScore
 
@@ -423,18 +423,43 @@ class MainWindow(QMainWindow):
         self._run_id, self._trace_run = None, None
         self.trace = trace
         self.view.open(trace)
-        current = self.controls.choices()  # the trace's settings, on the device already chosen
-        self.controls.set_choices(Choices(
-            Choices.from_dict(trace.settings).sampling, current.device, current.dtype,
-            new_seed_each_run=False,  # so that Generate reproduces the run
-        ))
-        self.prompt.setPlainText(trace.prompt)
         self.status.show_score(trace.score)
-        self.status.show_message(
-            f"Opened a run of {trace.model}. With that model loaded, Generate reproduces it.", 10000,
-        )
+        self.status.show_message(f"Opened a run of {trace.model}.", 10000)
         self._update_actions()
+        self._offer_trace_settings(trace)
         return True
+
+    def _offer_trace_settings(self, trace: Trace) -> QMessageBox | None:
+        """Ask before putting an opened run's prompt and settings in the panel (so that Generate reproduces
+        it); say so when its text is not what its tokens read (an edited file: the view shows the tokens)."""
+        current = self.controls.choices()
+        theirs = Choices(  # the trace's settings, on the device already chosen
+            Choices.from_dict(trace.settings).sampling, current.device, current.dtype, new_seed_each_run=False,
+        )
+        edited = "" if text_matches_tokens(trace) else (
+            "Its saved text does not match its tokens (the file was edited?); the view shows the tokens.\n\n"
+        )
+        if theirs == current and trace.prompt == self.prompt.toPlainText():
+            return self.show_error("The trace's text was changed", edited.strip()) if edited else None
+        box = QMessageBox(
+            QMessageBox.Question, "Use the run's settings?",
+            f"{edited}Put this run's prompt and settings (seed {trace.settings['seed']}, {trace.settings['sampler']}, "
+            f"{trace.settings['tokens']} tokens) in the panel, so that Generate reproduces it?",
+            QMessageBox.NoButton, self,
+        )
+        use = box.addButton("Use its settings", QMessageBox.AcceptRole)
+        box.addButton("Keep mine", QMessageBox.RejectRole)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if button is use:
+                self.controls.set_choices(theirs)
+                self.prompt.setPlainText(trace.prompt)
+                self.status.show_message(f"With {trace.model} loaded, Generate reproduces the run.", 10000)
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        return box
 
     def _ask_open_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -84,6 +84,53 @@ def test_json_trace_reads_back_and_replays_to_the_same_text(finished, tmp_path, 
     assert tokenizer.decode(ids[1:n]) == "Once upon a time"
 
 
+def answer_question(window, label: str) -> str:
+    """Click `label` in the question box Open trace shows; returns the question."""
+    [box] = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    [button] = [b for b in box.buttons() if b.text() == label]
+    question = box.text()
+    button.click()
+    return question
+
+
+def test_open_trace_asks_before_it_changes_the_settings_panel(finished, tmp_path):
+    """Defect: opening a trace silently unticked "New seed each run" and "Stop at end-of-text" and set its
+    token count. Now it asks; "Keep mine" leaves the panel and the prompt as they were."""
+    path = tmp_path / "run.json"
+    finished.export_to(path)
+    c = finished.controls
+    c.new_seed.setChecked(True)
+    c.stop_at_eos.setChecked(True)
+    c.tokens.set_value(300)
+    finished.prompt.setPlainText("my own prompt")
+    before = c.choices()
+    assert finished.open_trace(path)
+    assert c.choices() == before  # nothing changed before the answer
+    question = answer_question(finished, "Keep mine")
+    assert "seed 11" in question and "20 tokens" in question
+    assert c.choices() == before and finished.prompt.toPlainText() == "my own prompt"
+    assert finished.view.text.toPlainText().startswith("Once upon a time")  # the run is shown all the same
+
+    assert finished.open_trace(path)
+    answer_question(finished, "Use its settings")
+    assert (c.tokens.value(), c.seed.value(), c.new_seed.isChecked(), c.stop_at_eos.isChecked()) == (20, 11, False, False)
+
+
+def test_open_trace_warns_when_its_text_disagrees_with_its_tokens(finished, tmp_path):
+    path, edited = tmp_path / "run.json", tmp_path / "edited.json"
+    finished.export_to(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["text"] = "Something nobody generated."
+    edited.write_text(json.dumps(data), encoding="utf-8")
+    finished.prompt.setPlainText("my own prompt")
+    assert finished.open_trace(edited)
+    question = answer_question(finished, "Keep mine")
+    assert question.startswith("Its saved text does not match its tokens")
+
+    assert finished.open_trace(path)  # the same run unedited: no warning (its tokens split characters)
+    assert "does not match" not in answer_question(finished, "Keep mine")
+
+
 def test_an_opened_trace_replays_and_reproduces(finished, tmp_path, qtbot):
     path = tmp_path / "run.json"
     finished.export_to(path)
@@ -94,6 +141,7 @@ def test_an_opened_trace_replays_and_reproduces(finished, tmp_path, qtbot):
     assert finished.open_trace(path)
     assert finished.view.text.toPlainText().startswith("Once upon a time")
     assert finished.view.timeline.isEnabled()
+    answer_question(finished, "Use its settings")
     assert finished.controls.seed.value() == 11 and finished.prompt.toPlainText() == "Once upon a time"
     finished.generate()
     qtbot.waitUntil(lambda: not finished.running, timeout=30_000)
