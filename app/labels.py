@@ -1,4 +1,4 @@
-"""A label that may be narrower than its text, for rows that must fit a small screen."""
+"""Label text: a label that may be narrower than its text (rows that must fit a small screen), counts."""
 
 from __future__ import annotations
 
@@ -48,3 +48,8 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         QLabel.setText(self, self.fontMetrics().elidedText(self._full, Qt.ElideRight, self.contentsRect().width()))
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 token", "2 tokens": a count with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -29,26 +29,25 @@ def ramp_steps(steps: int) -> list[int]:
 
 
 def legend_html(colouring: str, steps: int, c: Colours) -> str:
-    """What the colours mean, only for what is on screen in this colouring."""
+    """What the colours mean, only for what is on screen in this colouring: one short line."""
     def swatch(text: str, bg: str, fg: str = "", extra: str = "") -> str:
         return f'<span style="background:{bg};{f" color:{fg};" if fg else ""}{extra}">&nbsp;{text}&nbsp;</span>'
 
     parts = [
         f'<b style="color:{c.prompt}">prompt</b>',
         swatch(MASK_GLYPH, c.mask_bg, c.mask_fg) + " masked",
-        swatch("cells", c.block, extra=f" border:1px solid {c.block_edge};") + " current block",
+        swatch("cells", c.block, extra=f" border:1px solid {c.block_edge};") + " block",
     ]
     if colouring == "plain":
-        parts.append(swatch("new", c.latest) + " revealed this step")
+        parts.append(swatch("new", c.latest) + " this step")
     else:
-        parts.append("<b><u>underlined</u></b>: revealed this step")
+        parts.append("<b><u>underlined</u></b>: this step")
     if colouring == "step":
         ramp = "".join(swatch(str(s), c.step(s, steps)) for s in ramp_steps(steps))
         parts.append(f"revealed at step {ramp} of {steps}")
     elif colouring == "confidence":
         ramp = "".join(swatch(f"{p:g}", c.confidence(p)) for p in CONFIDENCE_MARKS)
-        parts.append(f"model's probability of the token {ramp}")
-    parts.append("<i>hover a token for details</i>")
+        parts.append(f"model's probability {ramp}")
     return "&nbsp;&nbsp; ".join(parts)
 
 
@@ -62,8 +61,8 @@ class LiveView(QWidget):
 
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.RichText)
-        self.legend.setWordWrap(True)
         self.legend.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never widens the window
+        self.legend.setToolTip("Hover a token for its block, step, probabilities and the model's top 5 there.")
         self.colouring = QComboBox()
         for key, name in COLOURINGS.items():
             self.colouring.addItem(name, key)

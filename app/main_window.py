@@ -28,7 +28,7 @@ from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
-from .labels import ElidedLabel
+from .labels import ElidedLabel, counted
 from .live_view import LiveView
 from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
@@ -56,8 +56,7 @@ STOP_WORDS = {"length": "done", "eos": "stopped at end-of-text", "repetition": "
 class MainWindow(QMainWindow):
     def __init__(self, model_source: str | None = None, settings: Settings | None = None) -> None:
         """`model_source`: the folder or repo id to load first; None for the shipped model."""
-        super().__init__()
-        self.setWindowTitle("BD3-LM Studio")
+        super().__init__()  # no title of its own until a model is in: Qt shows the app's name
         self.settings = settings if settings is not None else Settings()
         self.engine = Engine(self)
         self.model: ModelInfo | None = None
@@ -340,7 +339,8 @@ class MainWindow(QMainWindow):
         self.trace.outcome = outcome
         self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
         self.status.show_message(
-            f"Generated {len(outcome.token_ids)} tokens ({STOP_WORDS.get(outcome.reason, outcome.reason)}).", 10000,
+            f"Generated {counted(len(outcome.token_ids), 'token')} ({STOP_WORDS.get(outcome.reason, outcome.reason)}).",
+            10000,
         )
         self.status.set_stat("score", "Gen PPL: judging…", "The judge model is reading the text")
         self._update_actions()
@@ -483,7 +483,7 @@ class MainWindow(QMainWindow):
             m = self.model
             self.model_label.setText(f"Model: {m.name} (block size {m.block_size}) on {m.device}, {m.dtype}")
             self.model_label.setToolTip(m.path)
-            self.setWindowTitle(f"BD3-LM Studio: {m.name}")
+            self.setWindowTitle(m.name)  # Qt adds " — BD3-LM Studio", the application's display name
         self.model_menu.mark(self.model)
 
     def _on_rendered(self, index: int) -> None:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWi
 from bd3lm_core import DownloadProgress
 
 from .download_dialog import describe_progress
-from .labels import ElidedLabel
+from .labels import ElidedLabel, counted
 from .trace import Score, Trace
 from .worker import NoScore
 
@@ -85,7 +85,7 @@ class StatusArea(QStatusBar):
             frame = trace.frames[index]
             tokens = trace.generated_count(index)
             total = len(trace.outcome.token_ids) if trace.outcome is not None else trace.settings["tokens"]
-            self.set_stat("progress", f"{tokens} of {total} tokens, block {frame.block} step {frame.step}")
+            self.set_stat("progress", f"{tokens} of {counted(total, 'token')}, block {frame.block} step {frame.step}")
             self.set_stat("speed", f"{tokens / frame.elapsed if frame.elapsed > 0 else 0.0:,.1f} tokens/s")
             per_forward = f" · {tokens / frame.nfe:.2f} tokens/forward" if frame.nfe else ""
             self.set_stat("nfe", f"NFE {frame.nfe}{per_forward}")

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QPoint
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QFont, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
-from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, Colours
+from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
 from .theme import current_colours
 from .trace import Token, Trace
 
@@ -122,6 +122,7 @@ class TraceView(TokenText):
         self.colours = current_colours(self)
         self.document().setDefaultStyleSheet(stylesheet(self.colours))
         self.setPlaceholderText(EMPTY_HINT)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the text wraps: nothing to scroll sideways
         font = QFont(self.font())
         font.setPointSizeF(max(font.pointSizeF(), 10.0) * scale)
         self.setFont(font)
@@ -159,10 +160,10 @@ class TraceView(TokenText):
             return self.colours.confidence(token.confidence)
         return ""
 
-    def _span(self, token: Token, latest: bool = False) -> str:
-        """One token as HTML."""
+    def _span(self, token: Token, latest: bool = False, in_cell: bool = False) -> str:
+        """One token as HTML (in a cell, a newline is drawn as a glyph)."""
         trace = self.trace
-        kind, style, text = "", "", token.text
+        kind, style, text = "", "", token.text.replace("\n", NEWLINE_GLYPH) if in_cell else token.text
         if token.frame < 0:
             kind = "prompt"
         elif token.id == trace.eos_id:
@@ -184,7 +185,7 @@ class TraceView(TokenText):
             return c.mask_bg, f'<span class="mask" title="{title}">{MASK_GLYPH}</span>'
         latest = token.frame == index
         fill = c.latest if latest and self.colouring == "plain" else (self._tint(token) or c.block)
-        return fill, self._span(token, latest)
+        return fill, self._span(token, latest, in_cell=True)
 
     def _cells(self, frame_index: int) -> list[tuple[str, str]]:
         trace = self.trace
@@ -200,7 +201,7 @@ class TraceView(TokenText):
         share = f"{100 / columns:.4g}%"  # every column the same width, whatever its token: cells never move
         tds = [f'<td width="{share}" bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
         rows = "".join("<tr>" + "".join(tds[i : i + columns]) + "</tr>" for i in range(0, len(tds), columns))
-        width = round(100 * columns / self.cells_per_row)
+        width = min(98, round(100 * columns / self.cells_per_row))  # a full row and its borders within the view
         c = self.colours
         return (
             f'<table width="{width}%" border="1" cellspacing="0" cellpadding="4" bgcolor="{c.block}" '

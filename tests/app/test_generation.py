@@ -40,7 +40,7 @@ def test_full_generation_fills_the_view_and_ends_with_the_requested_length(windo
     assert text.startswith("Once upon a time")
     status = {name: label.text() for name, label in window.status_labels.items()}
     assert "tiny-model" in window.model_label.text() and "on cpu" in window.model_label.text()
-    assert status["nfe"] == f"NFE {trace.outcome.nfe}"
+    assert status["nfe"] == f"NFE {trace.outcome.nfe} · {30 / trace.outcome.nfe:.2f} tokens/forward"
     assert "tokens/s" in status["speed"] and status["elapsed"].endswith(" s")
     assert status["progress"].startswith("30 of 30 tokens")
     assert window.export_action.isEnabled() and window.generate_action.isEnabled()
