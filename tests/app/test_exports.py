@@ -370,3 +370,20 @@ def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings
     assert {"sampler", "threshold", "top_p", "seed", "block_size"} <= keys
     assert not keys & {"steps", "entropy_bound"}
     assert body.strip().split("\n\n---\n\n") == [p.strip() for p in parts]
+
+
+def test_text_and_tokens_agree_across_tokenizers():
+    """Byte-level BPE joins token texts as they are, a word-level tokenizer with spaces; neither is an edit.
+    A changed word is."""
+    from bd3lm_studio.trace import Frame, Outcome, Token, Trace, text_matches_tokens
+
+    def trace(texts: list[str], text: str) -> Trace:
+        revealed = tuple(Token(1 + i, 5 + i, t, 0, 1, 1.0, 0) for i, t in enumerate(texts))
+        frame = Frame(0, 1, 1, 0.5, revealed, (False,) * len(texts), 1, 0.1)
+        outcome = Outcome(tuple(5 + i for i in range(len(texts))), text, 1, 0.1, "length")
+        return Trace("", "m", "cpu", "float32", {}, 0, (Token(0, 0, "", -1, 0, 1.0, -1),), [frame], outcome)
+
+    assert text_matches_tokens(trace([" Once", " upon", " a"], " Once upon a"))
+    assert text_matches_tokens(trace(["w5", "w6", "w7"], "w5 w6 w7"))
+    assert text_matches_tokens(trace(["\ufffd", "\ufffd", "!"], "\u00e9!"))  # é split between two tokens
+    assert not text_matches_tokens(trace([" Once", " upon", " a"], " Once upon the"))
