@@ -95,6 +95,7 @@ class Player(QWidget):
         )
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setToolTip("Drag to see the run as of any denoising step.")
+        self.timeline.setMinimumWidth(self.timeline.fontMetrics().horizontalAdvance("x") * 12)  # still draggable
         self.label = ElidedLabel(min_chars=8, steady="step 9999 of 9999: block 999, step 99")  # never moves
 
         layout = QHBoxLayout(self)
