@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QColor, QFont, QTextCursor, QTextTable
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
 from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
@@ -126,6 +126,23 @@ class TraceView(TokenText):
         font = QFont(self.font())
         font.setPointSizeF(max(font.pointSizeF(), 10.0) * scale)
         self.setFont(font)
+
+    def setPlaceholderText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        """Kept here and drawn by `paintEvent`, wrapped: Qt draws a placeholder on one line, cut at the edge."""
+        self.hint = text
+        super().setPlaceholderText("")
+
+    def placeholderText(self) -> str:  # noqa: N802 - Qt's name
+        return self.hint
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if self.hint and self.document().isEmpty():
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.PlaceholderText))
+            margin = round(self.document().documentMargin())
+            painter.drawText(self.viewport().rect().adjusted(margin, margin, -margin, -margin),
+                             Qt.AlignTop | Qt.AlignLeft | Qt.TextWordWrap, self.hint)
 
     def set_trace(self, trace: Trace | None) -> None:
         self.trace = trace
