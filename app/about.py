@@ -61,7 +61,7 @@ def about_html(model_name: str | None) -> str:
 class AboutDialog(QDialog):
     def __init__(self, parent: QWidget | None, model_name: str | None, model_path: str | None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("About BD3-LM Studio")
+        self.setWindowTitle("About")  # Qt adds the application's name
         self.resize(640, 480)
         self.tabs = QTabWidget()
         self.about = self._page(about_html(model_name))

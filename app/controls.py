@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from bd3lm_core import DEVICES, DTYPES, SAMPLERS, SEED_LIMIT, random_seed
@@ -92,6 +92,7 @@ class SeedEdit(QLineEdit):
     def __init__(self) -> None:
         super().__init__()
         self.setValidator(QRegularExpressionValidator(QRegularExpression(r"[0-9]{1,19}"), self))
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("0" * 19) + 16)  # every digit of a seed shows
         self._value = 0
         self.setText("0")
         self.editingFinished.connect(self._on_edited)
@@ -134,10 +135,11 @@ class ControlsPanel(QWidget):
         self.tokens = ValueSlider(range(1, MAX_TOKENS + 1), lambda n: f"{n} tokens")
         self.tokens.slider.setPageStep(32)
         self.seed = SeedEdit()
-        self.randomize = QPushButton("Randomize")
+        self.randomize = QToolButton()
+        self.randomize.setText("\u27f3")  # a short button, so that the seed box keeps room for 19 digits
         self.new_seed = QCheckBox("New seed each run")
         self.stop_at_eos = QCheckBox("Stop at end-of-text")
-        self.stop_on_repetition = QCheckBox("Stop when the text repeats itself")
+        self.stop_on_repetition = QCheckBox("Stop on repetition")
         self.device = QComboBox()
         for key in DEVICES:
             self.device.addItem(DEVICE_NAMES.get(key, key), key)

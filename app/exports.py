@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bd3lm_core import BD3LMError
 
-from . import comparison
+from . import comparison, samplers
 from .replay_page import comparison_page, replay_page
 from .trace import Trace
 
@@ -46,16 +46,42 @@ def atomic_write(path: Path, text: str) -> None:
         raise BD3LMError(f"cannot write {path}: {err.strerror or err}.") from None
 
 
+TEXT_SEPARATOR = "\n<|endoftext|>\n"  # where a document ends: `bd3lm train --separator marker:<|endoftext|>` reads it
+MARKDOWN_SEPARATOR = "\n\n---\n\n"  # a rule between stories
+
+
+def documents(trace: Trace) -> list[str]:
+    """The prompt and the text cut where the model wrote end-of-text (which the decoded text leaves out,
+    so stories would run together). Each piece is found in the decoded text by its tokens' own texts;
+    where those differ from it (a character split between tokens), the rest stays one piece."""
+    text = trace.outcome.text if trace.outcome else ""
+    pieces, piece, at = [], [], 0
+    for position in range(trace.n_prompt, trace.end):
+        token = trace.tokens.get(position)
+        if token is None or token.id != trace.eos_id:
+            piece.append(token.text if token is not None else "")
+            continue
+        found = "".join(piece)
+        if not text.startswith(found, at):
+            break
+        pieces.append(found)
+        at, piece = at + len(found), []
+    pieces.append(text[at:])
+    pieces[0] = trace.prompt + pieces[0]
+    return [p for p in pieces if p] or [""]
+
+
 def as_text(trace: Trace) -> str:
-    return trace.full_text + "\n"
+    return TEXT_SEPARATOR.join(documents(trace)) + "\n"
 
 
 def as_markdown(trace: Trace) -> str:
-    """The text under a YAML front matter holding every setting (JSON scalars are valid YAML)."""
+    """The text under a YAML front matter holding the settings the sampler read (JSON scalars are valid YAML)."""
     out = trace.outcome
+    sampler = trace.settings.get("sampler", "")
     fields = {
         "model": trace.model, "device": trace.device, "dtype": trace.dtype, "prompt": trace.prompt,
-        **trace.settings,
+        **{k: v for k, v in trace.settings.items() if k not in samplers.OPTIONAL or samplers.uses(sampler, k)},
         "nfe": out.nfe if out else None,
         "seconds": round(out.seconds, 3) if out else None,
         "stop_reason": out.reason if out else None,
@@ -63,7 +89,7 @@ def as_markdown(trace: Trace) -> str:
            if trace.score else {}),
     }
     front = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items())
-    return f"---\n{front}\n---\n\n{trace.full_text}\n"
+    return f"---\n{front}\n---\n\n{MARKDOWN_SEPARATOR.join(documents(trace))}\n"
 
 
 def as_json(trace: Trace) -> str:

@@ -9,6 +9,7 @@ frame is on screen, so the status bar can show that frame's numbers.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .pace import Player
@@ -28,26 +29,25 @@ def ramp_steps(steps: int) -> list[int]:
 
 
 def legend_html(colouring: str, steps: int, c: Colours) -> str:
-    """What the colours mean, only for what is on screen in this colouring."""
+    """What the colours mean, only for what is on screen in this colouring: one short line."""
     def swatch(text: str, bg: str, fg: str = "", extra: str = "") -> str:
         return f'<span style="background:{bg};{f" color:{fg};" if fg else ""}{extra}">&nbsp;{text}&nbsp;</span>'
 
     parts = [
         f'<b style="color:{c.prompt}">prompt</b>',
         swatch(MASK_GLYPH, c.mask_bg, c.mask_fg) + " masked",
-        swatch("cells", c.block, extra=f" border:1px solid {c.block_edge};") + " current block",
+        swatch("cells", c.block, extra=f" border:1px solid {c.block_edge};") + " block",
     ]
     if colouring == "plain":
-        parts.append(swatch("new", c.latest) + " revealed this step")
+        parts.append(swatch("new", c.latest) + " this step")
     else:
-        parts.append("<b><u>underlined</u></b>: revealed this step")
+        parts.append("<b><u>underlined</u></b>: this step")
     if colouring == "step":
         ramp = "".join(swatch(str(s), c.step(s, steps)) for s in ramp_steps(steps))
         parts.append(f"revealed at step {ramp} of {steps}")
     elif colouring == "confidence":
         ramp = "".join(swatch(f"{p:g}", c.confidence(p)) for p in CONFIDENCE_MARKS)
-        parts.append(f"model's probability of the token {ramp}")
-    parts.append("<i>hover a token for details</i>")
+        parts.append(f"model's probability {ramp}")
     return "&nbsp;&nbsp; ".join(parts)
 
 
@@ -61,8 +61,8 @@ class LiveView(QWidget):
 
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.RichText)
-        self.legend.setWordWrap(True)
         self.legend.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never widens the window
+        self.legend.setToolTip("Hover a token for its block, step, probabilities and the model's top 5 there.")
         self.colouring = QComboBox()
         for key, name in COLOURINGS.items():
             self.colouring.addItem(name, key)
@@ -90,6 +90,7 @@ class LiveView(QWidget):
         layout.addWidget(self.text, 1)
         layout.addWidget(self.player)
         self._update_legend()
+        self._add_keys()
 
     # --- what the window calls ---------------------------------------------
     def begin(self, trace: Trace) -> None:
@@ -119,6 +120,33 @@ class LiveView(QWidget):
     @property
     def shown(self) -> int:
         return self.text.shown
+
+    # --- the player on the keyboard ------------------------------------------
+    def _add_keys(self) -> None:
+        """Space, the arrows and Page Up/Down drive the player while the text or the player has the focus
+        (elsewhere, in the prompt or the settings, those keys keep their usual meaning)."""
+        keys = {
+            Qt.Key_Space: self.player.toggle,
+            Qt.Key_Left: lambda: self.player.step(-1),
+            Qt.Key_Right: lambda: self.player.step(1),
+            Qt.Key_PageUp: lambda: self.player.seek(self.block_start(-1)),
+            Qt.Key_PageDown: lambda: self.player.seek(self.block_start(1)),
+        }
+        for key, slot in keys.items():
+            QShortcut(QKeySequence(key), self, slot, context=Qt.WidgetWithChildrenShortcut)
+        self.text.setFocusPolicy(Qt.StrongFocus)
+
+    def block_start(self, direction: int) -> int:
+        """The first frame of the next block (`direction` 1; the last frame when there is none), or of the
+        current block, else the previous one (-1): like a player's previous and next track."""
+        frames = self.trace.frames if self.trace is not None else []
+        here = self.player.index
+        if not frames:
+            return here
+        starts = [i for i, f in enumerate(frames) if i == 0 or f.block != frames[i - 1].block]
+        if direction > 0:
+            return next((i for i in starts if i > here), len(frames) - 1)
+        return next((i for i in reversed(starts) if i < here), 0)
 
     # --- drawing -------------------------------------------------------------
     def _elapsed(self, index: int) -> float:

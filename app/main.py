@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 from bd3lm_core import resource_path
 
 from .main_window import MainWindow
+from .qt_platform import check_platform
 from .settings import APPLICATION, ORGANIZATION
 from .threads import busy_threads, garbage_collected_on_gui_thread
 
@@ -40,6 +41,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
+    if QApplication.instance() is None and (status := check_platform(qt_args)) is not None:
+        return status  # one line about the missing system libraries, rather than Qt's abort
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

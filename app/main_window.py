@@ -29,6 +29,7 @@ from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
+from .labels import ElidedLabel, counted
 from .live_view import LiveView
 from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
@@ -36,7 +37,7 @@ from .serve_dialog import ServeDialog
 from .session_runs import SessionRun, SessionRunsMenu
 from .settings import Choices, Settings
 from .status import StatusArea
-from .trace import Outcome, Score, Trace
+from .trace import Outcome, Score, Trace, text_matches_tokens
 from .trace_reader import load_trace
 from .worker import Engine, ModelInfo, NoScore
 
@@ -47,7 +48,7 @@ left to right. The block being written is the box of cells under the text: each 
 any order. Green: the tokens revealed by the latest step. Finished blocks join the text above and never
 change.</p>
 <p>The pace under the text slows the display, not the model; Play, &#9664; and &#9654; replay a run step by
-step. <i>Colour</i> tints tokens by step or by the model's confidence; hover a token for its numbers.
+step (with the text clicked: Space, the arrow keys, Page Up/Down for blocks). <i>Colour</i> tints tokens by step or by the model's confidence; hover a token for its numbers.
 <b>Continue</b> writes on from the end of the text; <b>Run &rarr; Compare</b> runs the prompt under
 several settings side by side.</p>
 """
@@ -63,8 +64,7 @@ CONTINUE_ENDED = ("The story has ended: the model wrote end-of-text. Untick 'Sto
 class MainWindow(QMainWindow):
     def __init__(self, model_source: str | None = None, settings: Settings | None = None) -> None:
         """`model_source`: the folder or repo id to load first; None for the shipped model."""
-        super().__init__()
-        self.setWindowTitle("BD3-LM Studio")
+        super().__init__()  # no title of its own until a model is in: Qt shows the app's name
         self.settings = settings if settings is not None else Settings()
         self.engine = Engine(self)
         self.model: ModelInfo | None = None
@@ -163,7 +163,7 @@ class MainWindow(QMainWindow):
             b = QToolButton()
             b.setDefaultAction(a)
             b.setToolButtonStyle(Qt.ToolButtonTextOnly)
-            b.setMinimumWidth(90)
+            b.setMinimumWidth(b.fontMetrics().horizontalAdvance("Continue") + 16)
             return b
 
         self.generate_button = button(self.generate_action)
@@ -172,8 +172,8 @@ class MainWindow(QMainWindow):
         run_row = QHBoxLayout()
         for b in (self.generate_button, self.continue_button, self.stop_button):
             run_row.addWidget(b)
-        keys = QLabel("Ctrl+Enter generates, Esc stops.")
-        keys.setMinimumWidth(0)
+        keys = ElidedLabel(min_chars=0)  # cut short rather than widen the window
+        keys.setText("Ctrl+Enter generates, Esc stops.")
         run_row.addWidget(keys, 1)
         left = QWidget()
         column = QVBoxLayout(left)
@@ -383,7 +383,8 @@ class MainWindow(QMainWindow):
         self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
         self.session_runs.add(self.trace, self._run_choices)
         self.status.show_message(
-            f"Generated {len(outcome.token_ids)} tokens ({STOP_WORDS.get(outcome.reason, outcome.reason)}).", 10000,
+            f"Generated {counted(len(outcome.token_ids), 'token')} ({STOP_WORDS.get(outcome.reason, outcome.reason)}).",
+            10000,
         )
         self.status.set_stat("score", "Gen PPL: judging…", "The judge model is reading the text")
         self._update_actions()
@@ -466,17 +467,10 @@ class MainWindow(QMainWindow):
         self._run_id, self._trace_run = None, None
         self.trace = trace
         self.view.open(trace)
-        current = self.controls.choices()  # the trace's settings, on the device already chosen
-        self.controls.set_choices(Choices(
-            Choices.from_dict(trace.settings).sampling, current.device, current.dtype,
-            new_seed_each_run=False,  # so that Generate reproduces the run
-        ))
-        self.prompt.setPlainText(trace.prompt)
         self.status.show_score(trace.score)
-        self.status.show_message(
-            f"Opened a run of {trace.model}. With that model loaded, Generate reproduces it.", 10000,
-        )
+        self.status.show_message(f"Opened a run of {trace.model}.", 10000)
         self._update_actions()
+        self._offer_trace_settings(trace)
         return True
 
     def restore_run(self, run: SessionRun) -> None:
@@ -491,6 +485,38 @@ class MainWindow(QMainWindow):
         self.status.show_score(run.trace.score)
         self.status.show_message(f"Back to the run of {run.title().split(' · ')[0]}.", 10000)
         self._update_actions()
+
+    def _offer_trace_settings(self, trace: Trace) -> QMessageBox | None:
+        """Ask before putting an opened run's prompt and settings in the panel (so that Generate reproduces
+        it); say so when its text is not what its tokens read (an edited file: the view shows the tokens)."""
+        current = self.controls.choices()
+        theirs = Choices(  # the trace's settings, on the device already chosen
+            Choices.from_dict(trace.settings).sampling, current.device, current.dtype, new_seed_each_run=False,
+        )
+        edited = "" if text_matches_tokens(trace) else (
+            "Its saved text does not match its tokens (the file was edited?); the view shows the tokens.\n\n"
+        )
+        if theirs == current and trace.prompt == self.prompt.toPlainText():
+            return self.show_error("The trace's text was changed", edited.strip()) if edited else None
+        box = QMessageBox(
+            QMessageBox.Question, "Use the run's settings?",
+            f"{edited}Put this run's prompt and settings (seed {trace.settings['seed']}, {trace.settings['sampler']}, "
+            f"{trace.settings['tokens']} tokens) in the panel, so that Generate reproduces it?",
+            QMessageBox.NoButton, self,
+        )
+        use = box.addButton("Use its settings", QMessageBox.AcceptRole)
+        box.addButton("Keep mine", QMessageBox.RejectRole)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if button is use:
+                self.controls.set_choices(theirs)
+                self._replace_prompt(trace.prompt)
+                self.status.show_message(f"With {trace.model} loaded, Generate reproduces the run.", 10000)
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        return box
 
     def _ask_open_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -514,7 +540,7 @@ class MainWindow(QMainWindow):
             m = self.model
             self.model_label.setText(f"Model: {m.name} (block size {m.block_size}) on {m.device}, {m.dtype}")
             self.model_label.setToolTip(m.path)
-            self.setWindowTitle(f"BD3-LM Studio: {m.name}")
+            self.setWindowTitle(m.name)  # Qt adds " — BD3-LM Studio", the application's display name
         self.model_menu.mark(self.model)
 
     def _on_rendered(self, index: int) -> None:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSlider, QToolButton, QWidget
 
+from .labels import ElidedLabel
 from .settings import PACES
 
 MAX_FPS = 60
@@ -77,13 +78,13 @@ class Player(QWidget):
 
         self.play = QToolButton()
         self.play.setToolButtonStyle(Qt.ToolButtonTextOnly)
-        self.play.setToolTip("Play or pause the unmasking (Space in the text)")
+        self.play.setToolTip("Play or pause the unmasking (Space, with the text or the player focused)")
         self.back = QToolButton()
         self.back.setText("\u25c0")
-        self.back.setToolTip("One denoising step back")
+        self.back.setToolTip("One denoising step back (Left arrow; Page Up: the previous block)")
         self.forward = QToolButton()
         self.forward.setText("\u25b6")
-        self.forward.setToolTip("One denoising step forward")
+        self.forward.setToolTip("One denoising step forward (Right arrow; Page Down: the next block)")
         self.pace = QComboBox()
         for value in PACES:
             self.pace.addItem(pace_name(value), value)
@@ -94,8 +95,8 @@ class Player(QWidget):
         )
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setToolTip("Drag to see the run as of any denoising step.")
-        self.label = QLabel()
-        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("step 9999 of 9999: block 999, step 99"))
+        self.timeline.setMinimumWidth(self.timeline.fontMetrics().horizontalAdvance("x") * 12)  # still draggable
+        self.label = ElidedLabel(min_chars=8, steady="step 9999 of 9999: block 999, step 99")  # never moves
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -169,16 +170,18 @@ class Player(QWidget):
 
     def step(self, delta: int) -> None:
         """Pause, and move one frame."""
+        self.seek(self.index + delta)
+
+    def seek(self, index: int) -> None:
+        """Pause, and show frame `index` (clamped to the frames there are)."""
         self._stop_playing()
         if self.count:
-            self._show(min(max(0, self.index + delta), self.count - 1))
+            self._show(min(max(0, index), self.count - 1))
         self._update_widgets()
 
     def _on_timeline(self, value: int) -> None:
         if value != self.index:
-            self._stop_playing()
-            self._show(value)
-            self._update_widgets()
+            self.seek(value)
 
     def _on_pace(self) -> None:
         self.pace_changed.emit(self.steps_per_second)

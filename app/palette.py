@@ -11,6 +11,7 @@ import colorsys
 from dataclasses import asdict, dataclass
 
 MASK_GLYPH = "\u2591\u2591\u2591"  # light-shade boxes: a position that is still masked
+NEWLINE_GLYPH = "\u21b5"  # how a newline reads inside a cell of the current block (else the cell looks empty)
 EOS_TEXT = " \u27e8end of text\u27e9 "  # how the end-of-text token reads
 CELLS_PER_ROW = 8  # the current block's cells wrap after this many, each 1/8 of the width
 COLUMN_CELLS_PER_ROW = 4  # in a comparison's narrow columns: wide enough cells that words stay whole

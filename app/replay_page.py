@@ -76,6 +76,7 @@ const V = JSON.parse(document.getElementById("view").textContent);
 const dark = typeof matchMedia === "function" && matchMedia("(prefers-color-scheme: dark)").matches;
 const C = dark ? V.dark : V.light;
 const $ = (id) => document.getElementById(id);
+const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 function el(tag, text, cls, title) {
   const e = document.createElement(tag);
   e.textContent = text;
@@ -108,11 +109,12 @@ function makeRun(T, R, box) {
     if (colouring === "confidence" && t.c !== null) return C.confidence[Math.round(t.c * 100)];
     return "";
   }
-  function tokenSpan(pos, t, latest, colouring) {
+  function tokenSpan(pos, t, latest, colouring, inCell = false) {
     if (t.frame < 0) return el("span", t.text, "prompt", tip(pos, t));
     if (t.id === T.eos_id) return el("span", V.eos_text, "eos", tip(pos, t));
     let cls = latest ? "latest" : "";
-    const s = el("span", t.text, cls, tip(pos, t));
+    const text = inCell ? t.text.replace(/\n/g, V.newline_glyph) : t.text;  // a newline in a cell shows
+    const s = el("span", text, cls, tip(pos, t));
     if (colouring !== "plain") {
       s.className = latest ? "latest-tinted" : "";
       const bg = tint(t, colouring);
@@ -145,7 +147,7 @@ function makeRun(T, R, box) {
       } else {
         const latest = t.frame === k;
         cell.style.background = latest && colouring === "plain" ? C.latest : (tint(t, colouring) || C.block);
-        cell.append(tokenSpan(pos, t, latest, colouring));
+        cell.append(tokenSpan(pos, t, latest, colouring, true));
       }
       grid.append(cell);
     });
@@ -200,7 +202,7 @@ const S = T.settings;
 $("meta").textContent =
   `${T.model} on ${T.device} (${T.dtype}) · block size ${S.block_size} · ${S.sampler} · ` +
   `steps ${S.steps} · top-p ${S.top_p} · temperature ${S.temperature} · seed ${S.seed} · ` +
-  `${T.frames.length} steps, ${T.nfe} forwards, ` +
+  `${counted(T.frames.length, "step")}, ${counted(T.nfe, "forward")}, ` +
   `${T.seconds === null ? "" : T.seconds.toFixed(2) + " s"} · stopped: ${T.reason}` +
   (T.judgement ? ` · Gen PPL ${T.judgement.gen_ppl.toFixed(1)}, entropy ${T.judgement.entropy.toFixed(2)}` : "");
 const run = makeRun(T, V.runs[0], $("text"));
@@ -239,8 +241,17 @@ makePlayer(longest.frames, longest.times, render);
 
 
 def _script_json(value: object) -> str:
-    """JSON to embed in a <script> element: every `<` escaped, so no text can close the script."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+    """JSON to embed in a <script> element: every `<` escaped, so no text can close the script; seeds as
+    strings, since JavaScript's numbers lose integers above 2**53 (a 19-digit seed would be shown wrong)."""
+    return json.dumps(_seeds_as_text(value), ensure_ascii=False).replace("<", "\\u003c")
+
+
+def _seeds_as_text(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: str(v) if k == "seed" and isinstance(v, int) else _seeds_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_seeds_as_text(v) for v in value]
+    return value
 
 
 def _css_vars(c: palette.Colours) -> str:
@@ -267,7 +278,8 @@ def _page(title: str, body: str, traces: list[Trace], fills: dict[str, str], wid
     steps = max(t.steps_per_block for t in traces)
     view = {
         "runs": [{"end": t.end, "steps_per_block": t.steps_per_block} for t in traces],
-        "mask_glyph": palette.MASK_GLYPH, "eos_text": palette.EOS_TEXT, "cells_per_row": cells_per_row,
+        "mask_glyph": palette.MASK_GLYPH, "newline_glyph": palette.NEWLINE_GLYPH, "eos_text": palette.EOS_TEXT,
+        "cells_per_row": cells_per_row,
         "light": _tints(palette.LIGHT, steps), "dark": _tints(palette.DARK, steps),
     }
     controls = _fill(_CONTROLS, {

@@ -31,6 +31,9 @@ PARAMETERS = {
 }
 
 
+OPTIONAL = {name for names in PARAMETERS.values() for name in names}  # settings only some samplers read
+
+
 def uses(sampler: str, parameter: str) -> bool:
     """Whether `sampler` reads the setting `parameter` (steps, threshold, entropy_bound)."""
     return parameter in PARAMETERS.get(sampler, ())

@@ -10,12 +10,13 @@ change on every step, and a plain label costs the UI thread least.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from bd3lm_core import DownloadProgress
 
 from .download_dialog import describe_progress
+from .labels import ElidedLabel, counted
 from .trace import Score, Trace
 from .worker import NoScore
 
@@ -23,57 +24,21 @@ STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score")
 TIPS = {
     "progress": "Tokens generated so far, and where the sampler is",
     "speed": "Generated tokens per second",
-    "nfe": "Forward passes of the network so far (NFE: number of function evaluations);\n"
-           "a step that reveals nothing needs none",
+    "nfe": "Forward passes of the network so far (NFE: number of function evaluations), and tokens\n"
+           "generated per forward pass (above 1 when steps reveal several tokens at once)",
     "elapsed": "Time since the run began",
     "seed": "The seed of the run on screen; right-click or Run → Copy seed copies it",
 }
 
 
-class ElidedLabel(QLabel):
-    """A one-line label that may be narrower than its text: it then ends in "…".
-
-    `text()` is the whole text; the label shows it cut to its width, cut
-    again on each resize (in Python only then: painting stays Qt's own).
-    """
-
-    def __init__(self, min_chars: int = 6) -> None:
-        super().__init__()
-        self._full = ""
-        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("x" * min_chars))
-
-    def text(self) -> str:  # noqa: D102 - the whole text, not the part shown
-        return self._full
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
-        if text != self._full:
-            self._full = text
-            self.updateGeometry()  # the size it asks for is the whole text's
-            self._elide()
-
-    def shown_text(self) -> str:
-        """The text as drawn at the label's present width."""
-        return super().text()
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, super().sizeHint().height())
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        QLabel.setText(self, self.fontMetrics().elidedText(self._full, Qt.ElideRight, self.contentsRect().width()))
-
-
 class StatusArea(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message = ElidedLabel(min_chars=24)
+        self.message = ElidedLabel(min_chars=12)
         self.addWidget(self.message, 1)
         self.labels: dict[str, QLabel] = {}
-        for name in STATS:
-            label = self.labels[name] = QLabel()
+        for name in STATS:  # the long ones may shrink, so that the window fits a small screen
+            label = self.labels[name] = ElidedLabel(min_chars=10) if name in ("progress", "score") else QLabel()
             label.setToolTip(TIPS.get(name, ""))
             self.addPermanentWidget(label)
         self.download = QProgressBar()
@@ -120,9 +85,10 @@ class StatusArea(QStatusBar):
             frame = trace.frames[index]
             tokens = trace.generated_count(index)
             total = len(trace.outcome.token_ids) if trace.outcome is not None else trace.settings["tokens"]
-            self.set_stat("progress", f"{tokens} of {total} tokens, block {frame.block} step {frame.step}")
+            self.set_stat("progress", f"{tokens} of {counted(total, 'token')}, block {frame.block} step {frame.step}")
             self.set_stat("speed", f"{tokens / frame.elapsed if frame.elapsed > 0 else 0.0:,.1f} tokens/s")
-            self.set_stat("nfe", f"NFE {frame.nfe}")
+            per_forward = f" · {tokens / frame.nfe:.2f} tokens/forward" if frame.nfe else ""
+            self.set_stat("nfe", f"NFE {frame.nfe}{per_forward}")
             self.set_stat("elapsed", f"{frame.elapsed:.2f} s")
         self.set_stat("seed", "" if trace is None else f"seed {trace.settings['seed']}")
 

@@ -8,6 +8,7 @@ tensors), so that a saved JSON trace can be read back and replayed anywhere
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -204,3 +205,17 @@ def replay(trace: Trace) -> list[int | None]:
             sequence.extend([None] * (token.position + 1 - len(sequence)))
             sequence[token.position] = token.id
     return sequence[: trace.end]
+
+
+def text_matches_tokens(trace: Trace) -> bool:
+    """Whether the run's saved text reads as its tokens do. Tokens are compared by their own texts, where a
+    character split between two tokens reads as U+FFFD (such a run stands for any characters), and without
+    whitespace, which some tokenizers put between the tokens they decode."""
+    if trace.outcome is None:
+        return True
+    pieces = "".join(
+        t.text for t in (trace.tokens.get(p) for p in range(trace.n_prompt, trace.end))
+        if t is not None and t.id != trace.eos_id
+    )
+    pattern = ".*?".join(re.escape(piece) for piece in re.split("\ufffd+", re.sub(r"\s+", "", pieces)))
+    return re.fullmatch(pattern, re.sub(r"\s+", "", trace.outcome.text), re.S) is not None

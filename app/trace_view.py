@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QPoint
-from PySide6.QtGui import QColor, QFont, QTextCursor, QTextTable
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
-from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, Colours
+from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
 from .theme import current_colours
 from .trace import Token, Trace
 
@@ -81,6 +81,13 @@ class TokenText(QTextEdit):
         """The tooltip of the character under `point` (viewport coordinates)."""
         cursor = self.cursorForPosition(point)
         index = cursor.position() - (1 if point.x() < self.cursorRect(cursor).left() else 0)
+        table = cursor.currentTable()
+        if table is not None:  # inside a cell, its blank part included, the tip is that cell's token's
+            cell = table.cellAt(cursor)
+            first, last = cell.firstCursorPosition().position(), cell.lastCursorPosition().position()
+            if last == first:
+                return ""
+            index = min(max(index, first), last - 1)
         if index < 0:
             return ""
         cursor.setPosition(index)
@@ -115,9 +122,27 @@ class TraceView(TokenText):
         self.colours = current_colours(self)
         self.document().setDefaultStyleSheet(stylesheet(self.colours))
         self.setPlaceholderText(EMPTY_HINT)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the text wraps: nothing to scroll sideways
         font = QFont(self.font())
         font.setPointSizeF(max(font.pointSizeF(), 10.0) * scale)
         self.setFont(font)
+
+    def setPlaceholderText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        """Kept here and drawn by `paintEvent`, wrapped: Qt draws a placeholder on one line, cut at the edge."""
+        self.hint = text
+        super().setPlaceholderText("")
+
+    def placeholderText(self) -> str:  # noqa: N802 - Qt's name
+        return self.hint
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if self.hint and self.document().isEmpty():
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.PlaceholderText))
+            margin = round(self.document().documentMargin())
+            painter.drawText(self.viewport().rect().adjusted(margin, margin, -margin, -margin),
+                             Qt.AlignTop | Qt.AlignLeft | Qt.TextWordWrap, self.hint)
 
     def set_trace(self, trace: Trace | None) -> None:
         self.trace = trace
@@ -152,10 +177,10 @@ class TraceView(TokenText):
             return self.colours.confidence(token.confidence)
         return ""
 
-    def _span(self, token: Token, latest: bool = False) -> str:
-        """One token as HTML."""
+    def _span(self, token: Token, latest: bool = False, in_cell: bool = False) -> str:
+        """One token as HTML (in a cell, a newline is drawn as a glyph)."""
         trace = self.trace
-        kind, style, text = "", "", token.text
+        kind, style, text = "", "", token.text.replace("\n", NEWLINE_GLYPH) if in_cell else token.text
         if token.frame < 0:
             kind = "prompt"
         elif token.id == trace.eos_id:
@@ -177,7 +202,7 @@ class TraceView(TokenText):
             return c.mask_bg, f'<span class="mask" title="{title}">{MASK_GLYPH}</span>'
         latest = token.frame == index
         fill = c.latest if latest and self.colouring == "plain" else (self._tint(token) or c.block)
-        return fill, self._span(token, latest)
+        return fill, self._span(token, latest, in_cell=True)
 
     def _cells(self, frame_index: int) -> list[tuple[str, str]]:
         trace = self.trace
@@ -193,7 +218,7 @@ class TraceView(TokenText):
         share = f"{100 / columns:.4g}%"  # every column the same width, whatever its token: cells never move
         tds = [f'<td width="{share}" bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
         rows = "".join("<tr>" + "".join(tds[i : i + columns]) + "</tr>" for i in range(0, len(tds), columns))
-        width = round(100 * columns / self.cells_per_row)
+        width = min(98, round(100 * columns / self.cells_per_row))  # a full row and its borders within the view
         c = self.colours
         return (
             f'<table width="{width}%" border="1" cellspacing="0" cellpadding="4" bgcolor="{c.block}" '

@@ -194,6 +194,8 @@ class EngineWorker(QObject):
         count = 0
         for event in generate(model, request.prompt, settings, cancel=cancel, alternatives=ALTERNATIVES):
             if isinstance(event, Step):
+                if not event.revealed:  # a DDPM step that drew no position: nothing to show or replay
+                    continue
                 revealed = tuple(
                     Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, count,
                           r.confidence, tuple((tid, text(tid), p) for tid, p in r.alternatives))

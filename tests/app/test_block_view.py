@@ -83,3 +83,40 @@ def test_after_stop_the_view_the_counts_and_the_export_agree(window, qtbot, tmp_
     assert window.export_to(tmp_path / "run.txt") and window.export_to(tmp_path / "run.json")
     assert (tmp_path / "run.txt").read_text(encoding="utf-8") == trace.prompt + trace.outcome.text + "\n"
     assert len(json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["tokens"]) == n
+
+
+def test_tooltips_are_hit_tested_on_cells(window, qtbot):
+    """Over the blank part of a cell, right or left of its glyphs, the tip is that cell's token's
+    (it used to be the next cell's)."""
+    from PySide6.QtCore import QPoint
+
+    configure(window, tokens=24)
+    window.controls.steps.set_value(4)
+    run(window, qtbot)
+    trace, view = window.trace, window.view
+    view.timeline.setValue(next(i for i, f in enumerate(trace.frames) if f.revealed and any(f.masked)))
+    text = view.text
+    cells = []  # (first cursor position, end cursor position) of each cell's content
+    block = text.document().begin()
+    while block.isValid():
+        if QTextCursor(block).currentTable() is not None:
+            cells.append((block.position(), block.position() + block.length() - 1))
+        block = block.next()
+    assert len(cells) == trace.block_size
+    checked = 0
+    for (first, end), (next_first, _) in zip(cells, cells[1:]):
+        cursor = QTextCursor(text.document())
+        cursor.setPosition(first)
+        cursor.movePosition(QTextCursor.NextCharacter, QTextCursor.KeepAnchor)
+        expected = cursor.charFormat().toolTip()
+        assert expected
+        cursor.setPosition(end)
+        glyphs_end = text.cursorRect(cursor)
+        cursor.setPosition(next_first)
+        next_left = text.cursorRect(cursor).left()
+        assert next_left - glyphs_end.right() > 12  # a blank part to hover
+        y = glyphs_end.center().y()
+        assert text.tooltip_at(QPoint(glyphs_end.right() + 3, y)) == expected  # just right of the glyphs
+        assert text.tooltip_at(QPoint((glyphs_end.right() + next_left) // 2, y)) == expected  # mid-blank
+        checked += 1
+    assert checked == trace.block_size - 1

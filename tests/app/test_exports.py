@@ -84,6 +84,53 @@ def test_json_trace_reads_back_and_replays_to_the_same_text(finished, tmp_path, 
     assert tokenizer.decode(ids[1:n]) == "Once upon a time"
 
 
+def answer_question(window, label: str) -> str:
+    """Click `label` in the question box Open trace shows; returns the question."""
+    [box] = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    [button] = [b for b in box.buttons() if b.text() == label]
+    question = box.text()
+    button.click()
+    return question
+
+
+def test_open_trace_asks_before_it_changes_the_settings_panel(finished, tmp_path):
+    """Defect: opening a trace silently unticked "New seed each run" and "Stop at end-of-text" and set its
+    token count. Now it asks; "Keep mine" leaves the panel and the prompt as they were."""
+    path = tmp_path / "run.json"
+    finished.export_to(path)
+    c = finished.controls
+    c.new_seed.setChecked(True)
+    c.stop_at_eos.setChecked(True)
+    c.tokens.set_value(300)
+    finished.prompt.setPlainText("my own prompt")
+    before = c.choices()
+    assert finished.open_trace(path)
+    assert c.choices() == before  # nothing changed before the answer
+    question = answer_question(finished, "Keep mine")
+    assert "seed 11" in question and "20 tokens" in question
+    assert c.choices() == before and finished.prompt.toPlainText() == "my own prompt"
+    assert finished.view.text.toPlainText().startswith("Once upon a time")  # the run is shown all the same
+
+    assert finished.open_trace(path)
+    answer_question(finished, "Use its settings")
+    assert (c.tokens.value(), c.seed.value(), c.new_seed.isChecked(), c.stop_at_eos.isChecked()) == (20, 11, False, False)
+
+
+def test_open_trace_warns_when_its_text_disagrees_with_its_tokens(finished, tmp_path):
+    path, edited = tmp_path / "run.json", tmp_path / "edited.json"
+    finished.export_to(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["text"] = "Something nobody generated."
+    edited.write_text(json.dumps(data), encoding="utf-8")
+    finished.prompt.setPlainText("my own prompt")
+    assert finished.open_trace(edited)
+    question = answer_question(finished, "Keep mine")
+    assert question.startswith("Its saved text does not match its tokens")
+
+    assert finished.open_trace(path)  # the same run unedited: no warning (its tokens split characters)
+    assert "does not match" not in answer_question(finished, "Keep mine")
+
+
 def test_an_opened_trace_replays_and_reproduces(finished, tmp_path, qtbot):
     path = tmp_path / "run.json"
     finished.export_to(path)
@@ -94,6 +141,7 @@ def test_an_opened_trace_replays_and_reproduces(finished, tmp_path, qtbot):
     assert finished.open_trace(path)
     assert finished.view.text.toPlainText().startswith("Once upon a time")
     assert finished.view.timeline.isEnabled()
+    answer_question(finished, "Use its settings")
     assert finished.controls.seed.value() == 11 and finished.prompt.toPlainText() == "Once upon a time"
     finished.generate()
     qtbot.waitUntil(lambda: not finished.running, timeout=30_000)
@@ -108,7 +156,10 @@ def test_html_is_one_self_contained_replay_page(finished, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
     embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
     assert "<" not in embedded  # the text cannot end the script early
-    assert read_trace(json.loads(embedded)).outcome == finished.trace.outcome
+    data = json.loads(embedded)
+    assert data["seed"] == data["settings"]["seed"] == "11"  # as text, which JavaScript keeps exact
+    data["seed"] = data["settings"]["seed"] = 11
+    assert read_trace(data).outcome == finished.trace.outcome
     assert "function render" in page and 'id="timeline"' in page
 
 
@@ -271,3 +322,68 @@ def test_html_page_plays_the_run_in_a_real_browser(finished_in_english, tmp_path
     assert steps == list(range(1, n + 1)), "Play shows every step of the trace once, in order"
     assert all(f" of {n}:" in label for label in result["shown"])
     assert result["text"] == trace.full_text == finished.view.text.toPlainText()
+
+
+def test_html_page_shows_the_exact_19_digit_seed(finished, tmp_path, qtbot):
+    """JavaScript's numbers would turn 318977734491829097 into 318977734491829100; the page gets it as text."""
+    from app_helpers import configure, run
+
+    configure(finished, tokens=8, seed=318977734491829097)
+    run(finished, qtbot)
+    assert finished.trace.settings["seed"] == 318977734491829097
+    path = tmp_path / "run.html"
+    assert finished.export_to(path)
+    result = run_page_script(path.read_text(encoding="utf-8"), """
+console.log(JSON.stringify({meta: document.getElementById("meta").textContent}));
+""")
+    assert "seed 318977734491829097 ·" in result["meta"]
+
+
+def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings(open_window, settings, qtbot,
+                                                                                  tmp_path):
+    """Defect: end-of-text was dropped from .txt and .md ("help others do."Once upon a time"), and the .md
+    header listed settings the sampler ignores. The shipped model, seed 6: a story ends at token 49."""
+    from app_helpers import configure, run
+
+    window = open_window(None, settings)
+    configure(window, tokens=160, seed=6)  # the threshold sampler: it reads no steps, no entropy bound
+    run(window, qtbot)
+    trace = window.trace
+    ids = list(trace.outcome.token_ids)
+    assert trace.eos_id in ids[:-10]
+    stories = 1 + ids.count(trace.eos_id) - (ids[-1] == trace.eos_id)
+    window.export_to(tmp_path / "run.txt")
+    text = (tmp_path / "run.txt").read_text(encoding="utf-8")
+    parts = text[:-1].split("\n<|endoftext|>\n")
+    assert len(parts) == stories >= 2
+    assert "".join(parts) == trace.full_text  # only the separators added
+    from bd3lm_core import default_model_dir
+    from bd3lm_core.model.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(default_model_dir() / "tokenizer.json")
+    first = ids.index(trace.eos_id)
+    assert parts[0] == "Once upon a time" + tokenizer.decode(ids[:first])  # cut where the model ended the story
+
+    window.export_to(tmp_path / "run.md")
+    _, front, body = (tmp_path / "run.md").read_text(encoding="utf-8").split("---\n", 2)
+    keys = {line.split(": ", 1)[0] for line in front.strip().splitlines()}
+    assert {"sampler", "threshold", "top_p", "seed", "block_size"} <= keys
+    assert not keys & {"steps", "entropy_bound"}
+    assert body.strip().split("\n\n---\n\n") == [p.strip() for p in parts]
+
+
+def test_text_and_tokens_agree_across_tokenizers():
+    """Byte-level BPE joins token texts as they are, a word-level tokenizer with spaces; neither is an edit.
+    A changed word is."""
+    from bd3lm_studio.trace import Frame, Outcome, Token, Trace, text_matches_tokens
+
+    def trace(texts: list[str], text: str) -> Trace:
+        revealed = tuple(Token(1 + i, 5 + i, t, 0, 1, 1.0, 0) for i, t in enumerate(texts))
+        frame = Frame(0, 1, 1, 0.5, revealed, (False,) * len(texts), 1, 0.1)
+        outcome = Outcome(tuple(5 + i for i in range(len(texts))), text, 1, 0.1, "length")
+        return Trace("", "m", "cpu", "float32", {}, 0, (Token(0, 0, "", -1, 0, 1.0, -1),), [frame], outcome)
+
+    assert text_matches_tokens(trace([" Once", " upon", " a"], " Once upon a"))
+    assert text_matches_tokens(trace(["w5", "w6", "w7"], "w5 w6 w7"))
+    assert text_matches_tokens(trace(["\ufffd", "\ufffd", "!"], "\u00e9!"))  # é split between two tokens
+    assert not text_matches_tokens(trace([" Once", " upon", " a"], " Once upon the"))

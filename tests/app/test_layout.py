@@ -95,3 +95,29 @@ def test_the_model_menu_marks_the_loaded_model(window, qtbot, tiny_model, bd3lm_
     marks = {a.text(): a.isChecked() for a in menu.installed.actions()}
     assert marks == {"test-org/tiny": True}
     assert not menu.shipped.isChecked() and not menu.folder.isChecked()
+
+
+def test_the_window_fits_an_800_px_screen_and_the_empty_page_hint_shows_at_1000(window, qtbot):
+    """Defect: never narrower than 1031 px, and at 1000 px the empty page's hint was cut off."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+
+    assert window.minimumSizeHint().width() <= 800 - 40  # room for the window's frame and a screen edge
+    view = window.view.text
+    assert view.document().isEmpty() and view.placeholderText() == EMPTY_HINT
+    for width in (1000, 800, window.minimumSizeHint().width()):  # the hint wraps: every word shows
+        window.resize(width, 700)
+        qtbot.wait(50)
+        assert window.width() == width
+        shot = view.viewport().grab().toImage()
+        blank = view.palette().color(QPalette.Base).rgb()
+        rows = {y for y in range(shot.height()) for x in range(0, shot.width(), 2) if shot.pixel(x, y) != blank}
+        line = view.fontMetrics().lineSpacing()
+        assert max(rows) - min(rows) > line, width  # drawn on more than one line: wrapped, not cut
+        room = view.viewport().width() - 2 * view.document().documentMargin()
+        assert view.fontMetrics().boundingRect(0, 0, int(room), 10_000, Qt.TextWordWrap, EMPTY_HINT).width() <= room
+    configure(window, tokens=16)
+    run(window, qtbot)
+    window.status.show_message("A long message " * 20)
+    qtbot.wait(50)
+    assert window.minimumSizeHint().width() <= 800 - 40  # a run's numbers and a long message do not widen it

@@ -112,3 +112,48 @@ def test_the_timeline_follows_the_next_run_instead_of_sitting_greyed_at_the_end(
     enabled, value, shown = seen[0]
     assert enabled and value == shown
     assert timeline.value() < timeline.maximum()  # still walking through the queued steps
+
+
+def test_the_player_on_the_keyboard(window, qtbot):
+    """Space plays and pauses, the arrows move a step, Page Up/Down a block, with the text focused;
+    in the prompt the same keys still edit text."""
+    from PySide6.QtCore import Qt
+
+    configure(window, tokens=16)
+    window.controls.steps.set_value(4)  # several steps per block
+    run(window, qtbot)
+    view, player = window.view, window.view.player
+    frames = window.trace.frames
+    starts = [i for i, f in enumerate(frames) if i == 0 or f.block != frames[i - 1].block]
+    assert len(starts) >= 3 and window.view.shown == len(frames) - 1
+
+    qtbot.mouseClick(view.text.viewport(), Qt.LeftButton)
+    assert window.focusWidget() is view.text
+
+    def press(key) -> None:
+        qtbot.keyClick(window.focusWidget(), key)
+
+    press(Qt.Key_PageUp)  # the end is inside the last block: to that block's first step
+    assert view.shown == starts[-1]
+    press(Qt.Key_PageUp)
+    assert view.shown == starts[-2]
+    press(Qt.Key_PageDown)
+    assert view.shown == starts[-1]
+    press(Qt.Key_Left)
+    assert view.shown == starts[-1] - 1
+    press(Qt.Key_Right)
+    press(Qt.Key_Right)
+    assert view.shown == starts[-1] + 1
+    set_pace(window, 2)
+    press(Qt.Key_Space)
+    assert player.playing
+    press(Qt.Key_Space)
+    assert not player.playing
+
+    window.prompt.setFocus()
+    window.prompt.setPlainText("Once")
+    window.prompt.moveCursor(window.prompt.textCursor().MoveOperation.End)
+    at = view.shown
+    press(Qt.Key_Space)
+    press(Qt.Key_Left)
+    assert window.prompt.toPlainText() == "Once " and not player.playing and view.shown == at
