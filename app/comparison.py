@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bd3lm_core.formatting import counted
+
 from .samplers import NAMES, uses
 from .trace import Trace
 
@@ -74,7 +76,7 @@ def label(settings: dict[str, Any], model: str) -> str:
     sampler = settings["sampler"]
     parts = [model, f"block {settings['block_size']}", NAMES.get(sampler, sampler)]
     if uses(sampler, "steps"):
-        parts.append(f"{settings['steps']} steps")
+        parts.append(counted(settings["steps"], "step"))
     if uses(sampler, "threshold"):
         parts.append(f"threshold {settings['threshold']:g}")
     if uses(sampler, "entropy_bound"):

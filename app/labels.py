@@ -49,7 +49,3 @@ class ElidedLabel(QLabel):
     def _elide(self) -> None:
         QLabel.setText(self, self.fontMetrics().elidedText(self._full, Qt.ElideRight, self.contentsRect().width()))
 
-
-def counted(n: int, noun: str) -> str:
-    """"1 token", "2 tokens": a count with its noun."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, random_seed
+from bd3lm_core.formatting import counted
 
 from . import exports
 from .about import AboutDialog
@@ -29,7 +30,7 @@ from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
-from .labels import ElidedLabel, counted
+from .labels import ElidedLabel
 from .live_view import LiveView
 from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle

@@ -14,9 +14,10 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from bd3lm_core import DownloadProgress
+from bd3lm_core.formatting import counted
 
 from .download_dialog import describe_progress
-from .labels import ElidedLabel, counted
+from .labels import ElidedLabel
 from .trace import Score, Trace
 from .worker import NoScore
 

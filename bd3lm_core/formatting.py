@@ -20,3 +20,8 @@ def size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 token", "2 tokens": a count with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
