@@ -72,3 +72,45 @@ def test_training_on_the_gpu_in_bfloat16_autocast_learns_and_keeps_float32_weigh
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}  # autocast computes in bf16, stores fp32
     reloaded = load_network(Path(trainer.settings.out))  # the run folder is a model, as on the CPU
     assert all(torch.equal(a, b.cpu()) for a, b in zip(reloaded.state_dict().values(), trainer.ema.state_dict().values()))
+
+
+# bfloat16 keeps 8 significant bits: every rounding is up to 2**-8 = 0.4% of the value, and a logit is the end of
+# a few layers of matmuls, norms and softmaxes, each rounding its inputs and outputs. On these random-weight
+# fixtures that is a few percent of the logits' range; 3% of the largest |logit| allows for it and still fails
+# on a wrong wiring (a missing adaLN shift or a swapped head moves logits by the whole range).
+BF16_TOLERANCE = 0.03
+
+
+@pytest.mark.parametrize("folder", fixture_folders(), ids=lambda p: p.name)
+def test_logits_in_bfloat16_on_the_gpu_are_the_authors_within_bfloat16s_precision(folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    model = load_network(folder / "checkpoint", device="cuda", dtype=torch.bfloat16)
+    expected = load_file(str(folder / "expected.safetensors"))
+    xt, x0 = expected["xt"].cuda(), expected["x0"].cuda()
+    with torch.no_grad():
+        train = model.forward_train(xt, x0).float().cpu()
+        cached = cached_block_logits(model, xt, x0).float().cpu()
+    scale = expected["train_logits"].abs().max()
+    assert (train - expected["train_logits"]).abs().max() <= BF16_TOLERANCE * scale
+    assert (cached - expected["cached_logits"]).abs().max() <= BF16_TOLERANCE * scale
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_one_ddpm_step_on_the_gpu_has_the_analytic_distribution(tmp_path: Path, top_p: float) -> None:
+    from test_sampler import check_one_ddpm_step
+
+    check_one_ddpm_step(tmp_path, top_p, "cuda")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL refuses two ranks on one GPU ('Duplicate GPU detected')")
+def test_two_processes_train_on_cuda_with_nccl(tmp_path: Path) -> None:
+    """torchrun's way: two ranks, each on the GPU of its LOCAL_RANK, gradients summed by NCCL."""
+    from model_factory import toy_settings
+    from test_group_training import assert_statuses, run_group
+
+    ended = run_group(toy_settings(tmp_path, batch_size=4, steps=4, eval_every=2, dropout=0.0), "--device", "cuda")
+    assert_statuses(ended, [0, 0])
+    assert "saved to" in ended[0][1]
+    reloaded = load_network(Path(toy_settings(tmp_path).out), device="cuda")
+    assert all(torch.isfinite(p).all() for p in reloaded.parameters())

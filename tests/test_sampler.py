@@ -156,14 +156,19 @@ def nucleus_reference(probs: np.ndarray, p: float) -> np.ndarray:
 
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_one_ddpm_step_has_the_analytic_distribution(tmp_path: Path, top_p: float) -> None:
+    check_one_ddpm_step(tmp_path, top_p, "cpu")
+
+
+def check_one_ddpm_step(tmp_path: Path, top_p: float, device: str) -> None:
     """Block [BOS, mask], T = 2: after step 1 (t=1 -> s=1/2) the position is still masked with
-    probability 1/2, else it holds token v with probability 1/2 * p_nucleus(v)."""
-    loaded = load_model(make_model_folder(tmp_path, block_size=2, model_length=8, vocab=260), device="cpu")
+    probability 1/2, else it holds token v with probability 1/2 * p_nucleus(v). (test_cuda.py runs it on a GPU.)"""
+    loaded = load_model(make_model_folder(tmp_path, block_size=2, model_length=8, vocab=260), device=device,
+                        dtype="float32")
     mask = loaded.config.mask_id
     with torch.no_grad():
         logits = FullContext(loaded.model, 2).logits(
-            torch.tensor([[loaded.tokenizer.bos_id, mask]]), torch.tensor([1])
-        )[0, 0].double()
+            torch.tensor([[loaded.tokenizer.bos_id, mask]], device=device), torch.tensor([1], device=device)
+        )[0, 0].double().cpu()
     logits[mask] = -math.inf
     p_x0 = nucleus_reference(logits.softmax(-1).numpy(), top_p)
     expected = np.append(0.5 * p_x0, 0.5)  # tokens, then "still masked"
