@@ -156,6 +156,14 @@ def foreign_tokenizer(ws: Workspace) -> None:
     shutil.copy(other / "tokenizer.json", ws.model / "tokenizer.json")
 
 
+def tokenizer_that_panics(ws: Workspace) -> None:
+    """A Split pre-tokenizer whose regex backtracks past Oniguruma's limit: the tokenizers library panics in Rust."""
+    path = ws.model / "tokenizer.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    path.write_text(json.dumps(raw), encoding="utf-8")
+
+
 def edit_state(meta: dict | None = None, drop: str | None = None, reshape: str | None = None) -> Callable[[Workspace], None]:
     """Rewrite the run's state file: merge `meta` into its JSON settings, drop or reshape a tensor."""
     def edit(ws: Workspace) -> None:
@@ -269,6 +277,8 @@ CASES = [
         replace_with("tokenizer.json", lambda p: p.write_text("{\"model\": 5}"))),
     row("weights-are-a-fifo", GEN, "model.safetensors is a pipe, a device or a socket",
         replace_with("model.safetensors", fifo)),
+    row("tokenizer-regex-panics", GEN + " --prompt " + "a" * 40 + "b", "cannot encode the text (Onig: Regex search error",
+        tokenizer_that_panics),
     row("weights-int8", GEN, "in a type that is not a float (backbone.", edit_weights(cast_all(torch.int8))),
     row("weights-bool", GEN, " BOOL", edit_weights(cast_all(torch.bool))),
     row("weights-nan", GEN, "backbone.blocks.1.attn_qkv.weight holds NaN or infinite values", edit_weights(poison)),
@@ -447,6 +457,41 @@ def test_a_full_disk_during_convert_leaves_nothing_behind(pristine: Workspace, t
     err = capsys.readouterr().err
     assert err.startswith("bd3lm: could not write") and "No space left on device" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # neither the folder nor a hidden partial one
+
+
+@pytest.mark.parametrize("command", [
+    "generate --model {model} --tokens 4 --json", "models", "judge --judge {model} --device cpu {corpus}",
+], ids=["generate-json", "models", "judge"])
+def test_stdout_on_a_full_device_is_one_line_and_status_2(pristine: Workspace, tmp_path: Path, command: str) -> None:
+    judge = pristine.tmp / "tiny-ar"
+    if not judge.exists():
+        make_model_folder(judge, block_size=1, model_length=32, seed=1)
+    args = command.format(model=judge if command.startswith("judge") else pristine.model, corpus=pristine.corpus).split()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "BD3LM_HOME": str(tmp_path / "home")}
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "bd3lm_core.cli", *args], stdout=full, stderr=subprocess.PIPE,
+                                env=env, timeout=300)
+    assert_one_line(result, 2, "No space left on device: the standard output, while running `bd3lm")
+
+
+def test_an_unexpected_error_is_one_line_with_status_1_and_a_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:
+    class Panic(BaseException):  # what pyo3 raises for a Rust panic: not an Exception
+        pass
+
+    def broken(args) -> int:
+        raise Panic("index out of bounds")
+
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
+    monkeypatch.setattr("bd3lm_core.cli.run_models", broken)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bd3lm: unexpected error while running `bd3lm models` (Panic: index out of bounds)")
+    assert err.count("\n") == 1
+    [report] = (tmp_path / "logs").iterdir()
+    assert str(report) in err
+    assert "Traceback" in report.read_text() and 'raise Panic("index out of bounds")' in report.read_text()
 
 
 def test_ctrl_c_during_generate_json_prints_what_was_committed(pristine: Workspace) -> None:

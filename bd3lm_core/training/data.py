@@ -144,8 +144,7 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
         raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
     if tokenizer is None:
         tokenizer = train_bpe(train_docs, settings.vocab_size)
-    encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
     n = settings.model_length
-    train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
-    held_rows = make_rows(encode(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
+    train_rows = make_rows(tokenizer.encode_batch(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
+    held_rows = make_rows(tokenizer.encode_batch(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
     return tokenizer, train_rows, held_rows

@@ -109,3 +109,72 @@ def test_unreadable_saved_settings_start_on_the_defaults(open_window, tiny_model
     window = open_window(str(tiny_model), settings)
     assert window.model is not None
     assert "unreadable" in window.status.current_message()
+
+
+# --- an error nothing below caught (issue 21): a dialog with one line, a report, and the app goes on -------------
+def crash_dialogs() -> list[str]:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from bd3lm_studio.error_dialog import TITLE
+
+    return [w.text() for w in QApplication.topLevelWidgets()
+            if isinstance(w, QMessageBox) and w.windowTitle() == TITLE and w.isVisible()]
+
+
+@pytest.fixture
+def error_hooks(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import sys
+    import threading
+
+    from bd3lm_studio.error_dialog import install_error_hooks
+
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    install_error_hooks(qapp)
+    yield tmp_path / "home" / "logs"
+    for text in crash_dialogs():
+        assert False, f"a dialog was left open: {text}"
+
+
+def close_crash_dialogs() -> None:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    for w in QApplication.topLevelWidgets():
+        if isinstance(w, QMessageBox) and w.isVisible():
+            w.close()
+
+
+def test_an_error_in_a_menu_action_opens_a_dialog_and_the_window_goes_on(window, qtbot, error_hooks: Path) -> None:
+    from PySide6.QtGui import QAction
+
+    def broken() -> None:
+        raise ZeroDivisionError("a bug behind a menu")
+
+    action = QAction("Broken", window)
+    action.triggered.connect(broken)
+    window.menuBar().actions()[0].menu().addAction(action)
+    action.trigger()
+    qtbot.waitUntil(lambda: crash_dialogs() != [], timeout=5000)
+    [text] = crash_dialogs()
+    [report] = error_hooks.iterdir()
+    assert text.startswith("unexpected error while running BD3-LM Studio (ZeroDivisionError: a bug behind a menu)")
+    assert "\n" not in text and str(report) in text and "Traceback" in report.read_text()
+    close_crash_dialogs()
+    assert window.isVisible()
+    run(window, qtbot)  # and it still generates
+
+
+def test_an_error_that_ends_a_thread_opens_a_dialog_on_the_gui_thread(window, qtbot, error_hooks: Path) -> None:
+    import threading
+
+    def broken() -> None:
+        raise MemoryError()
+
+    thread = threading.Thread(target=broken, name="a test thread")
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: crash_dialogs() != [], timeout=5000)
+    [text] = crash_dialogs()
+    assert text.startswith("not enough memory while running a test thread; ask for less")
+    close_crash_dialogs()
