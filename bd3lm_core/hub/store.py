@@ -29,7 +29,7 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
 VERIFIED_MARKER = ".bd3lm-verified.json"  # the commit and the hashes every file of the folder matched
-GPT2_FOLDER = "gpt2-tokenizer"  # GPT-2's tokenizer.json, shared by the published models (not a model itself)
+GPT2_FOLDER = ".gpt2-tokenizer"  # GPT-2's tokenizer.json for the published models; no repo id starts with "."
 
 
 @dataclass(frozen=True)
