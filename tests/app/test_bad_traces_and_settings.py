@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ DAMAGE = {
     "an unknown stop reason": lambda p: edit(p, lambda d: d.__setitem__("reason", "bored")),
     "true as a token id": lambda p: edit(p, lambda d: d["token_ids"].__setitem__(0, True)),
     "a newer version": lambda p: edit(p, lambda d: d.__setitem__("version", 99)),
+    # issue 21: values Python's own readers choke on, and sizes that would allocate without end
+    "a 5000-digit seed": lambda p: p.write_text(
+        re.sub(r'"seed": \d+', '"seed": ' + "9" * 5000, p.read_text(encoding="utf-8")), encoding="utf-8"),
+    "a 5000-digit token id": lambda p: p.write_text(
+        re.sub(r'"token_ids": \[\s*\d+', '"token_ids": [' + "7" * 5000, p.read_text(encoding="utf-8")),
+        encoding="utf-8"),
+    "a list as the sampler": lambda p: edit(p, lambda d: d["settings"].__setitem__("sampler", ["threshold"])),
+    "an object as the sampler": lambda p: edit(p, lambda d: d["settings"].__setitem__("sampler", {"a": 1})),
+    "a 5000-digit temperature": lambda p: edit(p, lambda d: d["settings"].__setitem__("temperature", 10**4000)),
+    "a frame at block 10**12": lambda p: edit(p, lambda d: (
+        d["frames"][-1].__setitem__("block", 10**12),
+        d["frames"][-1].__setitem__("start", 10**12 * d["settings"]["block_size"]))),
+    "seconds 1e999": lambda p: p.write_text(
+        re.sub(r'"seconds": [0-9.e-]+', '"seconds": 1e999', p.read_text(encoding="utf-8")), encoding="utf-8"),
+    "a 5000-digit elapsed": lambda p: edit(p, lambda d: d["frames"][0].__setitem__("elapsed", 10**4000)),
+    "nested 10**6 deep, 2 MB": lambda p: p.write_text('{"format": ' + "[" * 1_000_000 + "]" * 1_000_000 + "}"),
     "a folder": lambda p: (p.unlink(), p.mkdir()),
     "a FIFO": lambda p: (p.unlink(), os.mkfifo(p)),
 }
@@ -102,6 +119,38 @@ def test_bad_saved_settings_are_replaced_by_defaults_with_a_note(open_window, ti
     assert "NaN" in note or "nan" in note
     run(window, qtbot)  # and Generate works
     assert len(window.trace.outcome.token_ids) == 12 and math.isfinite(window.trace.settings["temperature"])
+
+
+@pytest.mark.parametrize("saved", [
+    '{"tokens": ' + "9" * 5000 + "}",  # Python's JSON reader refuses it with a ValueError
+    '{"seed": ' + "9" * 4000 + "}",
+    '{"temperature": ' + "9" * 4000 + "}",
+    '{"sampler": ["threshold"], "tokens": 12}',
+    '{"sampler": {"name": "threshold"}, "tokens": 12}',
+    '{"device": ["cpu"], "dtype": {"f": 1}, "tokens": 12}',
+    '{"top_p": 1e999, "tokens": 12}',
+])
+def test_saved_settings_python_chokes_on_still_start_the_app(open_window, tiny_model, settings, saved):
+    settings.store.setValue("choices", saved)
+    window = open_window(str(tiny_model), settings)
+    assert window.model is not None
+    s = window.controls.choices().sampling
+    assert s.sampler == SamplerSettings().sampler and math.isfinite(s.temperature) and 0 <= s.seed < 2**63
+    note = window.status.current_message()
+    assert note and "\n" not in note and len(note) < 400
+
+
+@pytest.mark.parametrize("value", [10**5000, -(10**5000), ["threshold"], {"a": 1}, float("inf")],
+                         ids=["5000 digits", "-5000 digits", "a list", "an object", "inf"])
+@pytest.mark.parametrize("name", ["tokens", "block_size", "steps", "sampler", "top_p", "temperature", "seed"])
+def test_the_engines_check_refuses_any_value_it_is_given(name, value):
+    from dataclasses import replace as with_value
+
+    from bd3lm_core import BD3LMError
+
+    with pytest.raises(BD3LMError) as err:
+        with_value(SamplerSettings(), **{name: value}).check()
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
 
 
 def test_unreadable_saved_settings_start_on_the_defaults(open_window, tiny_model, settings):
