@@ -96,6 +96,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import threading
     from dataclasses import asdict
 
+    from .budgets import require_sampling_memory
     from .interrupts import first_interrupt_cancels
     from .sampling import BlockDone, Finished, SamplerSettings, generate
     from .sampling.loop import MAX_SAMPLES
@@ -110,6 +111,7 @@ def run_generate(args: argparse.Namespace) -> int:
     checks.text(args.prompt, "--prompt")
     checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
     loaded = _load(args)
+    require_sampling_memory(loaded, args.num_samples)
     judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1
     stream = not args.json and not many  # one sample streams block by block; several print as each finishes

@@ -535,3 +535,22 @@ def test_a_closed_pipe_ends_generate_quietly(pristine: Workspace) -> None:
     process.stdout.close()
     assert process.wait(timeout=300) == 141
     assert process.stderr.read() == b""
+
+
+# --- memory budgets (issue 21): refused before any allocation, in one line with the number -------------------------
+@pytest.mark.parametrize("args, limit, expected", [
+    ("generate --model {model} --tokens 4 --num-samples 1024", "1M", "sampling 1024 rows at once needs at least"),
+    ("train --data {corpus} --out {tmp}/big --steps 1 --hidden-dim 65536 --n-heads 2 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
+     "training this model needs at least"),
+    ("train --data {corpus} --out {tmp}/big --steps 1 --batch-size 100000 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
+     "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length"),
+    ("generate --model {model} --tokens 4", "lots", "BD3LM_MEMORY_LIMIT must be a number of bytes"),
+], ids=["num-samples-1024-under-a-1M-cap", "train-hidden-dim-65536", "train-batch-size-100000", "bad-limit"])
+def test_a_run_too_large_for_memory_is_refused_before_it_allocates(pristine: Workspace, tmp_path: Path, args, limit,
+                                                                  expected) -> None:
+    argv = args.format(model=pristine.model, corpus=pristine.corpus, tmp=tmp_path).split()
+    started = time.monotonic()
+    result = bd3lm(argv, tmp_path, **({"BD3LM_MEMORY_LIMIT": limit} if limit else {}))
+    assert_one_line(result, 2, expected)
+    assert time.monotonic() - started < 60  # imports and a tiny BPE on a loaded machine; no allocation to wait on
+    assert not (tmp_path / "big").exists() or not any((tmp_path / "big").glob("*.safetensors"))

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from ..budgets import require, training_bytes
 from ..errors import BD3LMError
 from ..interrupts import Terminated, held_signals, terminate_like_interrupt
 from ..model.checkpoints import save_weights
@@ -119,6 +120,8 @@ class Trainer:
         )
         torch.manual_seed(settings.seed)
         self.config = self._model_config()
+        require(training_bytes(self.config, settings.batch_size), "training this model", torch.device(g.device),
+                "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length")
         self.model = BD3LM(self.config).to(g.device)
         if settings.init_from and state is None:
             g.from_main(lambda: self._init_from(settings.init_from))  # the others get the weights from DDP, next
