@@ -385,7 +385,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=TRAIN_DEVICES, default="cpu",
                    help="default %(default)s; cuda trains in bfloat16 autocast, under torchrun on each rank's LOCAL_RANK GPU")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: the model and the state to --resume from")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped, on its own data and settings "
+                        "(--data must name the run's files; --steps and --max-minutes may change)")
     p.set_defaults(run=run_train)
 
 

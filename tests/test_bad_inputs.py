@@ -294,6 +294,9 @@ CASES = [
     row("state-misshapen-moment", RESUME, "optimizer.0.exp_avg has shape", edit_state(reshape="optimizer.0.exp_avg")),
     row("state-truncated", RESUME, "is damaged or was not written by bd3lm (unreadable",
         lambda ws: (ws.run / STATE_FILE).write_bytes((ws.run / STATE_FILE).read_bytes()[:1000])),
+    row("resume-with-other-data", "train --data {tmp}/other.txt --out {run} --steps 4 --resume",
+        "is not the data of the run being resumed",
+        lambda ws: (ws.tmp / "other.txt").write_text("Other text entirely.\n\n" * 100, encoding="utf-8")),
     row("nothing-to-resume", "train --data {corpus} --out {tmp}/empty --resume", "nothing to resume"),
     # generate's flags, checked before the model is loaded
     row("generate-block-larger-than-context", GEN + " --block-size 1000", "larger than the model's context of 64 tokens"),
