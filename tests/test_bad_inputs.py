@@ -273,6 +273,10 @@ CASES = [
     row("tokenizer-is-a-fifo", GEN, "tokenizer.json is a pipe, a device or a socket", replace_with("tokenizer.json", fifo)),
     row("tokenizer-is-dev-zero", GEN, "tokenizer.json is a pipe, a device or a socket",
         replace_with("tokenizer.json", link_to_dev_zero)),
+    row("tokenizer-is-a-folder", GEN, "tokenizer.json is a folder, not a regular file",
+        replace_with("tokenizer.json", lambda p: p.mkdir())),
+    row("config-is-a-folder", GEN, "config.json is a folder, not a regular file",
+        replace_with("config.json", lambda p: p.mkdir())),
     row("tokenizer-is-not-json", GEN, "is not a valid tokenizer.json",
         replace_with("tokenizer.json", lambda p: p.write_text("{\"model\": 5}"))),
     row("weights-are-a-fifo", GEN, "model.safetensors is a pipe, a device or a socket",
@@ -343,6 +347,9 @@ CASES = [
     row("convert-onto-a-folder-in-use", "convert {model} {tmp}/taken", "already exists and is not an empty folder",
         occupied, after=notes_kept),
     row("convert-under-a-file", "convert {model} {corpus}/half", "could not write"),
+    row("convert-float16-overflow", "convert {model} {tmp}/half --dtype float16", "beyond what torch.float16 can hold",
+        edit_weights(lambda t: t["backbone.blocks.1.attn_qkv.weight"].__setitem__((3, 5), 1e6)),
+        after=lambda ws: not (ws.tmp / "half").exists() or pytest.fail("a half-converted folder was left")),
     # the command line itself
     row("unknown-command", "frobnicate", "invalid choice: 'frobnicate'"),
     row("missing-required-flag", "train --out {tmp}/x", "the following arguments are required: --data"),
@@ -557,3 +564,15 @@ def test_a_run_too_large_for_memory_is_refused_before_it_allocates(pristine: Wor
     assert_one_line(result, 2, expected)
     assert time.monotonic() - started < 60  # imports and a tiny BPE on a loaded machine; no allocation to wait on
     assert not (tmp_path / "big").exists() or not any((tmp_path / "big").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("name, value", [("WORLD_SIZE", "\u00b2"), ("WORLD_SIZE", "9" * 30), ("RANK", "\u0661"),
+                                         ("WORLD_SIZE", "2 ")], ids=["superscript-two", "30-digits", "arabic-one", "space"])
+def test_a_torchrun_variable_that_is_no_number_is_one_line(pristine: Workspace, tmp_path: Path, monkeypatch, capsys,
+                                                          name: str, value: str) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv(name, value)
+    assert main(["train", "--data", str(pristine.corpus), "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bd3lm: {name} is ") and "not a whole number from 0 to 65536" in err and err.count("\n") == 1
