@@ -204,10 +204,14 @@ def add_judge(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_judge)
 
 
+MAX_JUDGED_BYTES = 16 * 2**20
+
+
 def run_judge(args: argparse.Namespace) -> int:
     from .training.data import read_text
 
-    texts = [(name, read_text(name)) for name in args.files]  # every file is checked before the judge loads
+    # every file is checked before the judge loads; a judged sample is KBs, and the tokenizer holds a word in memory
+    texts = [(name, read_text(name, MAX_JUDGED_BYTES)) for name in args.files]
     for name, text in texts:
         if not text.strip():
             raise BD3LMError(f"{name} is empty; give the judge a file with text in it.")

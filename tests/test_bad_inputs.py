@@ -326,6 +326,8 @@ CASES = [
     row("eval-data-dev-zero", "eval --model {model} --data /dev/zero", "/dev/zero is a pipe, a device or a socket"),
     row("eval-data-not-utf8", "eval --model {model} --data {tmp}/latin1.txt", "is not UTF-8 text",
         lambda ws: (ws.tmp / "latin1.txt").write_bytes("Caf\u00e9 au lait.\n\n".encode("latin-1") * 50)),
+    row("judge-1GB-of-NUL", "judge --judge {model} {tmp}/nul.txt", "is 1.1 GB, more than the 16.8 MB a text file can be",
+        lambda ws: os.truncate(open(ws.tmp / "nul.txt", "wb").name, 2**30)),  # sparse: no disk used
     # train's flags
     row("train-n-heads-0", TRAIN + " --n-heads 0", "--n-heads must be a whole number from 1 to 4096, not 0"),
     row("train-hidden-dim-0", TRAIN + " --hidden-dim 0", "--hidden-dim must be a whole number from 2 to 65536, not 0"),

@@ -83,10 +83,10 @@ def read_documents(path: Path, options: TextOptions) -> list[str]:
     return split_documents(clean_text(read_text(path), options), options.separator)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
     """A UTF-8 text file's contents, with one clear error if it is missing, not a plain file, too large or not UTF-8."""
     try:
-        return read_limited(Path(path), MAX_TEXT_BYTES, "text file").decode("utf-8")
+        return read_limited(Path(path), limit, "text file").decode("utf-8")
     except FileNotFoundError:
         raise BD3LMError(f"{path} does not exist; pass a plain-text file.") from None
     except UnicodeDecodeError:
