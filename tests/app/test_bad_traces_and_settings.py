@@ -227,3 +227,18 @@ def test_an_error_that_ends_a_thread_opens_a_dialog_on_the_gui_thread(window, qt
     [text] = crash_dialogs()
     assert text.startswith("not enough memory while running a test thread; ask for less")
     close_crash_dialogs()
+
+
+def test_a_bug_in_the_engine_thread_fails_the_run_with_one_line_and_a_report(window, qtbot, monkeypatch, tmp_path):
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in the sampler")
+
+    monkeypatch.setattr("bd3lm_studio.worker.generate", broken)
+    window.generate()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    [message] = error_boxes(window)
+    [report] = (tmp_path / "home" / "logs").iterdir()
+    assert message.startswith("unexpected error while running the engine (KeyError: 'a bug in the sampler')")
+    assert "\n" not in message and str(report) in message and "a bug in the sampler" in report.read_text()
