@@ -15,7 +15,7 @@ Switches make it misbehave the ways a broken proxy or mirror does:
 `range_from_zero` answers a Range request with 206 but the bytes from 0,
 `served_instead` sends other bytes than the ones the headers describe,
 `etags` sends a given ETag instead of the real one, `endless` sends a body
-without a length that never stops, and `chunk` with `chunk_delay` trickles.
+without a length that never stops, `unsized` leaves the size out of HEAD, and `chunk` with `chunk_delay` trickles.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class HubServer:
         self.chunk_delay = 0.0  # seconds to sleep after each chunk of a body
         self.chunk = CHUNK  # bytes written at a time (1 with chunk_delay 1.0: a body trickling at 1 byte/s)
         self.endless: set[str] = set()  # filenames whose GET body has no Content-Length and never ends
+        self.unsized: set[str] = set()  # filenames whose HEAD has no Content-Length (the hub gives no size)
         self.range_from_zero: set[str] = set()  # filenames whose Range requests get 206 with the bytes from 0
         self.served_instead: dict[str, bytes] = {}  # filename -> bytes sent while the headers describe the real file
         self.etags: dict[str, str] = {}  # filename -> ETag header sent instead of the real one
@@ -184,7 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             return self._endless_body()
-        self.send_header("Content-Length", str(len(content) - start))
+        if send_body or filename not in hub.unsized:  # a HEAD has no body, so it may leave the length out
+            self.send_header("Content-Length", str(len(content) - start))
         self.end_headers()
         if send_body:
             self._body(hub, filename, hub.served_instead.get(filename, content)[start:])

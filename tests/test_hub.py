@@ -340,3 +340,17 @@ def test_a_repo_id_without_an_organisation_cannot_take_the_gpt2_tokenizer_folder
     shared = gpt2_tokenizer(endpoint=hub.url)
     assert model_folder("gpt2-tokenizer") != shared.parent
     assert not str(model_folder("gpt2-tokenizer")).startswith(str(shared.parent))
+
+
+def test_a_file_without_a_size_is_read_no_further_than_we_would_read_it(hub, online, bd3lm_home):
+    hub.unsized.add("config.json")
+    hub.endless.add("config.json")  # and its body never ends
+    with pytest.raises(BD3LMError, match=r"config.json was not the file .* sent more than 1.0 MB"):
+        download_model(REPO, endpoint=hub.url)
+    assert partial_files(REPO, "config.json") == []
+
+
+def test_a_file_without_a_size_downloads_when_it_is_whole(hub, online, bd3lm_home):
+    hub.unsized.add("config.json")
+    folder = download_model(REPO, endpoint=hub.url)
+    assert (folder / "config.json").read_bytes() == hub.repos[REPO]["config.json"]

@@ -56,6 +56,8 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from ..errors import BD3LMError, one_line
 from ..files import sync_folder, write_atomically
 from ..formatting import size
+from ..model.config import MAX_CONFIG_BYTES
+from ..model.tokenizer import MAX_TOKENIZER_BYTES
 from .store import (
     CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, VERIFIED_MARKER, WEIGHTS_FILE, is_installed, is_verified, model_folder,
     models_dir,
@@ -327,18 +329,27 @@ def _transfer(
             offset = 0
         if file.size is not None and response.headers.get("Content-Length") is None:
             _reject(file, f"the server sent it without a length, where the hub gave {file.size} bytes")
-        room = None if file.size is None else file.size - offset
+        limit = file.size if file.size is not None else _unsized_limit(file)
+        room = limit - offset
         speed = _SpeedCheck(limits, deadline)
         with _open_partial(file, keep=response.status_code == 206) as out:
             for chunk in response.iter_bytes():
-                if room is not None:
-                    if len(chunk) > room:
-                        _reject(file, f"the server sent more than the {file.size} bytes the hub gave")
-                    room -= len(chunk)
+                if len(chunk) > room:
+                    said = f"the {file.size} bytes the hub gave" if file.size is not None else size(limit)
+                    _reject(file, f"the server sent more than {said}")
+                room -= len(chunk)
                 out.write(chunk)
                 meter.add(file.name, len(chunk))
                 _stop_if_cancelled(cancel)
                 speed.check(len(chunk), file.name)
+
+
+def _unsized_limit(file: _RemoteFile) -> int:
+    """The most bytes a file the hub gave no size for may have: what we would read of it; weights must have a size."""
+    limits = {CONFIG_FILE: MAX_CONFIG_BYTES, TOKENIZER_FILE: MAX_TOKENIZER_BYTES}
+    if file.name not in limits:
+        _reject(file, "the hub gave no size for it")
+    return limits[file.name]
 
 
 @contextmanager
