@@ -36,7 +36,7 @@ class ErrorReporter(QObject):
         box = QMessageBox(QMessageBox.Critical, TITLE, message, QMessageBox.Ok, QApplication.activeWindow())
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.setTextInteractionFlags(Qt.TextSelectableByMouse)  # so the report's path can be copied
-        box.open()  # not exec(): the app goes on running behind it
+        box.open()  # not modal in a loop of its own: the app goes on running behind it
 
 
 def install_error_hooks(app: QApplication) -> ErrorReporter:

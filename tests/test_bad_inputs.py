@@ -61,10 +61,11 @@ class Workspace:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("pristine")
-    trainer = Trainer(toy_settings(root / "training", steps=2, eval_every=2, eval_rows=2), report=lambda _: None)
-    trainer.run()
     corpus = root / "corpus.txt"
     corpus.write_text("\n\n".join(CORPUS), encoding="utf-8")
+    trainer = Trainer(toy_settings(root / "training", data=[str(corpus)], steps=2, eval_every=2, eval_rows=2),
+                      report=lambda _: None)  # on the corpus the rows pass, so that --resume rows resume its data
+    trainer.run()
     return Workspace(make_model_folder(root / "model"), Path(trainer.settings.out), corpus, root)
 
 
