@@ -285,9 +285,9 @@ def _fetch_all(
                 _fetch(file, meter, cancel, limits, deadline)
             for file in todo:  # all verified: now, and only now, the old files go
                 os.replace(file.partial, file.dest)
-            todo = []
             for parent in {file.dest.parent for file in todo}:
                 sync_folder(parent)
+            todo = []  # nothing left to download, should the copies below fill the disk
         for file in files:
             if file.dest.parent != folder:
                 _copy_complete(file.dest, folder / file.name)
