@@ -29,8 +29,10 @@ class ErrorReporter(QObject):
         self.reported.connect(self._show, Qt.QueuedConnection)
 
     def report(self, error: BaseException, doing: str) -> None:
-        """Write the report and queue the dialog (safe from any thread)."""
-        self.reported.emit(describe(error, doing).message)
+        """Write the report, say it on stderr (the only place before the window is up) and queue the dialog."""
+        message = describe(error, doing).message
+        print(f"bd3lm-studio: {message}", file=sys.stderr, flush=True)
+        self.reported.emit(message)
 
     def _show(self, message: str) -> None:
         box = QMessageBox(QMessageBox.Critical, TITLE, message, QMessageBox.Ok, QApplication.activeWindow())

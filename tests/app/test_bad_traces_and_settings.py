@@ -194,7 +194,8 @@ def close_crash_dialogs() -> None:
             w.close()
 
 
-def test_an_error_in_a_menu_action_opens_a_dialog_and_the_window_goes_on(window, qtbot, error_hooks: Path) -> None:
+def test_an_error_in_a_menu_action_opens_a_dialog_and_the_window_goes_on(window, qtbot, error_hooks: Path,
+                                                                         capsys) -> None:
     from PySide6.QtGui import QAction
 
     def broken() -> None:
@@ -209,6 +210,7 @@ def test_an_error_in_a_menu_action_opens_a_dialog_and_the_window_goes_on(window,
     [report] = error_hooks.iterdir()
     assert text.startswith("unexpected error while running BD3-LM Studio (ZeroDivisionError: a bug behind a menu)")
     assert "\n" not in text and str(report) in text and "Traceback" in report.read_text()
+    assert capsys.readouterr().err == f"bd3lm-studio: {text}\n"  # the same line, for a crash before the window is up
     close_crash_dialogs()
     assert window.isVisible()
     run(window, qtbot)  # and it still generates
