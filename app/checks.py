@@ -13,11 +13,12 @@ from dataclasses import fields, replace
 from typing import Any
 
 from bd3lm_core import BD3LMError, SamplerSettings
+from bd3lm_core.checks import shown
 
 
 def short(value: Any) -> str:
-    """A value as it reads in a one-line message, cut if long."""
-    text = repr(value)
+    """A value as it reads in a one-line message, cut if long (a 5000-digit number by its length)."""
+    text = shown(value) if type(value) is int else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -93,7 +93,7 @@ def as_markdown(trace: Trace) -> str:
 
 
 def as_json(trace: Trace) -> str:
-    return json.dumps(trace.to_json(), ensure_ascii=False, indent=1) + "\n"
+    return json.dumps(trace.to_json(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
 
 
 def as_html(trace: Trace) -> str:
@@ -119,7 +119,7 @@ def export_comparison(traces: list[Trace], path: Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(comparison.to_json(traces), ensure_ascii=False, indent=1) + "\n"
+        text = json.dumps(comparison.to_json(traces), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
     elif suffix == ".html":
         text = comparison_page(traces)
     else:

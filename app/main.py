@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from bd3lm_core import resource_path
 
+from .error_dialog import install_error_hooks
 from .main_window import MainWindow
 from .qt_platform import check_platform
 from .settings import APPLICATION, ORGANIZATION
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("BD3-LM Studio")
     app.setWindowIcon(app_icon())
     app.setDesktopFileName(DESKTOP_ID)  # on Wayland this links the window to its .desktop entry
+    install_error_hooks(app)
     with garbage_collected_on_gui_thread():  # from before the window's engine thread starts
         window = MainWindow(model_source=args.model)
         app.aboutToQuit.connect(window.engine.shutdown)  # however the app ends, no thread is left running

@@ -75,7 +75,7 @@ class Settings:
         notes = []
         try:
             saved = json.loads(str(self.store.value("choices", "{}")))
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError, MemoryError):  # ValueError: bad JSON, or a 5000-digit number
             saved = None
         if not isinstance(saved, dict):
             notes, saved = ["the saved settings were unreadable: using the defaults"], {}
@@ -84,7 +84,7 @@ class Settings:
         return choices
 
     def save_choices(self, choices: Choices) -> None:
-        self.store.setValue("choices", json.dumps(choices.to_dict()))
+        self.store.setValue("choices", json.dumps(choices.to_dict(), allow_nan=False))
 
     def colouring(self) -> str:
         value = str(self.store.value("colouring", ""))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bd3lm_core import BD3LMError
+from bd3lm_core.errors import one_line
 
 from .checks import checked_sampling, short
 from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Outcome, Score, Token, Trace, replay
@@ -44,10 +45,12 @@ def load_trace(path: str | Path) -> Trace:
         raise BD3LMError(f"{path.name} is not UTF-8 text (bad byte at {err.start}), so it is not a trace.") from None
     try:
         data = json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as err:
-        raise BD3LMError(f"{path.name} is not valid JSON ({err}).") from None
     except RecursionError:
         raise BD3LMError(f"{path.name} is nested too deeply to be a trace.") from None
+    except MemoryError:
+        raise BD3LMError(f"{path.name} holds more JSON values than fit in memory; it is not a trace.") from None
+    except ValueError as err:  # JSONDecodeError, and a number of more digits than Python converts
+        raise BD3LMError(f"{path.name} is not valid JSON ({one_line(err, 120)}).") from None
     return read_trace(data)
 
 
@@ -72,8 +75,12 @@ def _int(value: Any, where: str, low: int = 0, high: int = INT64) -> int:
 
 
 def _number(value: Any, where: str, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        _damaged(where, f"a number from {low} to {high}", value)
+    """A finite number in [low, high] (1e999 parses as infinity, which a trace can never hold)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if ok and isinstance(value, int):
+        ok = abs(value) <= INT64
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        _damaged(where, f"a finite number from {low} to {high}", value)
     return float(value)
 
 
@@ -111,8 +118,10 @@ def read_trace(data: Any) -> Trace:
         for pos, pair in enumerate(_list(_get(data, "prompt_tokens", ""), "prompt_tokens", 1))
         if _list(pair, f"prompt_tokens[{pos}]", 2, 2)
     )
+    n_tokens = len(_list(_get(data, "token_ids", ""), "token_ids"))
+    last_block = (len(prompt_tokens) + n_tokens) // block_size + 1  # a frame past it would place tokens past the text
     frames = [
-        _frame(_dict(f, f"frame {index}"), index, block_size, len(prompt_tokens), version)
+        _frame(_dict(f, f"frame {index}"), index, block_size, len(prompt_tokens), version, last_block)
         for index, f in enumerate(_list(_get(data, "frames", ""), "frames"))
     ]
     outcome = Outcome(
@@ -145,9 +154,9 @@ def _settings(saved: dict[str, Any]) -> dict[str, Any]:
     return asdict(sampling)
 
 
-def _frame(f: dict[str, Any], index: int, block_size: int, n_prompt: int, version: int) -> Frame:
+def _frame(f: dict[str, Any], index: int, block_size: int, n_prompt: int, version: int, last_block: int) -> Frame:
     where = f"frame {index}"
-    block = _int(_get(f, "block", where + " "), where + " block")
+    block = _int(_get(f, "block", where + " "), where + " block", 0, last_block)
     step = _int(_get(f, "step", where + " "), where + " step", 1)
     start = _get(f, "start", where + " ")
     if start != block * block_size:

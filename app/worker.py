@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -27,6 +26,7 @@ from bd3lm_core import (
     BD3LMError, DownloadCancelled, DownloadProgress, Finished, Judge, LoadedModel, SamplerSettings, Step, encode_prompt,
     generate, load_judge, load_model,
 )
+from bd3lm_core.failures import describe
 
 from .threads import end_thread, start_in_thread
 from .trace import Frame, Outcome, Score, Token, Trace
@@ -91,9 +91,8 @@ class Batch:
 
 
 def _unexpected(err: Exception) -> str:
-    """A bug, not the user's doing: keep the traceback on the console, show one line."""
-    traceback.print_exc()
-    return f"unexpected error ({type(err).__name__}: {err}); details are on the console."
+    """A bug, not the user's doing: one line to show, the traceback in a report file (as the CLI does)."""
+    return describe(err, "running the engine").message
 
 
 class EngineWorker(QObject):

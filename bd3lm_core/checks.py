@@ -15,12 +15,14 @@ import math
 
 from .errors import BD3LMError
 
+MAX_WHOLE = 2**63 - 1  # the largest count, size or seed any value may be
+
 
 def whole(value: object, name: str, low: int, high: int | None = None) -> int:
-    """`value` if it is an int (not a bool) in [low, high]."""
-    if type(value) is not int or value < low or (high is not None and value > high):
+    """`value` if it is an int (not a bool) in [low, high]; with no `high`, below 2**63 (a 5000-digit number is no count)."""
+    if type(value) is not int or value < low or value > (high if high is not None else MAX_WHOLE):
         allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise BD3LMError(f"{name} must be a whole number {allowed}, not {_shown(value)}.")
+        raise BD3LMError(f"{name} must be a whole number {allowed}, not {shown(value)}.")
     return value
 
 
@@ -34,25 +36,25 @@ def number(
     open_high: bool = False,
 ) -> float:
     """`value` as a float if it is a finite int or float (not a bool) in the interval from low to high."""
-    ok = type(value) in (int, float) and math.isfinite(value)
+    ok = type(value) in (int, float) and (type(value) is float or abs(value) <= MAX_WHOLE) and math.isfinite(value)
     if ok:
         ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
-        raise BD3LMError(f"{name} must be a finite number {_interval(low, high, open_low, open_high)}, not {_shown(value)}.")
+        raise BD3LMError(f"{name} must be a finite number {_interval(low, high, open_low, open_high)}, not {shown(value)}.")
     return float(value)
 
 
 def boolean(value: object, name: str) -> bool:
     """`value` if it is True or False (JSON true/false, not a string or a number)."""
     if type(value) is not bool:
-        raise BD3LMError(f"{name} must be true or false, not {_shown(value)}.")
+        raise BD3LMError(f"{name} must be true or false, not {shown(value)}.")
     return value
 
 
 def string(value: object, name: str) -> str:
     """`value` if it is a str (a path may hold any bytes the system allows, so nothing more is asked)."""
     if not isinstance(value, str):
-        raise BD3LMError(f"{name} must be text, not {_shown(value)}.")
+        raise BD3LMError(f"{name} must be text, not {shown(value)}.")
     return value
 
 
@@ -66,8 +68,10 @@ def text(value: object, name: str) -> str:
     return value
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """The value as the user wrote it: JSON's `true`, `"false"` and `NaN` rather than Python's spelling."""
+    if type(value) is int and abs(value) > MAX_WHOLE:  # str() of a 5000-digit int is refused by Python itself
+        return f"a number of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
     try:
         return json.dumps(value)[:80]
     except (TypeError, ValueError):

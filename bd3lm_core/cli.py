@@ -6,7 +6,9 @@ exit with status 2, before any work starts where the flag alone is wrong.
 Ctrl+C exits with 130 after keeping what can be kept (the text generated so
 far, a saved training run), SIGTERM during training with 143, and a reader
 that goes away (`bd3lm generate | head -c 20`) ends the command quietly with
-141, the status of a Unix tool stopped by SIGPIPE.
+141, the status of a Unix tool stopped by SIGPIPE. Anything else that escapes
+a command is one line too (`failures.describe`): status 2 for a file, memory or
+output problem (`> /dev/full`), 1 for our own bug, with its report file named.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 from . import checks
 from .errors import BD3LMError
+from .failures import EXIT_USER_ERROR, describe
 from .formatting import duration
 
-EXIT_USER_ERROR, EXIT_PIPE_CLOSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 141, 130, 143
+EXIT_PIPE_CLOSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 141, 130, 143
 
 
 _progress_shown = False  # a progress line (ended by \r, not \n) is on the terminal
@@ -124,6 +127,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import threading
     from dataclasses import asdict
 
+    from .budgets import require_sampling_memory
     from .interrupts import first_interrupt_cancels
     from .sampling import BlockDone, Finished, generate
     from .sampling.loop import MAX_SAMPLES
@@ -133,6 +137,7 @@ def run_generate(args: argparse.Namespace) -> int:
     checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
     loaded = _load(args)
     settings = sampler_settings(args, loaded)
+    require_sampling_memory(loaded, args.num_samples)
     judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1
     stream = not args.json and not many  # one sample streams block by block; several print as each finishes
@@ -225,10 +230,14 @@ def add_judge(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_judge)
 
 
+MAX_JUDGED_BYTES = 16 * 2**20
+
+
 def run_judge(args: argparse.Namespace) -> int:
     from .training.data import read_text
 
-    texts = [(name, read_text(name)) for name in args.files]  # every file is checked before the judge loads
+    # every file is checked before the judge loads; a judged sample is KBs, and the tokenizer holds a word in memory
+    texts = [(name, read_text(name, MAX_JUDGED_BYTES)) for name in args.files]
     for name, text in texts:
         if not text.strip():
             raise BD3LMError(f"{name} is empty; give the judge a file with text in it.")
@@ -411,7 +420,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=TRAIN_DEVICES, default="cpu",
                    help="default %(default)s; cuda trains in bfloat16 autocast, under torchrun on each rank's LOCAL_RANK GPU")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: the model and the state to --resume from")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped, on its own data and settings "
+                        "(--data must name the run's files; --steps and --max-minutes may change)")
     p.set_defaults(run=run_train)
 
 
@@ -498,31 +509,74 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _named_stdout():
+        try:
+            code = args.run(args)
+            sys.stdout.flush()  # here, where a closed pipe can still be told apart from a real error
+            return code
+        except BrokenPipeError:
+            return _reader_went_away()
+        except KeyboardInterrupt:
+            _error("interrupted.", new_line=True)
+            return EXIT_INTERRUPTED
+        except SystemExit:
+            raise
+        except BaseException as err:  # noqa: BLE001 - every other ending is one line (a Rust panic is a BaseException)
+            if isinstance(err, OSError) and err.filename == STDOUT:
+                _discard_output()
+            failure = describe(err, f"running `bd3lm {args.command}`")
+            _error(failure.message)
+            return failure.status
+
+
+STDOUT = "the standard output"
+
+
+class _NamedOutput:
+    """sys.stdout whose write errors name it: `> /dev/full` then reads "No space left on device: the standard output"."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._named(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._named(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    @staticmethod
+    def _named(call, *args):
+        try:
+            return call(*args)
+        except OSError as err:  # OSError(EPIPE, ...) is still a BrokenPipeError
+            raise OSError(err.errno, err.strerror, STDOUT) from err
+
+
+@contextmanager
+def _named_stdout() -> Iterator[None]:
+    stream = sys.stdout
+    sys.stdout = _NamedOutput(stream)
     try:
-        code = args.run(args)
-        sys.stdout.flush()  # here, where a closed pipe can still be told apart from a real error
-        return code
-    except BrokenPipeError:
-        return _reader_went_away()
-    except BD3LMError as err:
-        _error(str(err))
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        _error("interrupted.", new_line=True)
-        return EXIT_INTERRUPTED
-    except OSError as err:  # a file problem no command foresaw: still one line, not a traceback
-        where = f": {err.filename}" if err.filename else ""
-        _error(f"{err.strerror or err}{where}. Check the path and the free space.")
-        return EXIT_USER_ERROR
+        yield
+    finally:
+        sys.stdout = stream
 
 
 def _reader_went_away() -> int:
     """The program reading our output has exited (`| head`): stop without a message, as Unix tools do."""
+    _discard_output(sys.stderr)
+    return EXIT_PIPE_CLOSED
+
+
+def _discard_output(*more) -> None:
+    """Point stdout (and `more` streams) at /dev/null, so that Python's own flush at exit does not fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):  # so that Python's own flush at exit does not fail again
+    for stream in (sys.stdout, *more):
         with suppress(OSError, ValueError):
             os.dup2(devnull, stream.fileno())
-    return EXIT_PIPE_CLOSED
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Anything that is the user's to fix (a wrong folder, a corrupt file, no network)
 is raised as `BD3LMError` with a message that says what is wrong and what to
 do. The CLI prints it on one line and exits with status 2; the app shows it in
-a dialog. Anything else is a bug and keeps its traceback.
+a dialog. Anything else is a bug: `failures.describe` writes its traceback to
+a report file and gives the one line to show (status 1).
 """
 
 

@@ -38,8 +38,12 @@ def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
     """The bytes of `path`, a regular file of at most `limit` bytes (FileNotFoundError if missing)."""
     path = Path(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with open(fd, "rb", closefd=True) as f:  # a FIFO opens at once with O_NONBLOCK, and is refused here
-        _checked_size(path, os.fstat(fd), limit, what)
+    try:  # checked before open() wraps it: a folder there would fail as "Is a directory: 3" (the descriptor)
+        _checked_size(path, os.fstat(fd), limit, what)  # a FIFO opens at once with O_NONBLOCK, and is refused here
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb", closefd=True) as f:
         data = f.read(limit + 1)
     if len(data) > limit:  # it grew while we read it
         raise BD3LMError(f"{path} is larger than {size(limit)}, too large for a {what}; check that it is the right file.")

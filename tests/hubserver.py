@@ -13,8 +13,9 @@ content for LFS files.
 
 Switches make it misbehave the ways a broken proxy or mirror does:
 `range_from_zero` answers a Range request with 206 but the bytes from 0,
-`served_instead` sends other bytes than the ones the headers describe, and
-`etags` sends a given ETag instead of the real one.
+`served_instead` sends other bytes than the ones the headers describe,
+`etags` sends a given ETag instead of the real one, `endless` sends a body
+without a length that never stops, `unsized` leaves the size out of HEAD, and `chunk` with `chunk_delay` trickles.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ class HubServer:
     def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
         self.repos = repos
         self.requests: list[LoggedRequest] = []
-        self.chunk_delay = 0.0  # seconds to sleep after each CHUNK of a body
+        self.chunk_delay = 0.0  # seconds to sleep after each chunk of a body
+        self.chunk = CHUNK  # bytes written at a time (1 with chunk_delay 1.0: a body trickling at 1 byte/s)
+        self.endless: set[str] = set()  # filenames whose GET body has no Content-Length and never ends
+        self.unsized: set[str] = set()  # filenames whose HEAD has no Content-Length (the hub gives no size)
         self.range_from_zero: set[str] = set()  # filenames whose Range requests get 206 with the bytes from 0
         self.served_instead: dict[str, bytes] = {}  # filename -> bytes sent while the headers describe the real file
         self.etags: dict[str, str] = {}  # filename -> ETag header sent instead of the real one
@@ -176,7 +180,13 @@ class _Handler(BaseHTTPRequestHandler):
         if match:
             self.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(content) - start))
+        if send_body and filename in hub.endless:
+            self.send_header("Connection", "close")  # the body ends when the connection does: never
+            self.end_headers()
+            self.close_connection = True
+            return self._endless_body()
+        if send_body or filename not in hub.unsized:  # a HEAD has no body, so it may leave the length out
+            self.send_header("Content-Length", str(len(content) - start))
         self.end_headers()
         if send_body:
             self._body(hub, filename, hub.served_instead.get(filename, content)[start:])
@@ -187,12 +197,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[:cut]
             self.close_connection = True  # the client sees a short body: a cut transfer
         try:
-            for i in range(0, len(body), CHUNK):
-                self.wfile.write(body[i : i + CHUNK])
+            for i in range(0, len(body), hub.chunk):
+                self.wfile.write(body[i : i + hub.chunk])
+                self.wfile.flush()
                 if hub.chunk_delay:
                     time.sleep(hub.chunk_delay)
         except (BrokenPipeError, ConnectionResetError):  # the client hung up (a cancel)
             self.close_connection = True
+
+    def _endless_body(self) -> None:
+        try:
+            while True:
+                self.wfile.write(b"\0" * CHUNK)
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up, as it should
+            pass
 
     def _error(self, status: int, code: str, message: str, commit: str | None = None) -> None:
         body = json.dumps({"error": message}).encode()

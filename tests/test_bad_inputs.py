@@ -61,10 +61,11 @@ class Workspace:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("pristine")
-    trainer = Trainer(toy_settings(root / "training", steps=2, eval_every=2, eval_rows=2), report=lambda _: None)
-    trainer.run()
     corpus = root / "corpus.txt"
     corpus.write_text("\n\n".join(CORPUS), encoding="utf-8")
+    trainer = Trainer(toy_settings(root / "training", data=[str(corpus)], steps=2, eval_every=2, eval_rows=2),
+                      report=lambda _: None)  # on the corpus the rows pass, so that --resume rows resume its data
+    trainer.run()
     return Workspace(make_model_folder(root / "model"), Path(trainer.settings.out), corpus, root)
 
 
@@ -154,6 +155,14 @@ def poison(tensors: dict[str, torch.Tensor]) -> None:
 def foreign_tokenizer(ws: Workspace) -> None:
     other = make_model_folder(ws.tmp / "other", vocab=280)
     shutil.copy(other / "tokenizer.json", ws.model / "tokenizer.json")
+
+
+def tokenizer_that_panics(ws: Workspace) -> None:
+    """A Split pre-tokenizer whose regex backtracks past Oniguruma's limit: the tokenizers library panics in Rust."""
+    path = ws.model / "tokenizer.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    path.write_text(json.dumps(raw), encoding="utf-8")
 
 
 def edit_state(meta: dict | None = None, drop: str | None = None, reshape: str | None = None) -> Callable[[Workspace], None]:
@@ -265,10 +274,16 @@ CASES = [
     row("tokenizer-is-a-fifo", GEN, "tokenizer.json is a pipe, a device or a socket", replace_with("tokenizer.json", fifo)),
     row("tokenizer-is-dev-zero", GEN, "tokenizer.json is a pipe, a device or a socket",
         replace_with("tokenizer.json", link_to_dev_zero)),
+    row("tokenizer-is-a-folder", GEN, "tokenizer.json is a folder, not a regular file",
+        replace_with("tokenizer.json", lambda p: p.mkdir())),
+    row("config-is-a-folder", GEN, "config.json is a folder, not a regular file",
+        replace_with("config.json", lambda p: p.mkdir())),
     row("tokenizer-is-not-json", GEN, "is not a valid tokenizer.json",
         replace_with("tokenizer.json", lambda p: p.write_text("{\"model\": 5}"))),
     row("weights-are-a-fifo", GEN, "model.safetensors is a pipe, a device or a socket",
         replace_with("model.safetensors", fifo)),
+    row("tokenizer-regex-panics", GEN + " --prompt " + "a" * 40 + "b", "cannot encode the text (Onig: Regex search error",
+        tokenizer_that_panics),
     row("weights-int8", GEN, "in a type that is not a float (backbone.", edit_weights(cast_all(torch.int8))),
     row("weights-bool", GEN, " BOOL", edit_weights(cast_all(torch.bool))),
     row("weights-nan", GEN, "backbone.blocks.1.attn_qkv.weight holds NaN or infinite values", edit_weights(poison)),
@@ -284,6 +299,9 @@ CASES = [
     row("state-misshapen-moment", RESUME, "optimizer.0.exp_avg has shape", edit_state(reshape="optimizer.0.exp_avg")),
     row("state-truncated", RESUME, "is damaged or was not written by bd3lm (unreadable",
         lambda ws: (ws.run / STATE_FILE).write_bytes((ws.run / STATE_FILE).read_bytes()[:1000])),
+    row("resume-with-other-data", "train --data {tmp}/other.txt --out {run} --steps 4 --resume",
+        "is not the data of the run being resumed",
+        lambda ws: (ws.tmp / "other.txt").write_text("Other text entirely.\n\n" * 100, encoding="utf-8")),
     row("nothing-to-resume", "train --data {corpus} --out {tmp}/empty --resume", "nothing to resume"),
     # generate's flags, checked before the model is loaded
     row("generate-block-larger-than-context", GEN + " --block-size 1000", "larger than the model's context of 64 tokens"),
@@ -309,6 +327,8 @@ CASES = [
     row("eval-data-dev-zero", "eval --model {model} --data /dev/zero", "/dev/zero is a pipe, a device or a socket"),
     row("eval-data-not-utf8", "eval --model {model} --data {tmp}/latin1.txt", "is not UTF-8 text",
         lambda ws: (ws.tmp / "latin1.txt").write_bytes("Caf\u00e9 au lait.\n\n".encode("latin-1") * 50)),
+    row("judge-1GB-of-NUL", "judge --judge {model} {tmp}/nul.txt", "is 1.1 GB, more than the 16.8 MB a text file can be",
+        lambda ws: os.truncate(open(ws.tmp / "nul.txt", "wb").name, 2**30)),  # sparse: no disk used
     # train's flags
     row("train-n-heads-0", TRAIN + " --n-heads 0", "--n-heads must be a whole number from 1 to 4096, not 0"),
     row("train-hidden-dim-0", TRAIN + " --hidden-dim 0", "--hidden-dim must be a whole number from 2 to 65536, not 0"),
@@ -330,6 +350,9 @@ CASES = [
     row("convert-onto-a-folder-in-use", "convert {model} {tmp}/taken", "already exists and is not an empty folder",
         occupied, after=notes_kept),
     row("convert-under-a-file", "convert {model} {corpus}/half", "could not write"),
+    row("convert-float16-overflow", "convert {model} {tmp}/half --dtype float16", "beyond what torch.float16 can hold",
+        edit_weights(lambda t: t["backbone.blocks.1.attn_qkv.weight"].__setitem__((3, 5), 1e6)),
+        after=lambda ws: not (ws.tmp / "half").exists() or pytest.fail("a half-converted folder was left")),
     # the command line itself
     row("unknown-command", "frobnicate", "invalid choice: 'frobnicate'"),
     row("missing-required-flag", "train --out {tmp}/x", "the following arguments are required: --data"),
@@ -383,6 +406,8 @@ HUB_CASES = [
     pytest.param(["download", REPO], lambda hub, tmp: hub.etags.update({"config.json": '"../../escape"'}),
                  "ETag or commit that is not a hash ('../../escape')", id="etag-with-dot-dot"),
     pytest.param(["download", "test-org/no-such-model"], None, "was not found on the Hugging Face hub", id="missing-repo"),
+    pytest.param(["download", REPO], lambda hub, tmp: hub.endless.add("model.safetensors"),
+                 "sent it without a length, where the hub gave", id="endless-body"),
 ]
 
 
@@ -393,7 +418,9 @@ def test_a_misbehaving_hub_gets_one_line_and_nothing_installed(hub: HubServer, t
     result = bd3lm(args, tmp_path, HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url)
     assert_one_line(result, 2, expected)
     folder = tmp_path / "home" / "models" / "test-org--tiny-bd3lm"
-    assert not (folder / "model.safetensors").exists() and not list(folder.glob("*.incomplete"))
+    # nothing installed, and no bytes of the refused file kept (verified files wait, as partial files, for the rest)
+    assert not [name for name in ("config.json", "model.safetensors", "tokenizer.json") if (folder / name).exists()]
+    assert not list(folder.glob("model.safetensors.*.incomplete"))
 
 
 # --- what must happen besides the one line ------------------------------------------
@@ -449,6 +476,41 @@ def test_a_full_disk_during_convert_leaves_nothing_behind(pristine: Workspace, t
     assert list(tmp_path.iterdir()) == []  # neither the folder nor a hidden partial one
 
 
+@pytest.mark.parametrize("command", [
+    "generate --model {model} --tokens 4 --json", "models", "judge --judge {model} --device cpu {corpus}",
+], ids=["generate-json", "models", "judge"])
+def test_stdout_on_a_full_device_is_one_line_and_status_2(pristine: Workspace, tmp_path: Path, command: str) -> None:
+    judge = pristine.tmp / "tiny-ar"
+    if not judge.exists():
+        make_model_folder(judge, block_size=1, model_length=32, seed=1)
+    args = command.format(model=judge if command.startswith("judge") else pristine.model, corpus=pristine.corpus).split()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "BD3LM_HOME": str(tmp_path / "home")}
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "bd3lm_core.cli", *args], stdout=full, stderr=subprocess.PIPE,
+                                env=env, timeout=300)
+    assert_one_line(result, 2, "No space left on device: the standard output, while running `bd3lm")
+
+
+def test_an_unexpected_error_is_one_line_with_status_1_and_a_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:
+    class Panic(BaseException):  # what pyo3 raises for a Rust panic: not an Exception
+        pass
+
+    def broken(args) -> int:
+        raise Panic("index out of bounds")
+
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path))
+    monkeypatch.setattr("bd3lm_core.cli.run_models", broken)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bd3lm: unexpected error while running `bd3lm models` (Panic: index out of bounds)")
+    assert err.count("\n") == 1
+    [report] = (tmp_path / "logs").iterdir()
+    assert str(report) in err
+    assert "Traceback" in report.read_text() and 'raise Panic("index out of bounds")' in report.read_text()
+
+
 def test_ctrl_c_during_generate_json_prints_what_was_committed(pristine: Workspace) -> None:
     # The process interrupts itself once two blocks are final, so the signal lands mid-generation every time.
     script = f"""
@@ -486,3 +548,34 @@ def test_a_closed_pipe_ends_generate_quietly(pristine: Workspace) -> None:
     process.stdout.close()
     assert process.wait(timeout=300) == 141
     assert process.stderr.read() == b""
+
+
+# --- memory budgets (issue 21): refused before any allocation, in one line with the number -------------------------
+@pytest.mark.parametrize("args, limit, expected", [
+    ("generate --model {model} --tokens 4 --num-samples 1024", "1M", "sampling 1024 rows at once needs at least"),
+    ("train --data {corpus} --out {tmp}/big --steps 1 --hidden-dim 65536 --n-heads 2 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
+     "training this model needs at least"),
+    ("train --data {corpus} --out {tmp}/big --steps 1 --batch-size 100000 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
+     "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length"),
+    ("generate --model {model} --tokens 4", "lots", "BD3LM_MEMORY_LIMIT must be a number of bytes"),
+], ids=["num-samples-1024-under-a-1M-cap", "train-hidden-dim-65536", "train-batch-size-100000", "bad-limit"])
+def test_a_run_too_large_for_memory_is_refused_before_it_allocates(pristine: Workspace, tmp_path: Path, args, limit,
+                                                                  expected) -> None:
+    argv = args.format(model=pristine.model, corpus=pristine.corpus, tmp=tmp_path).split()
+    started = time.monotonic()
+    result = bd3lm(argv, tmp_path, **({"BD3LM_MEMORY_LIMIT": limit} if limit else {}))
+    assert_one_line(result, 2, expected)
+    assert time.monotonic() - started < 60  # imports and a tiny BPE on a loaded machine; no allocation to wait on
+    assert not (tmp_path / "big").exists() or not any((tmp_path / "big").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("name, value", [("WORLD_SIZE", "\u00b2"), ("WORLD_SIZE", "9" * 30), ("RANK", "\u0661"),
+                                         ("WORLD_SIZE", "2 ")], ids=["superscript-two", "30-digits", "arabic-one", "space"])
+def test_a_torchrun_variable_that_is_no_number_is_one_line(pristine: Workspace, tmp_path: Path, monkeypatch, capsys,
+                                                          name: str, value: str) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv(name, value)
+    assert main(["train", "--data", str(pristine.corpus), "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bd3lm: {name} is ") and "not a whole number from 0 to 65536" in err and err.count("\n") == 1

@@ -115,7 +115,7 @@ def test_an_untied_lm_head_is_used_for_the_logits(small_copy: Path) -> None:
     [
         (lambda t: t.pop("transformer.h.1.mlp.c_fc.bias"), "missing: h.1.mlp.c_fc.bias"),
         (lambda t: t.update({"transformer.h.2.ln_1.weight": torch.ones(32)}), "unexpected: h.2.ln_1.weight"),
-        (lambda t: t.update({"transformer.wpe.weight": torch.zeros(32, 32)}), r"wrong shape: wpe.weight \(32, 32\) \(expected \(64, 32\)\)"),
+        (lambda t: t.update({"transformer.wpe.weight": torch.zeros(32, 32)}), r"wpe.weight should be \(64, 32\) by config.json but the file has \(32, 32\)"),
     ],
     ids=["missing", "unexpected", "misshaped"],
 )
@@ -130,12 +130,24 @@ def test_weights_that_do_not_fit_the_config_are_named_in_one_line(small_copy: Pa
     "edit, message",
     [
         ({"n_embd": None}, "lacks the key"),
-        ({"n_head": "4"}, "n_head must be positive whole numbers"),
+        ({"n_head": "4"}, 'n_head must be a whole number from 1 to 4096, not "4"'),
         ({"n_head": 5}, "does not split into 5 heads"),
-        ({"activation_function": "relu"}, "activation_function 'relu' is not supported"),
-        ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx = True is not supported"),
+        ({"activation_function": "relu"}, 'activation_function "relu" is not supported'),
+        ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx = true is not supported"),
+        # issue 21: sizes that would allocate without end, and values of the wrong type
+        ({"n_positions": 10**10}, "n_positions must be a whole number from 2 to 1048576"),
+        ({"n_embd": 2**20}, "n_embd must be a whole number from 1 to 65536"),
+        ({"n_layer": 10**7}, "n_layer must be a whole number from 1 to 1024"),
+        ({"n_layer": 1000}, "n_layer 1000 but the file has 2 layers"),
+        ({"n_positions": 1}, "n_positions must be a whole number from 2"),
+        ({"n_positions": 4096}, r"wpe.weight should be \(4096, 32\)"),
+        ({"layer_norm_epsilon": "1e-5"}, 'layer_norm_epsilon must be a finite number in \\(0, 1\\), not "1e-5"'),
+        ({"tie_word_embeddings": "false"}, 'tie_word_embeddings must be true or false, not "false"'),
+        ({"n_head": 10**4000}, "n_head must be a whole number from 1 to 4096, not a number of about"),
     ],
-    ids=["no-width", "string-heads", "uneven-heads", "relu", "scaled-by-layer"],
+    ids=["no-width", "string-heads", "uneven-heads", "relu", "scaled-by-layer", "positions-10**10", "width-2**20",
+         "layers-10**7", "layers-1000", "positions-1", "positions-not-the-file's", "string-epsilon",
+         "string-false", "4000-digit-heads"],
 )
 def test_a_config_this_gpt2_cannot_run_is_refused_in_one_line(small_copy: Path, edit: dict, message: str) -> None:
     config = json.loads((small_copy / "config.json").read_text())
@@ -145,3 +157,20 @@ def test_a_config_this_gpt2_cannot_run_is_refused_in_one_line(small_copy: Path, 
     with pytest.raises(BD3LMError, match=message) as err:
         load_judge(small_copy)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.update({k: v.to(torch.int8) for k, v in t.items()}), "as I8, not a float"),
+    (lambda t: t["transformer.h.0.mlp.c_fc.weight"].__setitem__((0, 0), float("nan")), "holds NaN or infinite values"),
+], ids=["int8", "nan"])
+def test_weights_that_are_not_finite_floats_are_refused_in_one_line(small_copy: Path, change, message: str) -> None:
+    rewrite_tensors(small_copy, change)
+    with pytest.raises(BD3LMError, match=message) as err:
+        load_judge(small_copy)
+    assert "\n" not in str(err.value)
+
+
+def test_weights_so_large_the_perplexity_overflows_are_refused_not_printed_as_infinity(small_copy: Path) -> None:
+    rewrite_tensors(small_copy, lambda t: t["transformer.ln_f.weight"].mul_(1e6))  # logits of ~1e6: NLLs far past 700
+    with pytest.raises(BD3LMError, match="which no trained judge gives; its weights are damaged"):
+        load_judge(small_copy).score("Once upon a time there was a cat.")

@@ -4,6 +4,8 @@ never deleted; incomplete or damaged snapshots skipped with a one-line note."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 from huggingface_hub import constants
@@ -141,3 +143,49 @@ def test_the_gpt2_tokenizer_comes_from_the_cache_when_the_snapshot_has_none(hf_c
     loaded = load_model(REPO)
     assert loaded.path == snapshot and loaded.tokenizer.size == loaded.config.mask_id
     assert not models_dir().exists()
+
+
+# --- one bad entry in another repo (issue 21): the good repo is still found, at once -----------------------------
+def fifo_ref(repo) -> None:
+    (repo / "refs" / "main").unlink()
+    os.mkfifo(repo / "refs" / "main")  # reading it would wait for a writer for ever
+
+
+def dev_zero_ref(repo) -> None:
+    (repo / "refs" / "main").unlink()
+    (repo / "refs" / "main").symlink_to("/dev/zero")  # reading it would never end
+
+
+def non_utf8_ref(repo) -> None:
+    (repo / "refs" / "main").write_bytes(b"\xff" * 40)
+
+
+def looping_link(repo) -> None:
+    [snapshot] = (repo / "snapshots").iterdir()
+    (snapshot / "model.safetensors").unlink()
+    (snapshot / "model.safetensors").symlink_to("model.safetensors")  # a link to itself
+
+
+def long_ref(repo) -> None:
+    (repo / "refs" / "main").write_text("a" * 40 + "\n" * 10_000_000)
+
+
+@pytest.mark.parametrize("damage", [fifo_ref, dev_zero_ref, non_utf8_ref, looping_link, long_ref])
+def test_a_damaged_repo_costs_only_itself_a_note(hf_cache, bd3lm_home, capsys, damage) -> None:
+    good = hf_cache.add(REPO, TINY)
+    hf_cache.add("other-org/broken", TINY)
+    damage(hf_cache.root / "models--other-org--broken")
+
+    started = time.monotonic()
+    assert find_model(REPO) == good
+    assert resolve_source(REPO) == (good, REPO)
+    assert time.monotonic() - started < 1.0
+    found = scan()
+    assert list(found.models) == [REPO]
+    [note] = found.skipped.values()
+    assert note.startswith("skipped other-org/broken in the Hugging Face cache, which is damaged: ") and "\n" not in note
+    assert find_model("other-org/broken") is None
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"in the Hugging Face cache: {good}" in out and out.count("note: skipped other-org/broken") == 1

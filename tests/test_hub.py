@@ -266,3 +266,91 @@ def test_a_disk_that_fills_up_after_the_transfers_says_what_is_still_needed(hub,
     need = len(hub.repos["gpt2"]["tokenizer.json"])
     assert f"needs {need / 1000:.1f} kB more" in str(err.value)
     assert not is_installed("test-org/no-tokenizer")
+
+
+# --- a hub that never stops, trickles, or finds a link planted (issue 21) ---------------------------------------
+def test_an_endless_body_without_a_length_is_refused_at_once(hub, online, bd3lm_home):
+    hub.endless.add("model.safetensors")
+    started = time.monotonic()
+    with pytest.raises(BD3LMError, match="sent it without a length, where the hub gave"):
+        download_model(REPO, endpoint=hub.url)
+    assert time.monotonic() - started < 10
+    assert partial_files(REPO, "model.safetensors") == [] and not is_installed(REPO)
+
+
+def test_a_hub_sending_1_byte_per_second_is_given_up_after_the_window(hub, online, bd3lm_home, monkeypatch):
+    monkeypatch.setenv("BD3LM_DOWNLOAD_SPEED_WINDOW", "2")
+    monkeypatch.setenv("BD3LM_DOWNLOAD_MIN_SPEED", "100")
+    hub.chunk, hub.chunk_delay = 1, 0.5
+    started = time.monotonic()
+    with pytest.raises(BD3LMError, match=r"slower than 100 B/s for 2 s"):
+        download_model(REPO, endpoint=hub.url)
+    assert 2 <= time.monotonic() - started < 10
+
+
+def test_a_download_past_the_overall_timeout_is_given_up(hub, online, bd3lm_home, monkeypatch):
+    monkeypatch.setenv("BD3LM_DOWNLOAD_TIMEOUT", "1")
+    hub.chunk_delay = 0.1  # 16 kB every 0.1 s: fast enough for the speed check, too slow for 1 s in all
+    with pytest.raises(BD3LMError, match=r"took longer than 1 s \(BD3LM_DOWNLOAD_TIMEOUT\)"):
+        download_model(REPO, endpoint=hub.url)
+
+
+@pytest.mark.parametrize("value", ["0", "ten", "1e3", "١٢", "9" * 5000])
+def test_download_limits_from_the_environment_are_strict(hub, online, bd3lm_home, monkeypatch, value):
+    monkeypatch.setenv("BD3LM_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(BD3LMError, match="BD3LM_DOWNLOAD_TIMEOUT must be a whole number from 1 to 1000000000"):
+        download_model(REPO, endpoint=hub.url)
+
+
+def test_a_link_planted_at_the_partial_name_is_never_followed(hub, online, bd3lm_home, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    folder = model_folder(REPO)
+    folder.mkdir(parents=True)
+    sha = hashlib.sha256(hub.repos[REPO]["model.safetensors"]).hexdigest()
+    (folder / f"model.safetensors.{sha}.incomplete").symlink_to(victim)
+
+    download_model(REPO, endpoint=hub.url)
+    assert victim.read_bytes() == b"precious"
+    assert (folder / "model.safetensors").read_bytes() == hub.repos[REPO]["model.safetensors"]
+    assert not (folder / "model.safetensors").is_symlink()
+
+
+def test_a_new_version_cut_midway_leaves_the_installed_model_working(hub, online, bd3lm_home, monkeypatch):
+    from bd3lm_core import generate, load_model
+    from bd3lm_core.sampling import Finished, SamplerSettings
+
+    folder = download_model(REPO, endpoint=hub.url)
+    (folder / VERIFIED_MARKER).unlink()  # as a version before verification left it
+    old = (folder / "model.safetensors").read_bytes()
+    hub.repos[REPO]["model.safetensors"] = old[:-1] + bytes([old[-1] ^ 1])  # the hub now has another hash
+    hub.cut_next_get("model.safetensors", 100_000)
+    with pytest.raises(BD3LMError, match="interrupted"):
+        download_model(REPO, endpoint=hub.url)
+    assert (folder / "model.safetensors").read_bytes() == old
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # offline, the model generates as before
+    loaded = load_model(REPO, device="cpu")
+    events = list(generate(loaded, "", SamplerSettings(tokens=8, seed=1, stop_at_eos=False)))
+    assert isinstance(events[-1], Finished) and len(events[-1].token_ids) == 8
+
+
+def test_a_repo_id_without_an_organisation_cannot_take_the_gpt2_tokenizer_folder(hub, online, bd3lm_home):
+    download_model("test-org/no-tokenizer", endpoint=hub.url)  # puts GPT-2's tokenizer in its shared folder
+    shared = gpt2_tokenizer(endpoint=hub.url)
+    assert model_folder("gpt2-tokenizer") != shared.parent
+    assert not str(model_folder("gpt2-tokenizer")).startswith(str(shared.parent))
+
+
+def test_a_file_without_a_size_is_read_no_further_than_we_would_read_it(hub, online, bd3lm_home):
+    hub.unsized.add("config.json")
+    hub.endless.add("config.json")  # and its body never ends
+    with pytest.raises(BD3LMError, match=r"config.json was not the file .* sent more than 1.0 MB"):
+        download_model(REPO, endpoint=hub.url)
+    assert partial_files(REPO, "config.json") == []
+
+
+def test_a_file_without_a_size_downloads_when_it_is_whole(hub, online, bd3lm_home):
+    hub.unsized.add("config.json")
+    folder = download_model(REPO, endpoint=hub.url)
+    assert (folder / "config.json").read_bytes() == hub.repos[REPO]["config.json"]

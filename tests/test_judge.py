@@ -15,6 +15,7 @@ import torch
 import bd3lm_core.hub
 from bd3lm_core import BD3LMError, DEFAULT_JUDGE, load_judge, load_model
 from bd3lm_core.hub import download_model, models_dir
+from bd3lm_core.hub.store import GPT2_FOLDER
 from bd3lm_core.model.checkpoints import save_weights
 from bd3lm_core.model.config import BD3LMConfig
 from bd3lm_core.model.network import BD3LM
@@ -231,8 +232,8 @@ def test_a_gpt2_tokenizer_model_gets_gpt2_large_downloaded_with_progress(
     bd3lm_home: Path, online, shipped_judge: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gpt2_json = tiny_tokenizer_json(50257)  # stands in for GPT-2's tokenizer, here and in the store
-    (models_dir() / "gpt2-tokenizer").mkdir(parents=True)
-    (models_dir() / "gpt2-tokenizer" / "tokenizer.json").write_text(gpt2_json)
+    (models_dir() / GPT2_FOLDER).mkdir(parents=True)
+    (models_dir() / GPT2_FOLDER / "tokenizer.json").write_text(gpt2_json)
     model = load_model(gpt2_vocabulary_model(tmp_path / "published", gpt2_json), device="cpu")
     assert default_judge(model) == GPT2_JUDGE == "openai-community/gpt2-large"
 
@@ -251,8 +252,8 @@ def test_a_gpt2_tokenizer_model_gets_gpt2_large_downloaded_with_progress(
 def test_a_tokenizer_of_gpt2s_size_that_is_not_gpt2s_has_no_default_judge(
     bd3lm_home: Path, shipped_judge: Path, tmp_path: Path
 ) -> None:
-    (models_dir() / "gpt2-tokenizer").mkdir(parents=True)
-    (models_dir() / "gpt2-tokenizer" / "tokenizer.json").write_text(tiny_tokenizer_json(50257))
+    (models_dir() / GPT2_FOLDER).mkdir(parents=True)
+    (models_dir() / GPT2_FOLDER / "tokenizer.json").write_text(tiny_tokenizer_json(50257))
     renamed = json.loads(tiny_tokenizer_json(50257))
     vocab = renamed["model"]["vocab"]
     vocab["w1"], vocab["w2"] = vocab["w2"], vocab["w1"]

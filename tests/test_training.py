@@ -6,6 +6,7 @@ import errno
 import math
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,36 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops_the_run(tmp_path: Path, mo
     assert resumed.step == 2
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+# --- issue 21: one writer per run folder, resume on the run's own data, a diverged run keeps its last good save ---
+def test_a_second_training_into_the_same_folder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
+    from bd3lm_core.training.trainer import run_folder_lock
+
+    out = tmp_path / "run"
+    with run_folder_lock(out):  # what a training holds while it runs
+        with pytest.raises(BD3LMError, match=rf"{out} is being trained by process {os.getpid()}; wait for it"):
+            Trainer(toy_settings(tmp_path, out=str(out), steps=2, eval_every=2), report=lambda _: None)
+    Trainer(toy_settings(tmp_path, out=str(out), steps=2, eval_every=2), report=lambda _: None).run()  # free again
+
+
+def test_resume_with_other_data_is_refused_naming_both(tmp_path: Path) -> None:
+    Trainer(toy_settings(tmp_path, steps=2, eval_every=2), report=lambda _: None).run()
+    other = tmp_path / "other.txt"
+    other.write_text("Some other text.\n\n" * 200, encoding="utf-8")
+    with pytest.raises(BD3LMError, match=rf"--data {other} is not the data of the run being resumed"):
+        Trainer(toy_settings(tmp_path, data=[str(other)], steps=4, eval_every=2), resume=True, report=lambda _: None)
+
+
+def test_a_loss_that_becomes_nan_stops_with_one_line_and_keeps_the_last_good_save(tmp_path: Path) -> None:
+    trainer = Trainer(toy_settings(tmp_path, steps=2, eval_every=2), report=lambda _: None)
+    trainer.run()
+    out = Path(trainer.settings.out)
+    saved = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix != ".jsonl"}
+
+    diverging = Trainer(toy_settings(tmp_path, steps=6, eval_every=2), resume=True, report=lambda _: None)
+    diverging.settings = replace(diverging.settings, lr=1e30)  # resuming keeps the run's rate: raise it here
+    with pytest.raises(BD3LMError, match=r"training diverged\. Stopped; the last save \(step 2\) is kept") as err:
+        diverging.run()
+    assert "\n" not in str(err.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix != ".jsonl"} == saved

@@ -18,8 +18,12 @@ the content for LFS files, git's blob sha1 for small files), so it must look
 like one; a resumed transfer must answer with the Content-Range asked for;
 every file is checked against the size and hash the hub gave before it is
 renamed into place, and a mismatch deletes the partial file (the next attempt
-starts clean). A model counts as verified once every file has passed: the
-marker (`store.VERIFIED_MARKER`) is written last.
+starts clean). Nothing past the declared size is read, a body without a
+length is refused, and a transfer that trickles or runs too long is given up
+(`TransferLimits`). The partial file is opened without following links. The
+old files of a model are replaced only once every new file is verified, so a
+download that fails never costs a working model. A model counts as verified
+once every file has passed: the marker (`store.VERIFIED_MARKER`) is written last.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,8 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from ..errors import BD3LMError, one_line
 from ..files import sync_folder, write_atomically
 from ..formatting import size
+from ..model.config import MAX_CONFIG_BYTES
+from ..model.tokenizer import MAX_TOKENIZER_BYTES
 from .store import (
     CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, VERIFIED_MARKER, WEIGHTS_FILE, is_installed, is_verified, model_folder,
     models_dir,
@@ -60,6 +67,41 @@ GPT2_REPO = "gpt2"  # the tokenizer of every published BD3-LM
 _REPORT_EVERY = 0.25  # seconds between progress reports during a transfer
 _HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # ETags and commits: git sha1, or sha256 for LFS files
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+@dataclass(frozen=True)
+class TransferLimits:
+    """When a transfer is given up: slower than `min_speed` bytes/s over `window` seconds, or longer than `total` seconds.
+
+    As curl's --speed-limit/--speed-time and git's http.lowSpeedLimit do, so a
+    hub that trickles a byte a second is not waited on for ever. The
+    environment variables move them (tests use seconds, not minutes).
+    """
+
+    min_speed: int = 1024
+    window: int = 60
+    total: int = 24 * 3600
+
+    @classmethod
+    def from_env(cls) -> TransferLimits:
+        return cls(*(
+            _env_whole_number(name, default)
+            for name, default in (
+                ("BD3LM_DOWNLOAD_MIN_SPEED", cls.min_speed), ("BD3LM_DOWNLOAD_SPEED_WINDOW", cls.window),
+                ("BD3LM_DOWNLOAD_TIMEOUT", cls.total),
+            )
+        ))
+
+
+def _env_whole_number(name: str, default: int) -> int:
+    """`$name` as a whole number from 1 to 10**9 written in ASCII digits, else `default` when it is unset."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and 1 <= int(text) <= 10**9):
+        raise BD3LMError(f"{name} must be a whole number from 1 to 1000000000, not {one_line(text, 40)!r}; fix or unset it.")
+    return int(text)
 
 
 class DownloadCancelled(BD3LMError):
@@ -138,12 +180,22 @@ class _RemoteFile:
     def partial(self) -> Path:
         return self.dest.with_name(f"{self.name}.{self.etag}.incomplete")
 
-    def bytes_on_disk(self) -> int:
-        """What earlier attempts left: the whole file, or the part to continue."""
-        for path in (self.dest, self.partial):
-            if path.is_file():
-                return path.stat().st_size
-        return 0
+    def partial_bytes(self) -> int:
+        """What earlier attempts left of this version to continue (a link or a folder at that name counts nothing)."""
+        info = _lstat(self.partial)
+        return info.st_size if info is not None and stat.S_ISREG(info.st_mode) else 0
+
+    def is_current(self) -> bool:
+        """Whether `dest` is already this file (hashed, so a folder from an earlier version is checked too)."""
+        info = _lstat(self.dest)
+        return info is not None and stat.S_ISREG(info.st_mode) and _matches(self, self.dest)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
 
 
 def _plan(repo_id: str, folder: Path, endpoint: str | None) -> list[_RemoteFile]:
@@ -212,17 +264,15 @@ def _required(repo_id: str, filename: str, revision: str | None, folder: Path, e
     return file
 
 
-def _drop_unverified(file: _RemoteFile) -> None:
-    """Delete file.dest if it is not the file the hub describes (a file placed by an earlier version)."""
-    if file.dest.is_file() and not _matches(file, file.dest):
-        file.dest.unlink()
-
-
 def _drop_stale_partials(file: _RemoteFile) -> None:
-    """Remove partial files of other versions of `file` (and an impossibly long one of this version)."""
+    """Remove partial files of other versions of `file`, an impossibly long one, and anything not a plain file there."""
     for path in file.dest.parent.glob(f"{file.name}.*.incomplete"):
-        if path != file.partial or (file.size is not None and path.stat().st_size > file.size):
-            path.unlink()
+        info = path.lstat()
+        if path != file.partial or not stat.S_ISREG(info.st_mode) or (file.size is not None and info.st_size > file.size):
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()  # a link planted at the predictable name goes, never what it points to
 
 
 def _fetch_all(
@@ -232,64 +282,133 @@ def _fetch_all(
     progress: Callable[[DownloadProgress], None] | None,
     cancel: threading.Event | None,
 ) -> None:
-    """Download `files`, then copy into `folder` those kept elsewhere (the shared GPT-2 tokenizer)."""
+    """Download `files`, then copy into `folder` those kept elsewhere (the shared GPT-2 tokenizer).
+
+    Every new file is downloaded and verified beside the old one first; only
+    then are the old ones replaced, so a cut or a refused download leaves a
+    working model as it was.
+    """
+    todo = [file for file in files if not file.is_current()]
+    limits = TransferLimits.from_env()
     try:
-        for file in files:
-            _drop_unverified(file)
-        meter = _Meter(files, progress)
-        with _hub_errors(repo_id):
+        meter = _Meter(files, todo, progress)
+        with _hub_errors(repo_id), ExitStack() as locks:
             folder.mkdir(parents=True, exist_ok=True)
-            if _bytes_needed(files, folder) > shutil.disk_usage(folder).free:
+            if _bytes_needed(todo, files, folder) > shutil.disk_usage(folder).free:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            for file in files:
-                _fetch(file, meter, cancel)
+            deadline = time.monotonic() + limits.total
+            for file in todo:
+                file.dest.parent.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(_exclusive(file.dest))
+                _fetch(file, meter, cancel, limits, deadline)
+            for file in todo:  # all verified: now, and only now, the old files go
+                os.replace(file.partial, file.dest)
+            for parent in {file.dest.parent for file in todo}:
+                sync_folder(parent)
+            todo = []  # nothing left to download, should the copies below fill the disk
         for file in files:
             if file.dest.parent != folder:
                 _copy_complete(file.dest, folder / file.name)
     except OSError as err:
-        raise _disk_error(err, repo_id, files, folder) from None
+        raise _disk_error(err, repo_id, todo, files, folder) from None
     meter.report(files[-1].name)
 
 
-def _fetch(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) -> None:
-    """Bring file.dest into place, continuing its partial file with a Range request."""
+def _fetch(
+    file: _RemoteFile, meter: _Meter, cancel: threading.Event | None, limits: TransferLimits, deadline: float,
+) -> None:
+    """Bring file.partial to the whole, verified file, continuing it with a Range request."""
     _stop_if_cancelled(cancel)
     meter.report(file.name)
-    file.dest.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(file.dest):
-        if file.dest.is_file():
-            return
-        if file.size is None or not file.partial.is_file() or file.partial.stat().st_size < file.size:
-            _transfer(file, meter, cancel)
-        got = file.partial.stat().st_size
-        if file.size is not None and got != file.size:
-            _reject(file, f"it arrived with {got} bytes instead of {file.size}")
-        if not _matches(file, file.partial):
-            _reject(file, f"its {_hash_name(file.etag)} is not the {file.etag} the hub gave")
-        os.replace(file.partial, file.dest)
-        sync_folder(file.dest.parent)
+    if file.size is None or file.partial_bytes() < file.size:
+        _transfer(file, meter, cancel, limits, deadline)
+    got = file.partial_bytes()
+    if file.size is not None and got != file.size:
+        _reject(file, f"it arrived with {got} bytes instead of {file.size}")
+    if not _matches(file, file.partial):
+        _reject(file, f"its {_hash_name(file.etag)} is not the {file.etag} the hub gave")
 
 
-def _transfer(file: _RemoteFile, meter: _Meter, cancel: threading.Event | None) -> None:
-    """Append the rest of the file to file.partial, checking for cancel after every chunk."""
-    offset = file.bytes_on_disk()
+def _transfer(
+    file: _RemoteFile, meter: _Meter, cancel: threading.Event | None, limits: TransferLimits, deadline: float,
+) -> None:
+    """Append the rest of the file to file.partial, checking sizes, speed and cancel after every chunk."""
+    offset = file.partial_bytes()
     # identity: a Range applies to the encoded bytes, so compression would break resuming.
     headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={offset}-"} if offset else {})
-    stream = get_session().stream(
-        "GET", file.url, headers=build_hf_headers(headers=headers), timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT
-    )
+    timeout = min(constants.HF_HUB_DOWNLOAD_TIMEOUT, limits.window)
+    stream = get_session().stream("GET", file.url, headers=build_hf_headers(headers=headers), timeout=timeout)
     with stream as response:
         hf_raise_for_status(response)
         if response.status_code == 206:
             _check_range(file, response.headers.get("Content-Range"), offset)
-        with file.partial.open("ab") as out:
-            if response.status_code != 206:  # the whole file is coming: start over
-                out.truncate(0)
-                meter.downloaded -= offset
+        else:  # the whole file is coming: start over
+            meter.downloaded -= offset
+            offset = 0
+        if file.size is not None and response.headers.get("Content-Length") is None:
+            _reject(file, f"the server sent it without a length, where the hub gave {file.size} bytes")
+        limit = file.size if file.size is not None else _unsized_limit(file)
+        room = limit - offset
+        speed = _SpeedCheck(limits, deadline)
+        with _open_partial(file, keep=response.status_code == 206) as out:
             for chunk in response.iter_bytes():
+                if len(chunk) > room:
+                    said = f"the {file.size} bytes the hub gave" if file.size is not None else size(limit)
+                    _reject(file, f"the server sent more than {said}")
+                room -= len(chunk)
                 out.write(chunk)
                 meter.add(file.name, len(chunk))
                 _stop_if_cancelled(cancel)
+                speed.check(len(chunk), file.name)
+
+
+def _unsized_limit(file: _RemoteFile) -> int:
+    """The most bytes a file the hub gave no size for may have: what we would read of it; weights must have a size."""
+    limits = {CONFIG_FILE: MAX_CONFIG_BYTES, TOKENIZER_FILE: MAX_TOKENIZER_BYTES}
+    if file.name not in limits:
+        _reject(file, "the hub gave no size for it")
+    return limits[file.name]
+
+
+@contextmanager
+def _open_partial(file: _RemoteFile, keep: bool) -> Iterator:
+    """file.partial for appending, never through a link: created anew (exclusively) unless `keep` continues it."""
+    if not keep:
+        file.partial.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(file.partial, flags | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        fd = os.open(file.partial, flags)  # a link planted since fails here (ELOOP) instead of being followed
+    with open(fd, "ab", closefd=True) as out:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BD3LMError(f"{file.partial} is not a plain file; delete it and download again.")
+        yield out
+
+
+class _SpeedCheck:
+    """Gives up a transfer that is too slow over a window of seconds, or has run past the overall deadline."""
+
+    def __init__(self, limits: TransferLimits, deadline: float) -> None:
+        self.limits, self.deadline = limits, deadline
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def check(self, nbytes: int, name: str) -> None:
+        now = time.monotonic()
+        self.window_bytes += nbytes
+        if now > self.deadline:
+            raise BD3LMError(
+                f"the download of {name} took longer than {self.limits.total} s (BD3LM_DOWNLOAD_TIMEOUT); "
+                "download again to continue where it stopped."
+            )
+        if now - self.window_start < self.limits.window:
+            return
+        if self.window_bytes < self.limits.min_speed * self.limits.window:
+            raise BD3LMError(
+                f"the download of {name} was slower than {size(self.limits.min_speed)}/s for {self.limits.window} s "
+                "(BD3LM_DOWNLOAD_MIN_SPEED, BD3LM_DOWNLOAD_SPEED_WINDOW); download again to continue where it stopped."
+            )
+        self.window_start, self.window_bytes = now, 0
 
 
 def _check_range(file: _RemoteFile, content_range: str | None, offset: int) -> None:
@@ -322,8 +441,8 @@ def _reject(file: _RemoteFile, why: str) -> None:
     """Delete the partial download of `file` (the next attempt starts clean) and say why."""
     file.partial.unlink(missing_ok=True)
     raise BD3LMError(
-        f"the download of {file.name} was not the file the hub described ({why}); the partial file was deleted, "
-        "download again to start over."
+        f"the download of {file.name} was not the file the hub described ({why}); the partial file was deleted "
+        "and any earlier version kept, download again to start over."
     )
 
 
@@ -333,7 +452,7 @@ def _mark_verified(repo_id: str, folder: Path, files: list[_RemoteFile]) -> None
     try:
         write_atomically(folder / VERIFIED_MARKER, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     except OSError as err:
-        raise _disk_error(err, repo_id, files, folder) from None
+        raise _disk_error(err, repo_id, [], files, folder) from None
 
 
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
@@ -362,9 +481,9 @@ def _copy_complete(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _bytes_needed(files: list[_RemoteFile], folder: Path) -> int:
-    """What is still to be written: the rest of every download, and the copies of shared files into `folder`."""
-    missing = sum(max(file.size - file.bytes_on_disk(), 0) for file in files if file.size is not None)
+def _bytes_needed(todo: list[_RemoteFile], files: list[_RemoteFile], folder: Path) -> int:
+    """What is still to be written: the rest of every download in `todo`, and the copies of shared files into `folder`."""
+    missing = sum(max(file.size - file.partial_bytes(), 0) for file in todo if file.size is not None)
     copies = sum(
         file.size for file in files
         if file.size is not None and file.dest.parent != folder and not (folder / file.name).is_file()
@@ -372,9 +491,11 @@ def _bytes_needed(files: list[_RemoteFile], folder: Path) -> int:
     return missing + copies
 
 
-def _disk_error(err: OSError, repo_id: str, files: list[_RemoteFile], folder: Path) -> BD3LMError:
+def _disk_error(
+    err: OSError, repo_id: str, todo: list[_RemoteFile], files: list[_RemoteFile], folder: Path,
+) -> BD3LMError:
     if err.errno == errno.ENOSPC:
-        need = _bytes_needed(files, folder)
+        need = _bytes_needed(todo, files, folder)
         more = f"{repo_id} needs {size(need)} more" if need else f"{repo_id} needs a little more space"
         return BD3LMError(
             f"the disk is full: {more} in {models_dir()}; free some space and download again to continue."
@@ -412,10 +533,12 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
 class _Meter:
     """Turns byte counts into DownloadProgress reports, a few per second at most."""
 
-    def __init__(self, files: list[_RemoteFile], callback: Callable[[DownloadProgress], None] | None) -> None:
+    def __init__(
+        self, files: list[_RemoteFile], todo: list[_RemoteFile], callback: Callable[[DownloadProgress], None] | None,
+    ) -> None:
         sizes = [file.size for file in files]
         self.total = None if None in sizes else sum(sizes)
-        self.downloaded = sum(file.bytes_on_disk() for file in files)
+        self.downloaded = sum(file.partial_bytes() if file in todo else file.dest.stat().st_size for file in files)
         self._callback = callback
         self._started = time.monotonic()
         self._transferred = 0

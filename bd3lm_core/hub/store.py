@@ -34,7 +34,7 @@ MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
 # what chat models add; each is optional (hub/download.py fetches those a repo has)
 CHAT_FILES = ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
 VERIFIED_MARKER = ".bd3lm-verified.json"  # the commit and the hashes every file of the folder matched
-GPT2_FOLDER = "gpt2-tokenizer"  # GPT-2's tokenizer.json, shared by the published models (not a model itself)
+GPT2_FOLDER = ".gpt2-tokenizer"  # GPT-2's tokenizer.json for the published models; no repo id starts with "."
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,13 @@ def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> 
     for name, t in model.state_dict().items():
         t = t.detach().to("cpu")
         if dtype is not None and t.is_floating_point():
-            t = t.to(dtype)
+            cast = t.to(dtype)
+            if not bool(torch.isfinite(cast).all()) and bool(torch.isfinite(t).all()):
+                raise BD3LMError(
+                    f"{published_name(name)} holds values up to {t.abs().max().item():.3g}, beyond what {dtype} can "
+                    "hold; keep float32 or convert to bfloat16."
+                )
+            t = cast
         tensors[published_name(name)] = t.contiguous()
     write_atomically(Path(path), save(tensors, metadata={"format": "pt"}))
 

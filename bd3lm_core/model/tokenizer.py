@@ -9,7 +9,10 @@ their mask token inside the tokenizer and name their own EOS.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizer
@@ -65,17 +68,21 @@ class Tokenizer:
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """The ids of `text`; `add_special_tokens` lets the tokenizer's post-processor add its own (a BOS, say)."""
-        try:
-            return self.inner.encode(text, add_special_tokens=add_special_tokens).ids
-        except Exception as err:  # e.g. a word-level tokenizer without an unknown token meets an unknown word
-            raise BD3LMError(f"tokenizer {self.source} cannot encode the text ({one_line(err)}).") from None
+        return self.encode_batch([text], add_special_tokens)[0]
+
+    def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
+        """The ids of each text; a tokenizer.json that cannot encode them (an unknown word, a regex that panics) is a BD3LMError."""
+        with _library_failure(self.source, "cannot encode the text"), _rust_stderr_held():
+            return [e.ids for e in self.inner.encode_batch(texts, add_special_tokens=add_special_tokens)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.inner.decode(list(ids), skip_special_tokens=True)
+        with _library_failure(self.source, "cannot decode the ids"):
+            return self.inner.decode(list(ids), skip_special_tokens=True)
 
     def token_text(self, token_id: int) -> str:
         """How one token reads on its own (for showing tokens one at a time)."""
-        return self.inner.decode([token_id], skip_special_tokens=False)
+        with _library_failure(self.source, "cannot decode the ids"):
+            return self.inner.decode([token_id], skip_special_tokens=False)
 
     def save(self, path: Path) -> None:
         write_atomically(Path(path), self.to_json().encode("utf-8"))
@@ -88,6 +95,46 @@ class Tokenizer:
         the truncation and padding settings.
         """
         return _content(self) == _content(other)
+
+
+@contextmanager
+def _library_failure(source: str, what: str) -> Iterator[None]:
+    """Any error of the tokenizers library as a BD3LMError, its Rust panics too (a BaseException, not an Exception)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: BLE001 - pyo3's PanicException, e.g. a regex that backtracks without end
+        raise BD3LMError(f"tokenizer {source} {what} ({one_line(err)}); check its tokenizer.json.") from None
+
+
+@contextmanager
+def _rust_stderr_held() -> Iterator[None]:
+    """Within the block, what is written to file descriptor 2 is held back, and shown after it unless Rust panicked.
+
+    A Rust panic prints its own lines on stderr before Python sees the exception;
+    the one line the user gets is our BD3LMError's.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    panicked = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException as err:
+            panicked = type(err).__name__ == "PanicException"
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not panicked:
+                held.seek(0)
+                with suppress(OSError):
+                    os.write(2, held.read())
 
 
 def _content(tokenizer: Tokenizer) -> dict:

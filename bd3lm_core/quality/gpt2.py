@@ -25,13 +25,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import checks
 from ..errors import BD3LMError
-from ..model.checkpoints import check_tensors, read_state_dict
+from ..model.checkpoints import WEIGHT_DTYPES, check_tensors, read_header, read_state_dict
 from ..model.config import read_config_json
 
 PREFIX = "transformer."  # on every name in files written by `save_pretrained`
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")  # both are GELU with the tanh approximation
 REQUIRED_KEYS = ("n_embd", "n_layer", "n_head", "n_positions", "vocab_size")
+# what a judge may be: GPT-2 XL is 1600 wide, 48 layers, 1024 positions; a judge needs 2 positions to predict one token
+SIZE_RANGES = {"vocab_size": (2, 2**22), "n_positions": (2, 2**20), "n_embd": (1, 65536), "n_layer": (1, 1024),
+               "n_head": (1, 4096)}
 # config flags that would change the math below, with the only value it supports
 SUPPORTED_FLAGS = {
     "scale_attn_weights": True,
@@ -55,28 +59,27 @@ class GPT2Config:
     def from_dict(cls, raw: dict, where: str = "config.json") -> GPT2Config:
         """Read and check a Hugging Face GPT-2 config; every problem is one line naming the key."""
         if raw.get("model_type") != "gpt2":
-            raise BD3LMError(f"{where} has model_type {raw.get('model_type')!r}, not 'gpt2'; use a GPT-2 checkpoint.")
+            raise BD3LMError(f"{where} has model_type {checks.shown(raw.get('model_type'))}, not 'gpt2'; use a GPT-2 checkpoint.")
         missing = [key for key in REQUIRED_KEYS if key not in raw]
         if missing:
             raise BD3LMError(f"{where} lacks the key(s) {', '.join(missing)}; use the config.json of the checkpoint.")
-        bad = [key for key in REQUIRED_KEYS if type(raw[key]) is not int or raw[key] < 1]
-        if raw.get("n_inner") is not None and (type(raw["n_inner"]) is not int or raw["n_inner"] < 1):
-            bad.append("n_inner")
-        if bad:
-            raise BD3LMError(f"{where}: {', '.join(bad)} must be positive whole numbers; use the checkpoint's own config.json.")
-        if raw["n_embd"] % raw["n_head"]:
-            raise BD3LMError(f"{where}: n_embd {raw['n_embd']} does not split into {raw['n_head']} heads.")
+        sizes = {key: checks.whole(raw[key], f"{where}: {key}", low, high) for key, (low, high) in SIZE_RANGES.items()}
+        n_inner = raw.get("n_inner")
+        if n_inner is not None:
+            checks.whole(n_inner, f"{where}: n_inner", 1, 4 * SIZE_RANGES["n_embd"][1])
+        if sizes["n_embd"] % sizes["n_head"]:
+            raise BD3LMError(f"{where}: n_embd {sizes['n_embd']} does not split into {sizes['n_head']} heads.")
         activation = raw.get("activation_function", "gelu_new")
         if activation not in ACTIVATIONS:
-            raise BD3LMError(f"{where}: activation_function {activation!r} is not supported; GPT-2 uses gelu_new.")
+            raise BD3LMError(f"{where}: activation_function {checks.shown(activation)} is not supported; GPT-2 uses gelu_new.")
         for key, value in SUPPORTED_FLAGS.items():
-            if raw.get(key, value) != value:
-                raise BD3LMError(f"{where}: {key} = {raw[key]!r} is not supported (only {value!r}, as in GPT-2).")
+            if raw.get(key, value) is not value:
+                raise BD3LMError(f"{where}: {key} = {checks.shown(raw[key])} is not supported (only {value!r}, as in GPT-2).")
         return cls(
-            vocab_size=raw["vocab_size"], n_positions=raw["n_positions"], n_embd=raw["n_embd"],
-            n_layer=raw["n_layer"], n_head=raw["n_head"], n_inner=raw.get("n_inner") or 4 * raw["n_embd"],
-            layer_norm_epsilon=float(raw.get("layer_norm_epsilon", 1e-5)),
-            tie_word_embeddings=bool(raw.get("tie_word_embeddings", True)),
+            **sizes, n_inner=n_inner or 4 * sizes["n_embd"],
+            layer_norm_epsilon=checks.number(raw.get("layer_norm_epsilon", 1e-5), f"{where}: layer_norm_epsilon",
+                                             0.0, 1.0, open_low=True, open_high=True),
+            tie_word_embeddings=checks.boolean(raw.get("tie_word_embeddings", True), f"{where}: tie_word_embeddings"),
         )
 
 
@@ -155,16 +158,42 @@ class GPT2(nn.Module):
 
 
 def load_gpt2(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> GPT2:
-    """The GPT-2 of a Hugging Face folder, every tensor name and shape checked, in eval mode."""
+    """The GPT-2 of a Hugging Face folder, its sizes, names, shapes and dtypes checked against the file's header
+    before anything is built, its values finite, in eval mode."""
     folder = Path(folder)
     config = GPT2Config.from_dict(read_config_json(folder / "config.json"), where=str(folder / "config.json"))
-    model = GPT2(config)
     path = folder / "model.safetensors"
-    tensors = {name.removeprefix(PREFIX): t for name, t in read_state_dict(path).items()}
-    expected = {name: p.shape for name, p in model.state_dict().items()}
+    header = {name.removeprefix(PREFIX): kind for name, kind in read_header(path).items()}
+    _check_sizes(config, header, path)
+    with torch.device("meta"):  # shapes only, now that the layer count is the file's
+        expected = {name: tuple(p.shape) for name, p in GPT2(config).state_dict().items()}
     optional = {f"h.{i}.attn.{buffer}" for i in range(config.n_layer) for buffer in ("bias", "masked_bias")}
     if config.tie_word_embeddings:
         optional.add("lm_head.weight")  # a copy of wte.weight when a file has it at all
-    check_tensors(path, {name: tuple(t.shape) for name, t in tensors.items()}, expected, optional)
+    check_tensors(path, {name: shape for name, (_, shape) in header.items()}, expected, optional)
+    wrong_type = sorted(name for name in expected if header[name][0] not in WEIGHT_DTYPES)
+    if wrong_type:
+        raise BD3LMError(f"{path} stores {wrong_type[0]} as {header[wrong_type[0]][0]}, not a float; "
+                         "a judge's weights are float32, float16 or bfloat16.")
+    tensors = {name.removeprefix(PREFIX): t for name, t in read_state_dict(path).items()}
+    for name in expected:
+        if not bool(torch.isfinite(tensors[name]).all()):
+            raise BD3LMError(f"{path}: {name} holds NaN or infinite values; the judge's file is damaged.")
+    model = GPT2(config)
     model.load_state_dict({name: tensors[name] for name in expected})
     return model.to(device=device, dtype=dtype).eval()
+
+
+def _check_sizes(config: GPT2Config, header: dict, path: Path) -> None:
+    """The sizes that decide how large the network is, against the file, before it is built at all."""
+    layers = {int(name.split(".")[1]) for name in header if name.startswith("h.") and name.split(".")[1].isdigit()}
+    problems = []
+    if not set(range(config.n_layer)) <= layers:  # more layers than the file holds (extra ones are named below)
+        problems.append(f"n_layer {config.n_layer} but the file has {len(layers)} layers")
+    for name, shape in (("wte.weight", (config.vocab_size, config.n_embd)), ("wpe.weight", (config.n_positions, config.n_embd))):
+        found = header.get(name, ("", None))[1]
+        if found != shape:
+            problems.append(f"{name} should be {shape} by config.json but the file has {found}")
+    if problems:
+        raise BD3LMError(f"{path} does not match its config.json ({'; '.join(problems)}); "
+                         "use the config.json and weights of one checkpoint.")

@@ -40,6 +40,9 @@ class Judgement:
     judge: str  # the judge's name: a repo id or a folder name
 
 
+MAX_LOG_PPL = 700.0  # exp() of more is beyond a float64: no real text and judge come near (GPT-2: ~3 to 6 nats)
+
+
 class Judge:
     """An autoregressive model with its tokenizer; `score` turns a text into a Judgement."""
 
@@ -64,8 +67,12 @@ class Judge:
         ids = torch.tensor(before + sample)
         nll = windowed_nll(ids, self.context, self._scorer)[len(before) - 1 :]  # the sample's tokens only
         own = list(token_ids) if token_ids is not None else sample
+        mean = float(nll.double().mean())
+        if not math.isfinite(mean) or mean > MAX_LOG_PPL:
+            raise BD3LMError(f"the judge {self.name} gives this text a mean negative log-likelihood of {mean:g} nats, "
+                             "which no trained judge gives; its weights are damaged, use another judge.")
         return Judgement(
-            tokens=len(own), scored_tokens=len(nll), gen_ppl=math.exp(float(nll.double().mean())),
+            tokens=len(own), scored_tokens=len(nll), gen_ppl=math.exp(mean),
             entropy=histogram_entropy(own), judge=self.name,
         )
 

@@ -46,8 +46,8 @@ class SamplerSettings:
             checks.whole(self.block_size, "the block size", 1)
         if self.steps is not None:
             checks.whole(self.steps, "the number of steps per block", 1, MAX_STEPS)
-        if self.sampler not in STRATEGIES:
-            raise BD3LMError(f"unknown sampler {self.sampler!r}; choose {' or '.join(STRATEGIES)}.")
+        if type(self.sampler) is not str or self.sampler not in STRATEGIES:
+            raise BD3LMError(f"unknown sampler {checks.shown(self.sampler)}; choose {' or '.join(STRATEGIES)}.")
         checks.number(self.top_p, "top-p", 0.0, 1.0, open_low=True)
         checks.number(self.threshold, "the confidence threshold", 0.0, 1.0, open_low=True)
         checks.number(self.entropy_bound, "the entropy bound (nats)", 0.0)

@@ -83,10 +83,10 @@ def read_documents(path: Path, options: TextOptions) -> list[str]:
     return split_documents(clean_text(read_text(path), options), options.separator)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
     """A UTF-8 text file's contents, with one clear error if it is missing, not a plain file, too large or not UTF-8."""
     try:
-        return read_limited(Path(path), MAX_TEXT_BYTES, "text file").decode("utf-8")
+        return read_limited(Path(path), limit, "text file").decode("utf-8")
     except FileNotFoundError:
         raise BD3LMError(f"{path} does not exist; pass a plain-text file.") from None
     except UnicodeDecodeError:
@@ -144,8 +144,7 @@ def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[
         raise BD3LMError("the data is too small to hold some out for evaluation; give more text or a smaller --holdout-bytes.")
     if tokenizer is None:
         tokenizer = train_bpe(train_docs, settings.vocab_size)
-    encode = lambda docs: [e.ids for e in tokenizer.inner.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
     n = settings.model_length
-    train_rows = make_rows(encode(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
-    held_rows = make_rows(encode(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
+    train_rows = make_rows(tokenizer.encode_batch(train_docs), n, tokenizer.bos_id, tokenizer.eos_id)
+    held_rows = make_rows(tokenizer.encode_batch(held_out), n, tokenizer.bos_id, tokenizer.eos_id)
     return tokenizer, train_rows, held_rows

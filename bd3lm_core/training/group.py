@@ -140,6 +140,9 @@ class _TrainingForward(torch.nn.Module):
         return self.model.forward_train(xt, x0, sigma=sigma)
 
 
+MAX_PROCESSES = 65536  # more ranks than any launcher starts; a larger WORLD_SIZE is a typo, not a cluster
+
+
 def join_group(device: str = "cpu") -> Group:
     """This process's group: a group of one unless torchrun (or another launcher) set RANK and WORLD_SIZE.
 
@@ -186,8 +189,9 @@ def _environment_number(name: str) -> int | None:
     value = os.environ.get(name)
     if value is None:
         return None
-    if not value.isdigit():
-        raise BD3LMError(f"{name} is {value!r}, not a whole number; launch with torchrun, which sets it.")
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_PROCESSES):  # "²".isdigit() is True
+        raise BD3LMError(f"{name} is {one_line(value, 40)!r}, not a whole number from 0 to {MAX_PROCESSES}; "
+                         "launch with torchrun, which sets it.")
     return int(value)
 
 

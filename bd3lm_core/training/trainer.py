@@ -34,15 +34,22 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import signal
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+from ..budgets import require, training_bytes
 from ..errors import BD3LMError
 from ..interrupts import Terminated, held_signals, terminate_like_interrupt
 from ..model.checkpoints import save_weights
@@ -57,6 +64,7 @@ from .settings import TrainSettings
 from .state import STATE_FILE, RunState, read_state, restore, save_state, state_bytes, state_from_bytes
 
 LOG_FILE = "train_log.jsonl"
+LOCK_FILE = "train.lock"  # locked while a training writes the folder; holds that process's id
 BEST_DIR = "best"
 
 # Why `Trainer.run` returned; the CLI turns the last two into exit statuses 130 and 143, as a shell would.
@@ -91,6 +99,44 @@ def batch_rows(step: int, n_rows: int, batch_size: int, seed: int) -> torch.Tens
     return order[index * batch_size : (index + 1) * batch_size]
 
 
+def _check_same_data(given: TrainSettings, run: TrainSettings) -> None:
+    """--resume trains on the run's own data: refuse other --data rather than silently ignore it."""
+    same = [os.path.abspath(p) for p in given.data] == [os.path.abspath(p) for p in run.data]
+    if not same:
+        raise BD3LMError(
+            f"--data {' '.join(given.data)} is not the data of the run being resumed ({' '.join(run.data)}); "
+            "--resume continues on the run's own data, so pass the same --data, or start a new run from its weights "
+            "with --init-from and a new --out."
+        )
+
+
+@contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Hold `out` for one training at a time: a second writer is refused with the first one's process id."""
+    if fcntl is None:  # not on POSIX: no lock
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip() or "another process"
+            raise BD3LMError(
+                f"{out} is being trained by process {holder}; wait for it to end, or pass another --out."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # the id stays: it is only read while the lock is held
+    finally:
+        os.close(fd)
+
+
 class Trainer:
     def __init__(
         self,
@@ -110,6 +156,7 @@ class Trainer:
             lambda data: state_from_bytes(data, self.out / STATE_FILE) if data else None,
         )
         if state is not None:
+            _check_same_data(settings, state.settings)
             self.settings = settings = replace(state.settings, steps=settings.steps, max_minutes=settings.max_minutes)
         # rank 0 reads the text and makes (or loads) the tokenizer; the others make the same rows with it
         self.tokenizer, self.train_rows, self.held_rows = g.from_main(
@@ -119,6 +166,8 @@ class Trainer:
         )
         torch.manual_seed(settings.seed)
         self.config = self._model_config()
+        require(training_bytes(self.config, settings.batch_size), "training this model", torch.device(g.device),
+                "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length")
         self.model = BD3LM(self.config).to(g.device)
         if settings.init_from and state is None:
             g.from_main(lambda: self._init_from(settings.init_from))  # the others get the weights from DDP, next
@@ -132,6 +181,7 @@ class Trainer:
         self.window = FULL_WINDOW
         self.best = math.inf  # lowest held-out NELBO so far, whose weights are in BEST_DIR
         self.saved_step: int | None = None  # the step of the last save in this run
+        self._last_saved: int | None = state.step if state is not None else None  # of any run, for messages
         if state is not None:
             restore(state, self.model, self.ema, self.optimizer, self.generator)
             self.step, self.window, self.best = state.step, state.window, state.best
@@ -140,8 +190,11 @@ class Trainer:
         """Rank 0: the state to continue from, or None after checking that the run folder can be written."""
         if not resume:
             self._check_out_is_writable()  # before minutes of tokenizer training, not at the first save
+        state = read_state(self.out) if resume else None
+        with run_folder_lock(self.out):  # a training running there is refused now, not after data preparation
+            pass
+        if state is None:
             return None
-        state = read_state(self.out)
         if state.processes != self.group.size:
             was, now = (f"{n} process{'es' if n > 1 else ''}" for n in (state.processes, self.group.size))
             raise BD3LMError(
@@ -214,6 +267,8 @@ class Trainer:
         --resume continues from it. Ctrl+C and SIGTERM wait until the save is
         written; the signals that came meanwhile are returned.
         """
+        if not all(bool(torch.isfinite(p).all()) for p in self.ema.parameters()):
+            raise self._diverged(f"the weights hold NaN or infinite values at step {self.step}")
         with held_signals() as received:
             try:
                 if best:
@@ -223,12 +278,19 @@ class Trainer:
                     self.out / STATE_FILE, self.settings, self.step, self.window, self.best,
                     self.model, self.ema, self.optimizer, self.generator, self.group.size,
                 )
+                self._last_saved = self.step
             except OSError as err:
                 raise BD3LMError(
                     f"could not save step {self.step} to {self.out} ({err.strerror or err}); free some space and "
                     "run again with --resume to continue from the last save."
                 ) from None
         return received
+
+    def _diverged(self, what: str) -> BD3LMError:
+        """The error that stops a run gone numerically wrong, before its weights are saved over the last good ones."""
+        kept = (f"the last save (step {self._last_saved}) is kept; continue it with --resume and a lower --lr"
+                if self._last_saved is not None else "nothing was saved; start again with a lower --lr")
+        return BD3LMError(f"{what}: training diverged. Stopped; {kept}.")
 
     def log(self, **record) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -293,6 +355,10 @@ class Trainer:
         TERMINATED (SIGTERM); the state is saved in every case. In a group,
         every rank returns the same.
         """
+        with run_folder_lock(self.out) if self.group.main else nullcontext():
+            return self._run(on_progress)
+
+    def _run(self, on_progress: Callable[[Progress], None] | None) -> str:
         one = self.group.size == 1
         self.saved_step = None
         # One process stops at once on Ctrl+C or SIGTERM (a KeyboardInterrupt). In a group, a rank that stopped
@@ -321,6 +387,8 @@ class Trainer:
             elapsed = time.monotonic() - started
             over_time = g.main and s.max_minutes is not None and elapsed > 60 * s.max_minutes
             loss, asked = g.agree(loss, [over_time, signal.SIGINT in signals, signal.SIGTERM in signals])
+            if not math.isfinite(loss):  # every rank sees the same mean, so all stop here, and nothing is saved
+                raise self._diverged(f"the loss became {loss} at step {self.step}")
             stopped = next((why for why, yes in zip(STOPS[::-1], asked[::-1]) if yes), FINISHED)
             rate = (self.step - first_step) / elapsed
             if on_progress and g.main:

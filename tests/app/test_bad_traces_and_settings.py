@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ DAMAGE = {
     "an unknown stop reason": lambda p: edit(p, lambda d: d.__setitem__("reason", "bored")),
     "true as a token id": lambda p: edit(p, lambda d: d["token_ids"].__setitem__(0, True)),
     "a newer version": lambda p: edit(p, lambda d: d.__setitem__("version", 99)),
+    # issue 21: values Python's own readers choke on, and sizes that would allocate without end
+    "a 5000-digit seed": lambda p: p.write_text(
+        re.sub(r'"seed": \d+', '"seed": ' + "9" * 5000, p.read_text(encoding="utf-8")), encoding="utf-8"),
+    "a 5000-digit token id": lambda p: p.write_text(
+        re.sub(r'"token_ids": \[\s*\d+', '"token_ids": [' + "7" * 5000, p.read_text(encoding="utf-8")),
+        encoding="utf-8"),
+    "a list as the sampler": lambda p: edit(p, lambda d: d["settings"].__setitem__("sampler", ["threshold"])),
+    "an object as the sampler": lambda p: edit(p, lambda d: d["settings"].__setitem__("sampler", {"a": 1})),
+    "a 5000-digit temperature": lambda p: edit(p, lambda d: d["settings"].__setitem__("temperature", 10**4000)),
+    "a frame at block 10**12": lambda p: edit(p, lambda d: (
+        d["frames"][-1].__setitem__("block", 10**12),
+        d["frames"][-1].__setitem__("start", 10**12 * d["settings"]["block_size"]))),
+    "seconds 1e999": lambda p: p.write_text(
+        re.sub(r'"seconds": [0-9.e-]+', '"seconds": 1e999', p.read_text(encoding="utf-8")), encoding="utf-8"),
+    "a 5000-digit elapsed": lambda p: edit(p, lambda d: d["frames"][0].__setitem__("elapsed", 10**4000)),
+    "nested 10**6 deep, 2 MB": lambda p: p.write_text('{"format": ' + "[" * 1_000_000 + "]" * 1_000_000 + "}"),
     "a folder": lambda p: (p.unlink(), p.mkdir()),
     "a FIFO": lambda p: (p.unlink(), os.mkfifo(p)),
 }
@@ -106,8 +123,126 @@ def test_bad_saved_settings_are_replaced_by_defaults_with_a_note(open_window, ti
     assert len(window.trace.outcome.token_ids) == 12 and math.isfinite(window.trace.settings["temperature"])
 
 
+@pytest.mark.parametrize("saved", [
+    '{"tokens": ' + "9" * 5000 + "}",  # Python's JSON reader refuses it with a ValueError
+    '{"seed": ' + "9" * 4000 + "}",
+    '{"temperature": ' + "9" * 4000 + "}",
+    '{"sampler": ["threshold"], "tokens": 12}',
+    '{"sampler": {"name": "threshold"}, "tokens": 12}',
+    '{"device": ["cpu"], "dtype": {"f": 1}, "tokens": 12}',
+    '{"top_p": 1e999, "tokens": 12}',
+])
+def test_saved_settings_python_chokes_on_still_start_the_app(open_window, tiny_model, settings, saved):
+    settings.store.setValue("choices", saved)
+    window = open_window(str(tiny_model), settings)
+    assert window.model is not None
+    s = window.controls.choices().sampling
+    assert s.sampler == SamplerSettings().sampler and math.isfinite(s.temperature) and 0 <= s.seed < 2**63
+    note = window.status.current_message()
+    assert note and "\n" not in note and len(note) < 400
+
+
+@pytest.mark.parametrize("value", [10**5000, -(10**5000), ["threshold"], {"a": 1}, float("inf")],
+                         ids=["5000 digits", "-5000 digits", "a list", "an object", "inf"])
+@pytest.mark.parametrize("name", ["tokens", "block_size", "steps", "sampler", "top_p", "temperature", "seed"])
+def test_the_engines_check_refuses_any_value_it_is_given(name, value):
+    from dataclasses import replace as with_value
+
+    from bd3lm_core import BD3LMError
+
+    with pytest.raises(BD3LMError) as err:
+        with_value(SamplerSettings(), **{name: value}).check()
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
+
+
 def test_unreadable_saved_settings_start_on_the_defaults(open_window, tiny_model, settings):
     settings.store.setValue("choices", "[" * 50_000)
     window = open_window(str(tiny_model), settings)
     assert window.model is not None
     assert "unreadable" in window.status.current_message()
+
+
+# --- an error nothing below caught (issue 21): a dialog with one line, a report, and the app goes on -------------
+def crash_dialogs() -> list[str]:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from bd3lm_studio.error_dialog import TITLE
+
+    return [w.text() for w in QApplication.topLevelWidgets()
+            if isinstance(w, QMessageBox) and w.windowTitle() == TITLE and w.isVisible()]
+
+
+@pytest.fixture
+def error_hooks(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import sys
+    import threading
+
+    from bd3lm_studio.error_dialog import install_error_hooks
+
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    install_error_hooks(qapp)
+    yield tmp_path / "home" / "logs"
+    for text in crash_dialogs():
+        assert False, f"a dialog was left open: {text}"
+
+
+def close_crash_dialogs() -> None:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    for w in QApplication.topLevelWidgets():
+        if isinstance(w, QMessageBox) and w.isVisible():
+            w.close()
+
+
+def test_an_error_in_a_menu_action_opens_a_dialog_and_the_window_goes_on(window, qtbot, error_hooks: Path,
+                                                                         capsys) -> None:
+    from PySide6.QtGui import QAction
+
+    def broken() -> None:
+        raise ZeroDivisionError("a bug behind a menu")
+
+    action = QAction("Broken", window)
+    action.triggered.connect(broken)
+    window.menuBar().actions()[0].menu().addAction(action)
+    action.trigger()
+    qtbot.waitUntil(lambda: crash_dialogs() != [], timeout=5000)
+    [text] = crash_dialogs()
+    [report] = error_hooks.iterdir()
+    assert text.startswith("unexpected error while running BD3-LM Studio (ZeroDivisionError: a bug behind a menu)")
+    assert "\n" not in text and str(report) in text and "Traceback" in report.read_text()
+    assert capsys.readouterr().err == f"bd3lm-studio: {text}\n"  # the same line, for a crash before the window is up
+    close_crash_dialogs()
+    assert window.isVisible()
+    run(window, qtbot)  # and it still generates
+
+
+def test_an_error_that_ends_a_thread_opens_a_dialog_on_the_gui_thread(window, qtbot, error_hooks: Path) -> None:
+    import threading
+
+    def broken() -> None:
+        raise MemoryError()
+
+    thread = threading.Thread(target=broken, name="a test thread")
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: crash_dialogs() != [], timeout=5000)
+    [text] = crash_dialogs()
+    assert text.startswith("not enough memory while running a test thread; ask for less")
+    close_crash_dialogs()
+
+
+def test_a_bug_in_the_engine_thread_fails_the_run_with_one_line_and_a_report(window, qtbot, monkeypatch, tmp_path):
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in the sampler")
+
+    monkeypatch.setattr("bd3lm_studio.worker.generate", broken)
+    window.generate()
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    [message] = error_boxes(window)
+    [report] = (tmp_path / "home" / "logs").iterdir()
+    assert message.startswith("unexpected error while running the engine (KeyError: 'a bug in the sampler')")
+    assert "\n" not in message and str(report) in message and "a bug in the sampler" in report.read_text()
