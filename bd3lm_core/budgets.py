@@ -47,17 +47,20 @@ def require(nbytes: int, what: str, device: torch.device, fix: str) -> None:
         raise BD3LMError(f"{what} needs at least {size(nbytes)} of memory but {size(budget)} is {source}; {fix}.")
 
 
-def sampling_bytes(config: BD3LMConfig, rows: int, element_bytes: int) -> int:
-    """Keys and values for `rows` sequences (two context windows per layer), and one block's logits per row."""
-    kv_cache = 2 * config.n_layers * rows * config.hidden_dim * 2 * config.model_length * element_bytes
-    logits = rows * config.block_size * config.vocab_size * _FLOAT32
+def sampling_bytes(loaded, rows: int, positions: int) -> int:
+    """Keys and values for `rows` sequences of `positions` tokens (the cache holds at most two context windows),
+    and one block's logits per row. `loaded` is a LoadedModel: a BD3-LM or a chat model (its kv_layout says which)."""
+    layers, heads, head_dim = loaded.model.kv_layout
+    element = 4 if loaded.dtype == torch.qint8 else torch.empty(0, dtype=loaded.dtype).element_size()
+    held = min(positions, 2 * loaded.config.model_length)
+    kv_cache = 2 * layers * rows * heads * head_dim * held * element
+    logits = rows * loaded.config.block_size * loaded.config.vocab_size * _FLOAT32
     return kv_cache + logits
 
 
-def require_sampling_memory(loaded, rows: int) -> None:
+def require_sampling_memory(loaded, rows: int, positions: int) -> None:
     """Refuse `rows` samples at once of a LoadedModel whose cache would not fit (the weights are already in memory)."""
-    element = 4 if loaded.dtype == torch.qint8 else torch.empty(0, dtype=loaded.dtype).element_size()
-    require(sampling_bytes(loaded.config, rows, element), f"sampling {rows} rows at once", loaded.device,
+    require(sampling_bytes(loaded, rows, positions), f"sampling {rows} rows at once", loaded.device,
             "ask for fewer with --num-samples")
 
 

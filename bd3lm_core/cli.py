@@ -137,7 +137,8 @@ def run_generate(args: argparse.Namespace) -> int:
     checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
     loaded = _load(args)
     settings = sampler_settings(args, loaded)
-    require_sampling_memory(loaded, args.num_samples)
+    # the prompt's bytes bound its tokens; the last block may run past --tokens
+    require_sampling_memory(loaded, args.num_samples, len(args.prompt.encode()) + 1 + settings.tokens + loaded.config.block_size)
     judge = _load_judge(args.judge, loaded, loaded.placement[0]) if args.judge else None
     many = args.num_samples > 1
     stream = not args.json and not many  # one sample streams block by block; several print as each finishes

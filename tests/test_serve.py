@@ -158,6 +158,7 @@ def post(server: Server, body: object, path: str = "/completions", **headers: st
     ({"model": SHIPPED, "prompt": "a", "bd3lm": {"sampler": "magic"}}, 400, "unknown sampler"),
     ({"model": SHIPPED, "prompt": "a", "bd3lm": {"blocks": 4}}, 400, "bd3lm has no setting 'blocks'"),
     ({"model": SHIPPED, "prompt": "a", "bd3lm": {"block_size": 10**6}}, 400, "block size"),
+    ({"model": SHIPPED, "prompt": "a", "n": 1024, "max_tokens": 10**7}, 400, "needs at least"),
     ({"model": "gpt-4o", "prompt": "a"}, 404, "not served here"),
 ])
 def test_bad_requests_get_openai_error_objects(shipped, body, status: int, says: str) -> None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..budgets import require_sampling_memory
 from ..chat import render_chat
 from ..errors import BD3LMError
 from ..loader import LoadedModel
@@ -59,6 +60,8 @@ def build_app(loaded: LoadedModel, defaults: dict[str, object], queue_size: int 
             settings = loaded.default_settings(**{**defaults, **job.settings})
             settings.check()
             prompt = render_chat(loaded, job.messages) if chat else job.prompt
+            block = settings.block_size or loaded.config.block_size
+            require_sampling_memory(loaded, job.n, len(prompt.encode()) + 1 + settings.tokens + block)
         except BD3LMError as err:
             raise RequestError(400, str(err)) from None
         ticket = runner.submit(Ticket(prompt, settings, job.n, job.stops, job.step_events, asyncio.get_running_loop()))
