@@ -58,24 +58,28 @@ def _load(args: argparse.Namespace):
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
-    from .sampling import SAMPLERS, SamplerSettings
-    from .sampling.settings import MAX_STEPS
+    from .sampling import SamplerSettings
+    from .sampling.strategies import MAX_STEPS, STRATEGIES
 
     d = SamplerSettings()
+    samplers = "; ".join(f"{name}: {strategy.description}" for name, strategy in STRATEGIES.items())
+    readers = {key: " and ".join(n for n, strategy in STRATEGIES.items() if key in strategy.reads) or "no sampler"
+               for key in ("steps", "threshold", "entropy_bound")}
     p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
     _add_model_options(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
     p.add_argument("--tokens", type=int, default=d.tokens, help="new tokens to generate (default %(default)s)")
     p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
     p.add_argument("--steps", type=int,
-                   help=f"denoising steps per block for ddpm and low-confidence, 1 to {MAX_STEPS} (default: the block size)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="default %(default)s")
+                   help=f"denoising steps per block for {readers['steps']}, 1 to {MAX_STEPS} (default: the block size)")
+    p.add_argument("--sampler", choices=list(STRATEGIES), default=d.sampler,
+                   help=f"which positions a step reveals. {samplers} (default %(default)s)")
     p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus threshold in (0, 1] (default %(default)s)")
     p.add_argument("--threshold", type=float, default=d.threshold,
-                   help="threshold sampler: reveal every drawn token the model gives at least this probability "
-                        "(default %(default)s)")
+                   help=f"for {readers['threshold']}: reveal every drawn token the model gives at least this "
+                        "probability (default %(default)s)")
     p.add_argument("--entropy-bound", type=float, default=d.entropy_bound,
-                   help="entropy-bounded sampler: entropy budget per step, in nats (default %(default)s)")
+                   help=f"for {readers['entropy_bound']}: entropy budget per step, in nats (default %(default)s)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**63-1 (default: a random one, printed with --json)")
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
