@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import math
 from abc import ABC
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from .draws import Draft, RandomStream
 
-if TYPE_CHECKING:
-    from .settings import SamplerSettings
+class StrategySettings(Protocol):
+    """What a strategy reads of the resolved `SamplerSettings` (named here, not imported: settings.py imports
+    this module to check the sampler's name and its values)."""
+
+    block_size: int
+    steps: int
+    threshold: float
+    entropy_bound: float
 
 
 # The sampler-specific values of `SamplerSettings` a strategy may read, with their allowed range
@@ -43,7 +49,7 @@ class Strategy(ABC):
     description: str  # what a step reveals, one lower-case clause
     reads: tuple[str, ...] = ()  # the keys of LIMITS it reads
 
-    def __init__(self, settings: SamplerSettings) -> None:
+    def __init__(self, settings: StrategySettings) -> None:
         self.settings = settings  # resolved: block size and steps are numbers
 
     def pick(self, masked: torch.Tensor, t: float, step: int, rng: RandomStream) -> tuple[torch.Tensor, float]:
