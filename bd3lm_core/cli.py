@@ -356,6 +356,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 # --- train ------------------------------------------------------------------
+class _DeprecatedLayers(argparse.Action):
+    """`--n-blocks` (the authors' word for transformer layers) still sets --n-layers for one release, with a warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print("bd3lm: warning: --n-blocks is deprecated and will be removed; use --n-layers "
+              "(it counts transformer layers; blocks are the token blocks of --block-size).", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     from .training import TrainSettings
     from .training.group import TRAIN_DEVICES
@@ -373,8 +382,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="size of the trained BPE (default %(default)s)")
     for name in ("block_size", "model_length", "hidden_dim", "n_layers", "n_heads", "cond_dim", "batch_size",
                  "warmup", "steps", "eval_every", "eval_rows", "seed"):
-        flags = ["--" + name.replace("_", "-")] + (["--n-blocks"] if name == "n_layers" else [])  # the authors' word
-        p.add_argument(*flags, dest=name, type=int, default=getattr(d, name), help="default %(default)s")
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help="default %(default)s")
+    p.add_argument("--n-blocks", dest="n_layers", type=int, action=_DeprecatedLayers, help=argparse.SUPPRESS)
     for name in ("dropout", "lr", "weight_decay", "ema", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help="default %(default)s")
     p.add_argument("--schedule", choices=["cosine", "constant"], default=d.schedule)

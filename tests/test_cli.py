@@ -109,3 +109,17 @@ def test_an_unwritable_destination_is_one_line(model: Path, tmp_path: Path, caps
     assert main(["convert", str(model), str(blocker / "half")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("bd3lm: ") and str(blocker / "half") in err
+
+
+def test_n_blocks_still_sets_the_layers_for_one_release_with_a_one_line_warning(capsys) -> None:
+    from bd3lm_core.cli import build_parser
+
+    train = ["train", "--data", "x.txt", "--out", "run"]
+    assert build_parser().parse_args(train).n_layers != 3
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args([*train, "--n-layers", "3"]).n_layers == 3
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args([*train, "--n-blocks", "3"]).n_layers == 3
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith("bd3lm: warning: --n-blocks is deprecated")
+    assert "use --n-layers" in warning
