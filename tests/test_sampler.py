@@ -16,12 +16,6 @@ from bd3lm_core.sampling.context import CachedContext, FullContext
 from model_factory import make_model_folder
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):
-    folder = make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32)
-    return load_model(folder, device="cpu")
-
-
 def run(loaded, prompt: str = "", **settings) -> list:
     """The loop's events; its mechanics are tested with the paper's DDPM sampler unless a test names another
     (the default sampler is a measured choice that may change)."""

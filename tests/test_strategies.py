@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from bd3lm_core import Finished, SamplerSettings, Step, generate, load_model
+from bd3lm_core import Finished, SamplerSettings, Step, generate
 from bd3lm_core.sampling.context import CachedContext
 from bd3lm_core.sampling.draws import Draft, RandomStream
 from bd3lm_core.sampling.strategies import STRATEGIES, EntropyBounded, LowConfidence, Strategy, Threshold
-from model_factory import make_model_folder
 
 MASKED = torch.tensor([0, 1, 2, 3])
 
@@ -54,11 +53,6 @@ def test_entropy_bounded_spends_its_budget_from_the_least_uncertain() -> None:
     assert choose(EntropyBounded, SamplerSettings(entropy_bound=1.0), d) == [0, 1, 3]
     assert choose(EntropyBounded, SamplerSettings(entropy_bound=5.0), d) == [0, 1, 2, 3]
     assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.0), draft([0.5] * 2, spread=[4, 2])) == [1]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):
-    return load_model(make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32), device="cpu")
 
 
 @pytest.mark.parametrize("sampler", sorted(STRATEGIES))
