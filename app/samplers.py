@@ -1,34 +1,16 @@
 """The samplers as the app presents them: their names, what they do, and which settings each one reads.
 
-The engine's `SAMPLERS` lists the names; which knob applies to which
-sampler is the app's business (a control is shown only when it matters),
-and so is how many steps a block can take (the tint-by-step ramp).
+All three come from the engine's strategy classes (`bd3lm_core.sampling.strategies`);
+how many steps a block can take (the tint-by-step ramp) is the app's business.
 """
 
 from __future__ import annotations
 
-NAMES = {
-    "ddpm": "DDPM",
-    "first-hitting": "First-hitting",
-    "low-confidence": "Low-confidence (LLaDA)",
-    "threshold": "Confidence threshold",
-    "entropy-bounded": "Entropy-bounded (EB)",
-}
-DESCRIPTIONS = {
-    "ddpm": "each step, every masked position is revealed with the same probability (the paper's sampler)",
-    "first-hitting": "each step reveals exactly one position, chosen at random",
-    "low-confidence": "each step keeps the drawn tokens the model is surest of, the same number every step",
-    "threshold": "each step keeps every drawn token the model gives at least the threshold probability",
-    "entropy-bounded": "each step keeps the surest positions while their summed entropy stays within the bound",
-}
-# the SamplerSettings fields that only some samplers read
-PARAMETERS = {
-    "ddpm": ("steps",),
-    "first-hitting": (),
-    "low-confidence": ("steps",),
-    "threshold": ("threshold",),
-    "entropy-bounded": ("entropy_bound",),
-}
+from bd3lm_core.sampling import STRATEGIES
+
+NAMES = {key: strategy.title for key, strategy in STRATEGIES.items()}
+DESCRIPTIONS = {key: strategy.description for key, strategy in STRATEGIES.items()}
+PARAMETERS = {key: strategy.reads for key, strategy in STRATEGIES.items()}  # the settings only some samplers read
 
 
 OPTIONAL = {name for names in PARAMETERS.values() for name in names}  # settings only some samplers read

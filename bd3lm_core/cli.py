@@ -62,23 +62,27 @@ def _load(args: argparse.Namespace):
 
 
 def add_sampler_options(p: argparse.ArgumentParser, tokens_help: str = "new tokens to generate") -> None:
-    """The sampler's flags, shared by generate and chat. Those left out take the model's authors' defaults
-    (chat models) or SamplerSettings' (BD3-LMs): see `sampler_settings`."""
-    from .sampling import SAMPLERS, SamplerSettings
-    from .sampling.settings import MAX_STEPS
+    """The sampler's flags, shared by generate, chat and serve, their help built from the strategies. Those left out
+    take the model's authors' defaults (chat models) or SamplerSettings' (BD3-LMs): see `sampler_settings`."""
+    from .sampling import SamplerSettings
+    from .sampling.strategies import MAX_STEPS, STRATEGIES
 
     d = SamplerSettings()
+    samplers = "; ".join(f"{name}: {strategy.description}" for name, strategy in STRATEGIES.items())
+    readers = {key: " and ".join(n for n, strategy in STRATEGIES.items() if key in strategy.reads) or "no sampler"
+               for key in ("steps", "threshold", "entropy_bound")}
     p.add_argument("--tokens", type=int, default=d.tokens, help=f"{tokens_help} (default %(default)s)")
     p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
     p.add_argument("--steps", type=int,
-                   help=f"denoising steps per block for ddpm and low-confidence, 1 to {MAX_STEPS} (default: the block size)")
-    p.add_argument("--sampler", choices=SAMPLERS, help=f"default: the model's authors' choice, else {d.sampler}")
+                   help=f"denoising steps per block for {readers['steps']}, 1 to {MAX_STEPS} (default: the block size)")
+    p.add_argument("--sampler", choices=list(STRATEGIES),
+                   help=f"which positions a step reveals. {samplers} (default: the model's authors' choice, else {d.sampler})")
     p.add_argument("--top-p", type=float, help=f"nucleus threshold in (0, 1] (default: the model's, else {d.top_p})")
     p.add_argument("--threshold", type=float,
-                   help="threshold sampler: reveal every drawn token the model gives at least this probability "
-                        f"(default: the model's, else {d.threshold})")
+                   help=f"for {readers['threshold']}: reveal every drawn token the model gives at least this "
+                        f"probability (default: the model's, else {d.threshold})")
     p.add_argument("--entropy-bound", type=float,
-                   help=f"entropy-bounded sampler: entropy budget per step, in nats (default {d.entropy_bound})")
+                   help=f"for {readers['entropy_bound']}: entropy budget per step, in nats (default {d.entropy_bound})")
     p.add_argument("--temperature", type=float, help=f"default: the model's, else {d.temperature}")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**63-1 (default: a random one, printed with --json)")
     p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
@@ -393,6 +397,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 # --- train ------------------------------------------------------------------
+class _DeprecatedLayers(argparse.Action):
+    """`--n-blocks` (the authors' word for transformer layers) still sets --n-layers for one release, with a warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print("bd3lm: warning: --n-blocks is deprecated and will be removed; use --n-layers "
+              "(it counts transformer layers; blocks are the token blocks of --block-size).", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     from .training import TrainSettings
     from .training.group import TRAIN_DEVICES
@@ -410,8 +423,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="size of the trained BPE (default %(default)s)")
     for name in ("block_size", "model_length", "hidden_dim", "n_layers", "n_heads", "cond_dim", "batch_size",
                  "warmup", "steps", "eval_every", "eval_rows", "seed"):
-        flags = ["--" + name.replace("_", "-")] + (["--n-blocks"] if name == "n_layers" else [])  # the authors' word
-        p.add_argument(*flags, dest=name, type=int, default=getattr(d, name), help="default %(default)s")
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help="default %(default)s")
+    p.add_argument("--n-blocks", dest="n_layers", type=int, action=_DeprecatedLayers, help=argparse.SUPPRESS)
     for name in ("dropout", "lr", "weight_decay", "ema", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), help="default %(default)s")
     p.add_argument("--schedule", choices=["cosine", "constant"], default=d.schedule)

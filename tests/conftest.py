@@ -68,3 +68,12 @@ def hub_as_default(hub: HubServer, online: None, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
     return hub
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    """A small random BD3-LM (block 4, context 32) loaded on the CPU; one per test module, so no state leaks."""
+    from bd3lm_core import load_model
+    from model_factory import make_model_folder
+
+    return load_model(make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32), device="cpu")

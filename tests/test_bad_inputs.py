@@ -379,6 +379,7 @@ def outcomes(request: pytest.FixtureRequest, pristine: Workspace, tmp_path_facto
         return dict(pool.map(run, [case for case in CASES if case.id in selected]))
 
 
+@pytest.mark.slow  # its fixture runs every case in a subprocess: ~100 s on a busy machine
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_gets_one_line_and_its_exit_status(case: Case, outcomes: dict) -> None:
     ws, result = outcomes[case.id]

@@ -46,26 +46,18 @@ def test_generate_streams_the_same_text(model: Path, capsys: pytest.CaptureFixtu
     assert "17 tokens" in captured.err
 
 
-@pytest.mark.parametrize(
-    "damage, expected",
-    [
-        (lambda m: (m / "model.safetensors").write_bytes(b"\x00garbage"), "not a readable safetensors file"),
-        (lambda m: (m / "config.json").write_text("{}"), "lacks the key"),
-        (lambda m: (m / "tokenizer.json").unlink(), "tokenizer"),
-    ],
-    ids=["corrupt-weights", "empty-config", "no-tokenizer"],
-)
-def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, damage, expected) -> None:
+def test_a_folder_without_tokenizer_is_one_line_and_exit_2(tmp_path: Path, monkeypatch) -> None:
+    """(Damaged weights and configs are rows of test_bad_inputs.py.)"""
     monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))  # no GPT-2 tokenizer downloaded there
     folder = make_model_folder(tmp_path / "bad")
-    damage(folder)
+    (folder / "tokenizer.json").unlink()
     result = subprocess.run(
         [sys.executable, "-m", "bd3lm_core.cli", "generate", "--model", str(folder), "--tokens", "4"],
         capture_output=True, text=True, env={**_env(), "BD3LM_HOME": str(tmp_path / "home")},
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("bd3lm: ")
-    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "tokenizer" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_download_offline_says_what_to_do(tmp_path: Path) -> None:
@@ -109,3 +101,17 @@ def test_an_unwritable_destination_is_one_line(model: Path, tmp_path: Path, caps
     assert main(["convert", str(model), str(blocker / "half")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("bd3lm: ") and str(blocker / "half") in err
+
+
+def test_n_blocks_still_sets_the_layers_for_one_release_with_a_one_line_warning(capsys) -> None:
+    from bd3lm_core.cli import build_parser
+
+    train = ["train", "--data", "x.txt", "--out", "run"]
+    assert build_parser().parse_args(train).n_layers != 3
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args([*train, "--n-layers", "3"]).n_layers == 3
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args([*train, "--n-blocks", "3"]).n_layers == 3
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith("bd3lm: warning: --n-blocks is deprecated")
+    assert "use --n-layers" in warning

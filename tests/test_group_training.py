@@ -86,6 +86,7 @@ def weights(tensors: dict[str, torch.Tensor], trainer: Trainer) -> list[tuple[st
             for name, value in module.state_dict().items()]
 
 
+@pytest.mark.slow  # starts several processes
 def test_two_processes_train_the_weights_one_process_trains_with_their_whole_batch(tmp_path: Path) -> None:
     # No dropout: each process draws its own dropout, which one process cannot draw alike. Two evaluations
     # (steps 2 and 4): the window rank 0 picks at step 2 shapes the noise of both processes' rows after it.
@@ -113,6 +114,7 @@ def test_two_processes_train_the_weights_one_process_trains_with_their_whole_bat
     assert state.best == pytest.approx(one.best, rel=1e-5)  # rank 0 evaluated the group's batch as one process would
 
 
+@pytest.mark.slow  # starts several processes
 def test_sigterm_to_one_process_stops_the_group_after_the_same_step_and_the_group_resumes_exactly(tmp_path: Path) -> None:
     # With dropout (0.1): each rank's dropout stream is fixed by the seed, the step and the rank, so resuming is exact.
     settings = toy_settings(tmp_path / "stopped", batch_size=4, steps=100_000, eval_every=2, schedule="constant")

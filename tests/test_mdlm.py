@@ -17,7 +17,7 @@ from bd3lm_core.model.checkpoints import load_weights, published_name
 from bd3lm_core.model.config import BD3LMConfig
 from bd3lm_core.model.network import BD3LM
 from bd3lm_core.sampling.context import CachedContext, FullContext, WindowContext
-from bd3lm_core.sampling.strategies import STRATEGIES
+from bd3lm_core.sampling.strategies import STRATEGIES, Strategy
 from model_factory import make_mdlm_folder, make_model_folder, mdlm_tensor_shapes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity-mdlm"
@@ -171,7 +171,7 @@ def test_every_sampler_writes_an_mdlm_sample_of_exact_length(mdlm, sampler: str)
         assert all(step.start <= r.position < step.start + starts[step.start] for r in step.revealed)
         assert 0.0 <= step.t <= 1.0
     first_of_stride = next(e for e in events if isinstance(e, Step) and e.start == 16)
-    if STRATEGIES[sampler].needs_confidence:  # time is the masked share of this 8-token block, not of the context
+    if STRATEGIES[sampler].pick is Strategy.pick:  # a confidence sampler: time is the masked share of this 8-token block, not of the context
         assert first_of_stride.t == (8 - len(first_of_stride.revealed)) / 8
 
 

@@ -16,12 +16,6 @@ from bd3lm_core.sampling.context import CachedContext, FullContext
 from model_factory import make_model_folder
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):
-    folder = make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32)
-    return load_model(folder, device="cpu")
-
-
 def run(loaded, prompt: str = "", **settings) -> list:
     """The loop's events; its mechanics are tested with the paper's DDPM sampler unless a test names another
     (the default sampler is a measured choice that may change)."""
@@ -208,3 +202,29 @@ def test_each_sample_of_a_batch_is_the_single_run_with_its_own_seed(tiny, sample
     assert reasons == {"eos", "length"}, "the seeds should give rows that stop early and rows that run to length"
     # one batch: fewer forwards than the four single runs together
     assert max(f.nfe for f in finished.values()) < sum(run(tiny, "The dog", **{**settings.__dict__, "seed": r})[-1].nfe for r in range(4))
+
+
+def reference_top_p(probs: list[float], top_p: float) -> list[float]:
+    """Top-p written plainly: ids by probability, highest first and lower id first among equals; keep them
+    while the running total stays at most p (always the first one); renormalise."""
+    order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
+    kept, total = [order[0]], probs[order[0]]
+    for i in order[1:]:
+        if total + probs[i] > top_p:
+            break
+        kept.append(i)
+        total += probs[i]
+    return [probs[i] / total if i in kept else 0.0 for i in range(len(probs))]
+
+
+def test_top_p_matches_a_plain_reference_on_rows_full_of_ties() -> None:
+    from bd3lm_core.sampling.draws import top_p_cut
+
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 5, size=12).astype(float) for _ in range(200)]  # weights 1..4: many equal values
+    rows += [np.ones(10), np.array([2.0, 1, 1, 1, 1, 2, 2, 1]), np.array([0.0, 1, 1, 0, 1])]
+    for row in rows:
+        probs = row / row.sum()
+        for top_p in (0.05, 0.25, 0.5, 0.6, 0.8, 0.999):
+            got = top_p_cut(torch.tensor(probs[None, :]), top_p)[0].tolist()
+            assert got == pytest.approx(reference_top_p(probs.tolist(), top_p), abs=1e-12), (row.tolist(), top_p)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from bd3lm_core import Finished, SamplerSettings, Step, generate, load_model
+from bd3lm_core import Finished, SamplerSettings, Step, generate
 from bd3lm_core.sampling.context import CachedContext
 from bd3lm_core.sampling.draws import Draft, RandomStream
-from bd3lm_core.sampling.strategies import STRATEGIES, EntropyBounded, LowConfidence, Threshold
-from model_factory import make_model_folder
+from bd3lm_core.sampling.strategies import STRATEGIES, EntropyBounded, LowConfidence, Strategy, Threshold
 
 MASKED = torch.tensor([0, 1, 2, 3])
 
@@ -28,7 +27,7 @@ def draft(confidence: list[float], spread: list[int] | None = None) -> Draft:
 
 def choose(cls, settings: SamplerSettings, d: Draft, step: int = 1) -> list[int]:
     s = settings.resolved(4)
-    chosen, _ = cls(s).choose(d.positions, 1.0, step, RandomStream(0, torch.device("cpu")), d)
+    chosen, _ = cls(s).keep(d.positions, 1.0, step, RandomStream(0, torch.device("cpu")), d)
     return chosen.tolist()
 
 
@@ -56,11 +55,6 @@ def test_entropy_bounded_spends_its_budget_from_the_least_uncertain() -> None:
     assert choose(EntropyBounded, SamplerSettings(entropy_bound=0.0), draft([0.5] * 2, spread=[4, 2])) == [1]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):
-    return load_model(make_model_folder(tmp_path_factory.mktemp("tiny"), block_size=4, model_length=32), device="cpu")
-
-
 @pytest.mark.parametrize("sampler", sorted(STRATEGIES))
 def test_every_sampler_writes_the_text_reproducibly(tiny, sampler: str) -> None:
     settings = SamplerSettings(tokens=45, seed=3, sampler=sampler, steps=2, stop_at_eos=False, stop_on_repetition=False)
@@ -77,7 +71,7 @@ def test_every_sampler_writes_the_text_reproducibly(tiny, sampler: str) -> None:
         assert all(r.token == e.tokens[r.position - e.start] for r in e.revealed)
     if sampler in ("ddpm", "low-confidence"):
         assert max(per_block.values()) <= 2  # T = 2 steps per block
-    if sampler in STRATEGIES and STRATEGIES[sampler].needs_confidence:
+    if sampler in STRATEGIES and STRATEGIES[sampler].pick is Strategy.pick:  # draws every masked position
         assert all(e.revealed for e in steps)  # every step reveals at least one: one forward each
         assert finished.nfe == len(steps)
 
@@ -103,3 +97,71 @@ def test_confidence_is_the_models_probability_before_top_p(tiny, monkeypatch) ->
         assert r.confidence == pytest.approx(model[5], rel=1e-9)
         assert [i for i, _ in r.alternatives[:2]] == [5, 6]  # the third is one of the many equally likely others
         assert [p for _, p in r.alternatives] == pytest.approx([model[5], model[6], model[0]], rel=1e-9)
+
+
+class _EveryOther(Strategy):
+    """A throwaway sixth sampler: it only has to be registered to appear everywhere samplers are listed."""
+
+    title = "Every other"
+    description = "each step reveals the first masked position of every pair"
+    reads = ("threshold",)
+
+    def pick(self, masked, t, step, rng):
+        return masked[::2], t
+
+
+def test_a_sixth_strategy_registered_in_one_place_shows_in_the_cli_help_and_the_app(monkeypatch, capsys) -> None:
+    import importlib
+
+    from bd3lm_core import cli
+    from bd3lm_core.sampling import strategies
+
+    monkeypatch.setitem(strategies.STRATEGIES, "every-other", _EveryOther)
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "every-other: each step reveals the first masked position of every pair" in help_text
+    assert "{ddpm,first-hitting,low-confidence,threshold,entropy-bounded,every-other}" in help_text
+    assert "for threshold and every-other: reveal every drawn token" in help_text
+    assert "for ddpm and low-confidence, 1 to 10000" in help_text
+    assert SamplerSettings(sampler="every-other").resolved(4).sampler == "every-other"  # the settings accept it
+
+    from bd3lm_studio import samplers
+
+    try:
+        importlib.reload(samplers)  # the app's sampler list is built from STRATEGIES when it is imported
+        assert samplers.NAMES["every-other"] == "Every other"
+        assert samplers.uses("every-other", "threshold") and not samplers.uses("every-other", "steps")
+        assert samplers.NAMES["low-confidence"] == "Low-confidence (LLaDA)"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(samplers)
+    assert "every-other" not in samplers.NAMES
+
+
+def _stay_masked_frequencies(steps: int, draws: int = 20000) -> list[float]:
+    """How often a position still masked before each DDPM step stays masked through it, over many draws."""
+    strategy = STRATEGIES["ddpm"](SamplerSettings(steps=steps).resolved(steps))
+    rng = RandomStream(3, torch.device("cpu"))
+    masked, t, stayed = torch.arange(draws), 1.0, []
+    for step in range(1, steps + 1):
+        revealed, t = strategy.pick(masked, t, step, rng)
+        stayed.append(1 - len(revealed) / len(masked))
+        masked = masked[~torch.isin(masked, revealed)]
+    return stayed
+
+
+def test_ddpm_stays_masked_with_probability_s_over_t_on_the_grid_1_to_0_in_steps_of_1_over_t() -> None:
+    """Ours: before step k the time is t = 1 - (k-1)/T, after it s = t - 1/T, and a masked position stays
+    masked with probability s/t. The authors' loop (diffusion.py, _semi_ar_sampler with first_hitting off)
+    takes t from linspace(1, 0, T) but still steps dt = 1/T, so its s/t is another sequence at T > 2 (and
+    its last step, at t = 0, divides by zero); the README says so. Both agree at T = 2."""
+    T = 4
+    ours = [(1 - k / T) / (1 - (k - 1) / T) for k in range(1, T + 1)]
+    assert ours == pytest.approx([3 / 4, 2 / 3, 1 / 2, 0.0])
+    assert _stay_masked_frequencies(T) == pytest.approx(ours, abs=0.02)
+    authors = [(t - 1 / T) / t for t in np.linspace(1, 0, T)[:-1]]  # their t_i, s = t_i - dt
+    assert authors == pytest.approx([3 / 4, 5 / 8, 1 / 4])
+    assert ours[1:3] != pytest.approx(authors[1:3], abs=0.02)  # the two rules differ past the first step
+    authors_two = [(t - 1 / 2) / t for t in np.linspace(1, 0, 2)[:-1]]
+    assert _stay_masked_frequencies(2) == pytest.approx(authors_two + [0.0], abs=0.02)  # and agree at T = 2

@@ -182,22 +182,20 @@ class _Generation:
         return True
 
     def _ask(self, s: _Sample, masked: torch.Tensor, step: int) -> torch.Tensor:
-        """The offsets to draw tokens for: the strategy's choice, or every masked one if it needs their confidence."""
-        if self.strategy.needs_confidence:
-            return masked
-        chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng)
-        return chosen
+        """The offsets to draw tokens for, as the strategy picks them."""
+        picked, s.t = self.strategy.pick(masked, s.t, step, s.rng)
+        return picked
 
     def _reveal(
         self, s: _Sample, row: torch.Tensor, masked: torch.Tensor, asked: torch.Tensor, logits: torch.Tensor,
         step: int, start: int,
     ) -> tuple[Reveal, ...]:
-        """Draw tokens for `asked`, let the strategy keep some if it needs their confidence, and write them into `row`."""
+        """Draw tokens for `asked`, let the strategy keep some, and write those into `row`."""
         settings = self.settings
         draft = draft_tokens(logits, asked, settings.top_p, settings.temperature, self.mask_id, s.rng, self.alternatives)
-        if self.strategy.needs_confidence:
-            chosen, s.t = self.strategy.choose(masked, s.t, step, s.rng, draft)
-            draft = draft.subset(chosen)
+        kept, s.t = self.strategy.keep(masked, s.t, step, s.rng, draft)
+        if kept is not draft.positions:
+            draft = draft.subset(kept)
         row[draft.positions] = torch.tensor(draft.tokens, device=row.device)
         return tuple(
             Reveal(start + o, tok, p, c, alt)

@@ -7,10 +7,9 @@ from dataclasses import dataclass, replace
 
 from .. import checks
 from ..errors import BD3LMError
-from .strategies import STRATEGIES
+from .strategies import LIMITS, STRATEGIES
 
 SEED_LIMIT = 2**63  # seeds are 0 .. 2**63 - 1 everywhere: CLI, API, app and traces
-MAX_STEPS = 10_000  # denoising steps per block; more only adds steps that reveal nothing
 MIN_TEMPERATURE = 1e-3  # far below any useful value, and high enough that logits / temperature stay finite
 
 
@@ -45,12 +44,14 @@ class SamplerSettings:
         if self.block_size is not None:
             checks.whole(self.block_size, "the block size", 1)
         if self.steps is not None:
-            checks.whole(self.steps, "the number of steps per block", 1, MAX_STEPS)
+            checks.whole(self.steps, "the number of steps per block", *LIMITS["steps"][:2])
         if type(self.sampler) is not str or self.sampler not in STRATEGIES:
             raise BD3LMError(f"unknown sampler {checks.shown(self.sampler)}; choose {' or '.join(STRATEGIES)}.")
         checks.number(self.top_p, "top-p", 0.0, 1.0, open_low=True)
-        checks.number(self.threshold, "the confidence threshold", 0.0, 1.0, open_low=True)
-        checks.number(self.entropy_bound, "the entropy bound (nats)", 0.0)
+        low, high, open_low = LIMITS["threshold"]
+        checks.number(self.threshold, "the confidence threshold", low, high, open_low=open_low)
+        low, high, open_low = LIMITS["entropy_bound"]
+        checks.number(self.entropy_bound, "the entropy bound (nats)", low, high, open_low=open_low)
         checks.number(self.temperature, "the temperature", MIN_TEMPERATURE)
         if self.seed is not None:
             checks.whole(self.seed, "the seed", 0, SEED_LIMIT - 1)

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 
 from .settings import SamplerSettings
 
-REPETITION_WINDOW = 256  # the spec's degenerate-text rule: entropy of the last 256 tokens ...
+REPETITION_WINDOW = 256  # the authors' degenerate-text rule (bd3lms _check_stop_conds): entropy of the last 256 tokens ...
 REPETITION_MIN_ENTROPY = 4.0  # ... below 4 nats means the text is stuck in a loop
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
@@ -21,8 +21,17 @@ from ..errors import BD3LMError
 from ..files import read_limited
 from ..model.tokenizer import Tokenizer, train_bpe
 
-if TYPE_CHECKING:  # settings.py checks its separators with TextOptions
-    from .settings import TrainSettings
+class DataSettings(Protocol):
+    """What `prepare_data` reads of `TrainSettings` (named here, not imported: settings.py imports this module)."""
+
+    data: list[str]
+    separators: list[str]
+    tokenizer: str | None
+    fix_mojibake: bool
+    ascii_punctuation: bool
+    holdout_bytes: int | None
+    model_length: int
+    vocab_size: int
 
 SEPARATORS = {
     "blank": re.compile(r"\n\s*\n"),  # paragraphs or documents separated by an empty line
@@ -121,7 +130,7 @@ def make_rows(token_docs: Iterable[list[int]], length: int, bos_id: int, eos_id:
     return torch.cat([torch.full((count, 1), bos_id, dtype=torch.long), body], dim=1)
 
 
-def prepare_data(settings: TrainSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
+def prepare_data(settings: DataSettings, tokenizer: Tokenizer | None) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
     """Read, clean and split the corpus; train the tokenizer if none is given. Returns (tokenizer, train rows, held-out rows)."""
     separators = settings.separators  # checked, with every other setting, by TrainSettings.check
     if tokenizer is None and settings.tokenizer:  # first: a wrong path fails before the text is read
