@@ -21,101 +21,28 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from . import checks
+from . import cli_options as progress  # the progress line's state lives there
+from .cli_options import (
+    EXIT_INTERRUPTED, add_model_options, add_sampler_options, download_progress, load_from_flags, sampler_settings,
+)
 from .errors import BD3LMError
 from .failures import EXIT_USER_ERROR, describe
 from .formatting import duration
 
-EXIT_PIPE_CLOSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 141, 130, 143
-
-
-_progress_shown = False  # a progress line (ended by \r, not \n) is on the terminal
-
-
-def _progress_line(text: str) -> None:
-    global _progress_shown
-    sys.stderr.write("\r" + text.ljust(79)[:200])
-    sys.stderr.flush()
-    _progress_shown = True
+EXIT_PIPE_CLOSED, EXIT_TERMINATED = 141, 143
 
 
 def _error(message: str, new_line: bool = False) -> None:
     """`bd3lm: message` on a line of its own, after any progress line (or the ^C a terminal shows: `new_line`)."""
-    print(("\n" if new_line or _progress_shown else "") + f"bd3lm: {message}", file=sys.stderr)
+    print(("\n" if new_line or progress.shown else "") + f"bd3lm: {message}", file=sys.stderr)
 
 
 # --- generate ---------------------------------------------------------------
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    from .devices import DEVICES, DTYPES
-
-    p.add_argument("--model", metavar="SRC", help="model folder or hub repo id (default: the shipped model)")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="default %(default)s: CUDA, then MPS, then CPU")
-    p.add_argument("--dtype", choices=list(DTYPES), default="auto",
-                   help="default %(default)s: bf16 on CUDA, fp16 on MPS, fp32 on CPU (chat models: the best that fits "
-                        "in free memory); int8: int8 weights on the CPU")
-    p.add_argument("--threads", type=int, help="CPU threads (default: one for small models, all cores for large ones)")
-
-
-def _load(args: argparse.Namespace):
-    from .loader import load_model
-
-    return load_model(args.model, device=args.device, dtype=args.dtype, progress=_download_progress, threads=args.threads)
-
-
-def add_sampler_options(p: argparse.ArgumentParser, tokens_help: str = "new tokens to generate") -> None:
-    """The sampler's flags, shared by generate, chat and serve, their help built from the strategies. Those left out
-    take the model's authors' defaults (chat models) or SamplerSettings' (BD3-LMs): see `sampler_settings`."""
-    from .sampling import SamplerSettings
-    from .sampling.strategies import MAX_STEPS, STRATEGIES
-
-    d = SamplerSettings()
-    samplers = "; ".join(f"{name}: {strategy.description}" for name, strategy in STRATEGIES.items())
-    readers = {key: " and ".join(n for n, strategy in STRATEGIES.items() if key in strategy.reads) or "no sampler"
-               for key in ("steps", "threshold", "entropy_bound")}
-    p.add_argument("--tokens", type=int, default=d.tokens, help=f"{tokens_help} (default %(default)s)")
-    p.add_argument("--block-size", type=int, help="tokens per block (default: the checkpoint's, which works best)")
-    p.add_argument("--steps", type=int,
-                   help=f"denoising steps per block for {readers['steps']}, 1 to {MAX_STEPS} (default: the block size)")
-    p.add_argument("--sampler", choices=list(STRATEGIES),
-                   help=f"which positions a step reveals. {samplers} (default: the model's authors' choice, else {d.sampler})")
-    p.add_argument("--top-p", type=float, help=f"nucleus threshold in (0, 1] (default: the model's, else {d.top_p})")
-    p.add_argument("--threshold", type=float,
-                   help=f"for {readers['threshold']}: reveal every drawn token the model gives at least this "
-                        f"probability (default: the model's, else {d.threshold})")
-    p.add_argument("--entropy-bound", type=float,
-                   help=f"for {readers['entropy_bound']}: entropy budget per step, in nats (default {d.entropy_bound})")
-    p.add_argument("--temperature", type=float, help=f"default: the model's, else {d.temperature}")
-    p.add_argument("--seed", type=int, help="random seed, 0 to 2**63-1 (default: a random one, printed with --json)")
-    p.add_argument("--ignore-eos", action="store_true", help="keep going past end-of-text")
-    p.add_argument("--no-repetition-stop", action="store_true", help="do not stop when the text degenerates into a loop")
-
-
-def sampler_values(args: argparse.Namespace) -> dict[str, object]:
-    """The SamplerSettings fields the flags set; those left out are absent (they take the model's defaults)."""
-    given = {
-        "tokens": args.tokens, "block_size": args.block_size, "steps": args.steps, "sampler": args.sampler,
-        "top_p": args.top_p, "threshold": args.threshold, "entropy_bound": args.entropy_bound,
-        "temperature": args.temperature, "seed": args.seed, "stop_at_eos": not args.ignore_eos,
-        "stop_on_repetition": not args.no_repetition_stop,
-    }
-    return {k: v for k, v in given.items() if v is not None}  # None: the model's default
-
-
-def sampler_settings(args: argparse.Namespace, loaded=None):
-    """The SamplerSettings the flags ask for, over the model's defaults (`loaded`), checked.
-
-    Called once before loading (with `loaded` None: a wrong flag is refused before any work) and once after.
-    """
-    from .sampling import SamplerSettings
-
-    given = sampler_values(args)
-    settings = loaded.default_settings(**given) if loaded is not None else SamplerSettings(**given)
-    settings.check()
-    return settings
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text, streamed as blocks commit", description="Generate text with a BD3-LM.")
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start from BOS alone)")
     add_sampler_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
@@ -139,7 +66,7 @@ def run_generate(args: argparse.Namespace) -> int:
     sampler_settings(args)  # a wrong flag is refused before the model loads
     checks.text(args.prompt, "--prompt")
     checks.whole(args.num_samples, "--num-samples", 1, MAX_SAMPLES)
-    loaded = _load(args)
+    loaded = load_from_flags(args)
     settings = sampler_settings(args, loaded)
     # the prompt's bytes bound its tokens; the last block may run past --tokens
     require_sampling_memory(loaded, args.num_samples, len(args.prompt.encode()) + 1 + settings.tokens + loaded.config.block_size)
@@ -218,7 +145,7 @@ def _load_judge(source: str, model, device: str):
     """The judge named on the command line; `default` (or none) is the default judge for `model`."""
     from .quality import load_judge
 
-    return load_judge(None if source == "default" else source, model=model, device=device, progress=_download_progress)
+    return load_judge(None if source == "default" else source, model=model, device=device, progress=download_progress)
 
 
 def add_judge(sub: argparse._SubParsersAction) -> None:
@@ -258,13 +185,6 @@ def run_judge(args: argparse.Namespace) -> int:
 
 
 # --- models and downloads ----------------------------------------------------
-def _download_progress(p) -> None:
-    total = f"{p.total / 1e6:.1f}" if p.total else "?"
-    eta = duration(p.eta_seconds) if p.eta_seconds is not None else "?"
-    _progress_line(f"downloading {p.filename}: {p.downloaded / 1e6:.1f}/{total} MB  "
-                   f"{p.bytes_per_second / 1e6:.1f} MB/s  ETA {eta}")
-
-
 def add_download(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="download a model from the Hugging Face hub")
     p.add_argument("repo_id", help="for example kuleshov-group/bd3lm-owt-block_size4 (see `bd3lm models`)")
@@ -274,7 +194,7 @@ def add_download(sub: argparse._SubParsersAction) -> None:
 def run_download(args: argparse.Namespace) -> int:
     from .hub import download_model
 
-    folder = download_model(args.repo_id, progress=_download_progress)
+    folder = download_model(args.repo_id, progress=download_progress)
     print(f"\n{args.repo_id} is in {folder}", file=sys.stderr)
     return 0
 
@@ -349,7 +269,7 @@ def run_convert(args: argparse.Namespace) -> int:
 # --- eval -------------------------------------------------------------------
 def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="held-out likelihood: NELBO per token and the perplexity bound")
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--data", required=True, metavar="FILE", help="UTF-8 text to evaluate on")
     p.add_argument("--separator", default="blank", help="where documents end (as for train; default blank)")
     p.add_argument("--fix-mojibake", action="store_true")
@@ -378,7 +298,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.tail_bytes is not None:
         checks.whole(args.tail_bytes, "--tail-bytes", 1)
     docs = read_documents(Path(args.data), options)
-    loaded = _load(args)
+    loaded = load_from_flags(args)
     loaded.require_dit("bd3lm eval")
     if args.tail_bytes is not None:
         docs = split_tail(docs, args.tail_bytes)[1]
@@ -386,7 +306,7 @@ def run_eval(args: argparse.Namespace) -> int:
     rows = make_rows((tok.encode(d) for d in docs), loaded.config.model_length, tok.bos_id, tok.eos_id)
     result = nelbo(
         loaded.model, rows, samples=args.samples, batch_size=args.batch_size, seed=args.seed,
-        progress=None if args.json else lambda i, n: _progress_line(f"evaluating: batch {i}/{n}"),
+        progress=None if args.json else lambda i, n: progress.line(f"evaluating: batch {i}/{n}"),
     )
     if args.json:
         print(json.dumps({"model": loaded.name, **asdict(result)}))
@@ -479,7 +399,7 @@ def _train(args: argparse.Namespace, group) -> int:
             file=sys.stderr,
         )
     stopped = trainer.run(
-        lambda p: _progress_line(
+        lambda p: progress.line(
             f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
             f"{p.tokens_per_second:.0f} tok/s  ETA {duration(p.eta_seconds)}"
         )

@@ -16,14 +16,14 @@ import threading
 from dataclasses import asdict
 
 from . import checks
-from .cli import EXIT_INTERRUPTED, _add_model_options, _load, add_sampler_options, sampler_settings
+from .cli_options import EXIT_INTERRUPTED, add_model_options, add_sampler_options, load_from_flags, sampler_settings
 from .errors import BD3LMError
 
 
 def add_chat(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with a chat model (Qwen/Llama-backbone block diffusion)",
                        description="Chat with a block diffusion chat model, rendered by its own chat template.")
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--system", metavar="TEXT", help="system prompt")
     think = p.add_mutually_exclusive_group()
     think.add_argument("--think", dest="enable_thinking", action="store_const", const=True,
@@ -43,7 +43,7 @@ def run_chat(args: argparse.Namespace) -> int:
         checks.text(text, "--message")
     if args.json and not args.message:
         raise BD3LMError("--json answers the --message turns; give at least one --message (or leave out --json to chat).")
-    loaded = _load(args)
+    loaded = load_from_flags(args)
     if loaded.chat_template is None:
         raise BD3LMError(f"{loaded.name} has no chat template, so it cannot chat; use `bd3lm generate` to continue a text.")
     if args.enable_thinking is not None and not loaded.chat_template.reads_enable_thinking:

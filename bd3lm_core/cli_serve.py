@@ -13,7 +13,7 @@ import socket
 import sys
 
 from . import checks
-from .cli import _add_model_options, _load, add_sampler_options, sampler_settings, sampler_values
+from .cli_options import add_model_options, add_sampler_options, load_from_flags, sampler_settings, sampler_values
 from .errors import BD3LMError
 
 MAX_QUEUE = 1024
@@ -23,7 +23,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model through the OpenAI API on localhost",
                        description="Serve a model through OpenAI's chat and text completion API "
                                    "(needs the server extra: pip install 'bd3lm-studio[serve]').")
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0 picks a free one)")
     p.add_argument("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' on every request")
@@ -48,7 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.api_key and not _is_loopback(args.host):
         print(f"bd3lm: warning: listening on {args.host} without --api-key: anyone who can reach this machine "
               "can use the model.", file=sys.stderr)
-    loaded = _load(args)
+    loaded = load_from_flags(args)
     app = build_app(loaded, sampler_values(args), queue_size=args.queue, api_key=args.api_key)
     host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -34,7 +34,7 @@ from .resources import DEFAULT_MODEL, default_model_dir
 if TYPE_CHECKING:
     from .model.chat_template import ChatTemplate
     from .model.decoder import DecoderConfig
-    from .sampling import SamplerSettings
+    from .sampling.settings import SamplerSettings
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -66,7 +66,7 @@ class LoadedModel:
 
     def default_settings(self, **values: object) -> SamplerSettings:
         """SamplerSettings with this model's authors' defaults, then `values` (the user's choices) over them."""
-        from .sampling import SamplerSettings  # here: sampling builds on this module
+        from .sampling.settings import SamplerSettings  # here: sampling builds on this module
 
         return SamplerSettings(**{**self.sampler_defaults, **values})
 
