@@ -77,8 +77,9 @@ def linear_shapes(config: dict) -> dict[str, tuple[int, int]]:
     }
 
 
-def config_for(layers: int) -> dict:
-    config = dict(QWEN3_0_6B, num_hidden_layers=layers, layer_types=["full_attention"] * layers,
+def config_for(layers: int, **shape: int) -> dict:
+    """Qwen3-0.6B's config with `layers` layers; `shape` overrides other sizes (the tests make tiny ones)."""
+    config = dict(QWEN3_0_6B, **shape, num_hidden_layers=layers, layer_types=["full_attention"] * layers,
                   mask_token_id=MASK_ID, pad_token_id=PAD_ID, eos_token_id=IM_END_ID)
     return dict(sorted(config.items()))
 
@@ -106,12 +107,12 @@ def random_weights(config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     return weights
 
 
-def make_chat_checkpoint(folder: Path, layers: int = QWEN3_0_6B["num_hidden_layers"]) -> Path:
+def make_chat_checkpoint(folder: Path, layers: int = QWEN3_0_6B["num_hidden_layers"], **shape: int) -> Path:
     """Write the checkpoint into `folder` (created; written to a temporary name first, so a crash leaves nothing)."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    config = config_for(layers)
+    config = config_for(layers, **shape)
     (partial / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     generation = {"eos_token_id": [IM_END_ID, PAD_ID], "pad_token_id": PAD_ID}
     (partial / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
