@@ -17,8 +17,9 @@ low-confidence remasking and one token revealed per forward: theirs is
 (their example's setting: argmax), as their `examples/a2d/bd3lm/sample.py`
 runs it; ours is `generate` with the `low-confidence` sampler, steps = the
 block size, top-p 1. Each side runs in a process of its own, so its peak
-memory (the RSS high-water mark, load included) is its own. Forwards are
-timed by hooks on each side's network (two clock reads per forward).
+memory (the RSS high-water mark, load included) is its own. Each side's
+forwards are timed by a wrapper around its network's forward (two clock
+reads per forward).
 
 Floors, measured in the same run, in this process before the sides start:
 - compute: one 32-row (block-row) pass through every linear of the network
@@ -37,6 +38,7 @@ a smoke test of the whole path, not a measurement.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -45,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -55,21 +58,25 @@ INT8_BLOCK = 4  # SDAR's block size
 
 
 class ForwardTimer:
-    """Wall time and row count of every forward of `module`, from a pre-hook and a hook."""
+    """Wall time of every call of `owner.method` (one forward of the network), and whether it was a denoising step.
 
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.forwards: list[tuple[int, float]] = []  # (rows, seconds)
-        self._began = 0.0
-        module.register_forward_pre_hook(self._before, with_kwargs=True)
-        module.register_forward_hook(self._after)
+    `is_step(arguments)` gets the call's arguments by parameter name and
+    says whether the call computed logits for the block being denoised
+    (rather than a prompt prefill or a prefix written into a cache).
+    """
 
-    def _before(self, module, args, kwargs) -> None:
-        ids = args[0] if args else kwargs.get("input_ids")
-        self._rows = int(ids.shape[-1])
-        self._began = time.perf_counter()
+    def __init__(self, owner: object, method: str, is_step: Callable[[dict], bool]) -> None:
+        self.forwards: list[tuple[bool, float]] = []  # (is a step, seconds)
+        original = getattr(owner, method)
+        signature = inspect.signature(original)
 
-    def _after(self, module, args, output) -> None:
-        self.forwards.append((self._rows, time.perf_counter() - self._began))
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            out = original(*args, **kwargs)
+            self.forwards.append((is_step(signature.bind(*args, **kwargs).arguments), time.perf_counter() - began))
+            return out
+
+        setattr(owner, method, timed)  # on the instance: nn.Module.__call__ finds it as self.forward
 
     def reset(self) -> None:
         self.forwards.clear()
@@ -80,9 +87,9 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def side_report(seconds: float, new_ids: list[int], mask_id: int, timer: ForwardTimer, block: int) -> dict:
-    steps = [s for rows, s in timer.forwards if rows == block]
-    others = [(rows, s) for rows, s in timer.forwards if rows != block]
+def side_report(seconds: float, new_ids: list[int], mask_id: int, timer: ForwardTimer) -> dict:
+    steps = [s for step, s in timer.forwards if step]
+    others = [s for step, s in timer.forwards if not step]
     return {"seconds": seconds, "new_tokens": len(new_ids), "masks_left": new_ids.count(mask_id),
             "forwards": len(timer.forwards), "step_seconds": steps, "other_forwards": others,
             "peak_rss_bytes": peak_rss_bytes(), "torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -110,14 +117,15 @@ def run_dllm(args: argparse.Namespace, prompt_ids: list[int]) -> dict:
     sampler = ref.samplers.BD3LMSampler(model=model, tokenizer=tokenizer)
     config = ref.samplers.BD3LMSamplerConfig(max_new_tokens=args.tokens, block_size=args.block, steps=args.tokens,
                                              steps_per_block=args.block, temperature=0.0, remasking="low_confidence")
-    timer = ForwardTimer(model)
+    # a denoising step: the block alone over a copy of the prefix cache; the other calls recompute the prefix
+    timer = ForwardTimer(model, "forward", lambda a: a.get("past_key_values") is not None)
     sampler.sample([prompt_ids[:args.block]], config, max_new_tokens=4)  # warm-up: one short block
     timer.reset()
     began = time.perf_counter()
     x = sampler.sample([prompt_ids], config)
     seconds = time.perf_counter() - began
     padded = -(-len(prompt_ids) // args.block) * args.block  # their prompt, left-padded to whole blocks
-    report = side_report(seconds, x[0, padded:].tolist(), tokenizer.mask_token_id, timer, args.block)
+    report = side_report(seconds, x[0, padded:].tolist(), tokenizer.mask_token_id, timer)
     report.update(name="dLLM", commit=checkout_commit(args.dllm), transformers=transformers.__version__,
                   padded_prompt=padded)
     return report
@@ -132,7 +140,8 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
     loaded = load_model(args.checkpoint, device="cpu", dtype=args.dtype, threads=args.threads)
     settings = SamplerSettings(tokens=args.tokens, block_size=args.block, steps=args.block, sampler="low-confidence",
                                top_p=1.0, temperature=1.0, seed=0, stop_at_eos=False, stop_on_repetition=False)
-    timer = ForwardTimer(loaded.model)
+    # a denoising step asks for logits; a call with no rows writes prompt blocks into the cache
+    timer = ForwardTimer(loaded.model, "block_logits", lambda a: a["rows"].numel() > 0)
 
     def run(tokens: int) -> Finished:
         events = generate(loaded, prompt_text, settings if tokens == args.tokens else
@@ -142,7 +151,7 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
     run(4)  # warm-up: one short block
     timer.reset()
     finished = run(args.tokens)
-    report = side_report(finished.seconds, list(finished.token_ids), loaded.config.mask_id, timer, args.block)
+    report = side_report(finished.seconds, list(finished.token_ids), loaded.config.mask_id, timer)
     report.update(name=f"ours ({args.dtype})", nfe=finished.nfe)
     return report
 
@@ -229,7 +238,7 @@ def median(values: list[float]) -> float:
 def row(report: dict, tokens: int, floor_s: float, memory_floor_s: float) -> str:
     steps = report["step_seconds"]
     others = report["other_forwards"]
-    other = f"{len(others)} x {median([s for _, s in others]) * 1000:.0f}" if others else "-"
+    other = f"{len(others)}, {sum(others):.1f} s" if others else "-"
     return (f"| {report['name']} | {tokens / report['seconds']:.2f} | {report['forwards']} | {report['seconds']:.1f} | "
             f"{report['peak_rss_bytes'] / 1e9:.2f} | {median(steps) * 1000:.0f} / {max(steps, default=float('nan')) * 1000:.0f} | "
             f"{median(steps) / floor_s:.2f}x / {max(steps, default=float('nan')) / floor_s:.2f}x | "
@@ -274,7 +283,7 @@ def compare(args: argparse.Namespace) -> None:
             int8 = [run_side(sys.executable, args, "ours", prompt_file, INT8_BLOCK, dtype) for dtype in ("float32", "int8")]
 
     print(f"| side | tokens/s | forwards | seconds | peak RSS GB | ms per {args.block}-row step, median / max | "
-          "step / compute floor, median / max | step / memory floor | other forwards (rows differ), count x median ms |")
+          "step / compute floor, median / max | step / memory floor | other forwards: count, seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for report in reports:
         print(row(report, args.tokens, floor["seconds"], memory_floor["float32"]))
