@@ -1,7 +1,7 @@
-"""The benchmark against the authors' sampler refuses bad input in one line, before any heavy work.
+"""The benchmarks against other projects' samplers refuse bad input in one line, before any heavy work.
 
-Its real runs need the authors' checkout and their packages, which the tests do
-not have; benchmarks/README.md says how to run it.
+Their real runs need the other projects' checkouts and packages, which the
+tests do not have; benchmarks/README.md says how to run them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,19 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "versus_reference.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "versus_reference.py"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+def run(*args: str, script: Path = SCRIPT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -27,8 +35,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_versus_reference_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run(*[a.format(tmp=tmp_path) for a in args])
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line(run(*[a.format(tmp=tmp_path) for a in args]), message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dllm-python", "{tmp}/no-python"], "no-python: no such file"),
+        (["--dllm", "{tmp}", "--dllm-python", sys.executable], "not a checkout of ZHZisZZ/dllm"),
+        (["--tokens", "0"], "--tokens 0: give a whole number of at least 1"),
+        (["--block", "-4"], "--block -4: give a whole number of at least 1"),
+    ],
+)
+def test_versus_dllm_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    assert_one_line(run(*[a.format(tmp=tmp_path) for a in args], script=BENCHMARKS / "versus_dllm.py"), message)
