@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -83,8 +81,15 @@ class ForwardTimer:
 
 
 def peak_rss_bytes() -> int:
-    """This process's resident-set high-water mark (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's resident-set high-water mark: VmHWM, which starts afresh at exec.
+
+    Not getrusage's ru_maxrss: Linux carries the forking parent's peak into
+    it across exec, so every side would report at least this script's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise SystemExit("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
 
 
 def side_report(seconds: float, new_ids: list[int], mask_id: int, timer: ForwardTimer) -> dict:
