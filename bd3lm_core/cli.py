@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from . import checks
-from . import cli_options as progress  # the progress line's state lives there
+from . import cli_options  # the progress line and its state
 from .cli_options import (
     EXIT_INTERRUPTED, add_model_options, add_sampler_options, download_progress, load_from_flags, sampler_settings,
 )
@@ -34,7 +34,7 @@ EXIT_PIPE_CLOSED, EXIT_TERMINATED = 141, 143
 
 def _error(message: str, new_line: bool = False) -> None:
     """`bd3lm: message` on a line of its own, after any progress line (or the ^C a terminal shows: `new_line`)."""
-    print(("\n" if new_line or progress.shown else "") + f"bd3lm: {message}", file=sys.stderr)
+    print(("\n" if new_line or cli_options.shown else "") + f"bd3lm: {message}", file=sys.stderr)
 
 
 # --- generate ---------------------------------------------------------------
@@ -306,7 +306,7 @@ def run_eval(args: argparse.Namespace) -> int:
     rows = make_rows((tok.encode(d) for d in docs), loaded.config.model_length, tok.bos_id, tok.eos_id)
     result = nelbo(
         loaded.model, rows, samples=args.samples, batch_size=args.batch_size, seed=args.seed,
-        progress=None if args.json else lambda i, n: progress.line(f"evaluating: batch {i}/{n}"),
+        progress=None if args.json else lambda i, n: cli_options.line(f"evaluating: batch {i}/{n}"),
     )
     if args.json:
         print(json.dumps({"model": loaded.name, **asdict(result)}))
@@ -399,7 +399,7 @@ def _train(args: argparse.Namespace, group) -> int:
             file=sys.stderr,
         )
     stopped = trainer.run(
-        lambda p: progress.line(
+        lambda p: cli_options.line(
             f"step {p.step}/{p.steps}  loss {p.loss:.3f}  t in [{p.window[0]:.2f}, {p.window[1]:.2f}]  "
             f"{p.tokens_per_second:.0f} tok/s  ETA {duration(p.eta_seconds)}"
         )

@@ -168,6 +168,17 @@ def test_bad_requests_get_openai_error_objects(shipped, body, status: int, says:
     assert says in error["message"] and "\n" not in error["message"] and error["type"]
 
 
+def test_a_body_over_the_limit_is_refused_without_being_read_whole(shipped) -> None:
+    def endless():  # chunked, no Content-Length: the server must stop reading on its own
+        yield b'{"model": "tinystories-bd3lm-bs2", "prompt": "'
+        for _ in range(5 * 1024):
+            yield b"a" * 1024
+        yield b'"}'
+
+    response = httpx.post(shipped.url + "/completions", content=endless(), timeout=60)
+    assert response.status_code == 413 and "over 4 MiB" in response.json()["error"]["message"]
+
+
 def test_a_chat_request_to_a_model_without_a_template_is_a_400_that_says_so(shipped) -> None:
     response = post(shipped, {"model": SHIPPED, "messages": [{"role": "user", "content": "hi"}]}, "/chat/completions")
     assert response.status_code == 400 and "no chat template" in response.json()["error"]["message"]

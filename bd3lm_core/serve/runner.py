@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import BD3LMError
@@ -129,8 +130,6 @@ class Runner:
         self._line.put(None)
 
     def _run(self) -> None:
-        import time
-
         while (ticket := self._line.get()) is not None:  # None: close()
             with self._lock:
                 self._waiting -= 1
