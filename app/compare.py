@@ -34,6 +34,7 @@ from .trace_view import TraceView
 from .worker import Engine, ModelInfo, NoScore, OtherModel
 
 MAX_COLUMNS = 4
+DEFAULT_WIDTH = 1200  # the window's usual width; wider for four wide columns, narrower only on a small screen
 PRESETS = ("Block sizes", "Steps", "Samplers", "Top-p", "Models")
 COMPARE_FORMATS = {".html": "Comparison page, HTML (*.html)", ".json": "Every run's figures and trace, JSON (*.json)"}
 
@@ -201,7 +202,7 @@ class CompareWindow(QDialog):
         self.settings = settings
         self.setWindowTitle("Compare settings side by side")
         self.setWindowFlag(Qt.Window)
-        self.resize(1200, 720)
+        self.resize(DEFAULT_WIDTH, 720)
         self.engine = engine
         self.model: ModelInfo | None = None
         self.base = SamplerSettings()
@@ -210,6 +211,7 @@ class CompareWindow(QDialog):
         self._waiting: set[int] = set()  # runs not finished yet
 
         self.prompt = QLineEdit()
+        self.prompt.setMinimumWidth(self.prompt.fontMetrics().averageCharWidth() * 24)  # a few words stay in view
         self.seed = SeedEdit()
         self.tokens = QSpinBox()
         self.tokens.setRange(1, MAX_TOKENS)
@@ -327,11 +329,12 @@ class CompareWindow(QDialog):
             self.add_column(settings, model)
 
     def fit_screen(self) -> None:
-        """As wide as the columns want, but never wider than the screen's free area (the rest scrolls)."""
+        """As wide as the columns want (at least the usual width, so the prompt stays readable), but never wider
+        than the screen's free area: the rest scrolls."""
         screen = (self.screen() or self.parentWidget().screen()).availableGeometry()
         frame = self.frameGeometry().width() - self.width()  # the window manager's borders
         wanted = self.scroll.widget().sizeHint().width() + 2 * self.layout().contentsMargins().left() + 4
-        self.resize(min(max(wanted, 640), screen.width() - frame), min(self.height(), screen.height()))
+        self.resize(min(max(wanted, DEFAULT_WIDTH), screen.width() - frame), min(self.height(), screen.height()))
 
     def _drop(self, column: RunColumn) -> None:
         self.columns_row.removeWidget(column)

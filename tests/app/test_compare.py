@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from bd3lm_core import DEFAULT_MODEL, models_dir
 from bd3lm_studio import comparison, palette, replay_page
+from bd3lm_studio.compare import DEFAULT_WIDTH
 from bd3lm_studio.trace_reader import read_trace
 
 
@@ -161,7 +162,9 @@ def test_compare_window_fits_the_screen_and_its_columns_scroll(window, qtbot):
         qtbot.mouseClick(column.remove, Qt.LeftButton)
     assert len(compare.columns) == 2
     two_wanted = compare.scroll.widget().sizeHint().width() + 2 * compare.layout().contentsMargins().left() + 4
-    assert compare.width() == max(two_wanted, 640, compare.minimumSizeHint().width())  # shrunk back
+    frame = compare.frameGeometry().width() - compare.width()
+    assert compare.width() == min(max(two_wanted, DEFAULT_WIDTH), screen.width() - frame)  # shrunk back
+    assert compare.prompt.width() >= compare.prompt.minimumWidth() > 0  # the prompt keeps a readable width
 
 
 def test_html_comparison_keeps_words_whole_in_narrow_columns(window, qtbot, tmp_path):
