@@ -3,6 +3,8 @@ side by side, keep writing, download models, export.
 
 Installed as the package `bd3lm_studio` (the repository's `app/` folder). It
 talks to the engine only through `bd3lm_core`'s public API, from one worker
-thread; see `worker.py`. `main_window.py` wires the parts, each in its own
-module (the README's layout table lists them).
+thread (`engine/worker.py`). The packages say what they hold: `engine/` (that
+thread and its requests), `records/` (runs as data, no Qt), `rendering/` (how
+a run looks in a file, no widgets) and `views/` (the windows, with
+`views/main_window.py` wiring the parts).
 """

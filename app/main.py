@@ -11,11 +11,11 @@ from PySide6.QtWidgets import QApplication
 
 from bd3lm_core import resource_path
 
-from .error_dialog import install_error_hooks
-from .main_window import MainWindow
+from .engine.threads import busy_threads, garbage_collected_on_gui_thread
 from .qt_platform import check_platform
 from .settings import APPLICATION, ORGANIZATION
-from .threads import busy_threads, garbage_collected_on_gui_thread
+from .views.error_dialog import install_error_hooks
+from .views.main_window import MainWindow
 
 MODEL_ENV = "BD3LM_STUDIO_MODEL"
 DESKTOP_ID = "io.github.bd3lm_studio.BD3LMStudio"  # packaging/linux/<id>.desktop

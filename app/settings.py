@@ -18,13 +18,12 @@ from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from bd3lm_core import DEVICES, DTYPES, SamplerSettings, random_seed
 
-from .checks import checked_sampling, short
-from .palette import COLOURINGS
+from .records.checks import checked_sampling, short
+from .rendering.paces import DEFAULT_PACE, PACES
+from .rendering.palette import COLOURINGS
 
 ORGANIZATION = "BD3-LM Studio"
 APPLICATION = "bd3lm-studio"
-PACES = (0, 2, 5, 10, 20, 30, 60)  # steps per second on screen; 0: as fast as the sampler goes
-DEFAULT_PACE = 20
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .formatting import duration
+from . import formatting
 
 EXIT_INTERRUPTED = 130
 
@@ -95,7 +95,4 @@ def sampler_settings(args: argparse.Namespace, loaded=None):
 
 
 def download_progress(p) -> None:
-    total = f"{p.total / 1e6:.1f}" if p.total else "?"
-    eta = duration(p.eta_seconds) if p.eta_seconds is not None else "?"
-    line(f"downloading {p.filename}: {p.downloaded / 1e6:.1f}/{total} MB  "
-                   f"{p.bytes_per_second / 1e6:.1f} MB/s  ETA {eta}")
+    line(f"downloading {formatting.download(p)}")

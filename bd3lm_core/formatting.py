@@ -25,3 +25,13 @@ def size(n: float) -> str:
 def counted(n: int, noun: str) -> str:
     """"1 token", "2 tokens": a count with its noun."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def download(p) -> str:
+    """A download's progress in one line: "model.safetensors: 1.2 MB of 3.4 MB at 2.0 MB/s, 1 s left".
+
+    `p` is a `DownloadProgress`; the CLI's progress line and the app's dialog and status bar all show this.
+    """
+    done = size(p.downloaded) + (f" of {size(p.total)}" if p.total else "")
+    left = f", {duration(p.eta_seconds)} left" if p.eta_seconds is not None else ""
+    return f"{p.filename}: {done} at {size(p.bytes_per_second)}/s{left}"

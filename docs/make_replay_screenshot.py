@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 try:
-    from bd3lm_studio.main_window import MainWindow
+    from bd3lm_studio.views.main_window import MainWindow
     from bd3lm_studio.settings import Settings
 except ModuleNotFoundError:  # a checkout that was never pip-installed: the package is the app/ folder
     from app.main_window import MainWindow

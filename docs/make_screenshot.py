@@ -29,9 +29,9 @@ from PySide6.QtWidgets import QApplication
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 try:
-    from bd3lm_studio.main_window import MainWindow
+    from bd3lm_studio.views.main_window import MainWindow
     from bd3lm_studio.settings import Settings
-    from bd3lm_studio.threads import garbage_collected_on_gui_thread
+    from bd3lm_studio.engine.threads import garbage_collected_on_gui_thread
 except ModuleNotFoundError:  # a checkout that was never pip-installed: the package is the app/ folder
     from app.main_window import MainWindow
     from app.settings import Settings

@@ -86,7 +86,7 @@ def test_the_graph_sees_relative_type_only_and_deferred_imports() -> None:
     graph = import_graph()
     assert "bd3lm_core.sampling.kv_cache" in graph["bd3lm_core.model.network"]  # under TYPE_CHECKING
     assert "bd3lm_core.loader" in graph["bd3lm_core.cli"]  # inside a function
-    assert "bd3lm_core.sampling" in graph["bd3lm_studio.samplers"]  # absolute: a name the package exports
+    assert "bd3lm_core.sampling" in graph["bd3lm_studio.records.samplers"]  # absolute: a name the package exports
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
 
 

@@ -126,7 +126,7 @@ def test_a_sixth_strategy_registered_in_one_place_shows_in_the_cli_help_and_the_
     assert "for ddpm and low-confidence, 1 to 10000" in help_text
     assert SamplerSettings(sampler="every-other").resolved(4).sampler == "every-other"  # the settings accept it
 
-    from bd3lm_studio import samplers
+    from bd3lm_studio.records import samplers
 
     try:
         importlib.reload(samplers)  # the app's sampler list is built from STRATEGIES when it is imported

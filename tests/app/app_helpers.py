@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QMessageBox
 
-import bd3lm_studio.worker as worker_module
+import bd3lm_studio.engine.worker as worker_module
 
 
 def configure(window, tokens: int, **choices) -> None:

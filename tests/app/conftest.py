@@ -26,9 +26,9 @@ except ModuleNotFoundError:  # a plain checkout: register app/ under the package
     sys.modules["bd3lm_studio"] = module
     spec.loader.exec_module(module)
 
-from bd3lm_studio.main_window import MainWindow  # noqa: E402
+from bd3lm_studio.views.main_window import MainWindow  # noqa: E402
 from bd3lm_studio.settings import Settings  # noqa: E402
-from bd3lm_studio.threads import garbage_collected_on_gui_thread  # noqa: E402
+from bd3lm_studio.engine.threads import garbage_collected_on_gui_thread  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

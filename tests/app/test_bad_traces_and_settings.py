@@ -166,7 +166,7 @@ def test_unreadable_saved_settings_start_on_the_defaults(open_window, tiny_model
 def crash_dialogs() -> list[str]:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from bd3lm_studio.error_dialog import TITLE
+    from bd3lm_studio.views.error_dialog import TITLE
 
     return [w.text() for w in QApplication.topLevelWidgets()
             if isinstance(w, QMessageBox) and w.windowTitle() == TITLE and w.isVisible()]
@@ -177,7 +177,7 @@ def error_hooks(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import sys
     import threading
 
-    from bd3lm_studio.error_dialog import install_error_hooks
+    from bd3lm_studio.views.error_dialog import install_error_hooks
 
     monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
@@ -239,7 +239,7 @@ def test_a_bug_in_the_engine_thread_fails_the_run_with_one_line_and_a_report(win
     def broken(*args, **kwargs):
         raise KeyError("a bug in the sampler")
 
-    monkeypatch.setattr("bd3lm_studio.worker.generate", broken)
+    monkeypatch.setattr("bd3lm_studio.engine.worker.generate", broken)
     window.generate()
     qtbot.waitUntil(lambda: not window.running, timeout=30_000)
     [message] = error_boxes(window)

@@ -7,7 +7,7 @@ import json
 from PySide6.QtGui import QTextCursor
 
 from app_helpers import configure, fragments, run, view_parts
-from bd3lm_studio.palette import LIGHT, MASK_GLYPH
+from bd3lm_studio.rendering.palette import LIGHT, MASK_GLYPH
 
 
 def cell_lefts(view) -> list[int]:

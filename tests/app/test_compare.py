@@ -10,9 +10,10 @@ from app_helpers import install_fake_judge, run_page_script, view_parts
 from PySide6.QtCore import Qt
 
 from bd3lm_core import DEFAULT_MODEL, models_dir
-from bd3lm_studio import comparison, palette, replay_page
-from bd3lm_studio.compare import DEFAULT_WIDTH
-from bd3lm_studio.trace_reader import read_trace
+from bd3lm_studio.records import comparison
+from bd3lm_studio.rendering import palette, replay_page
+from bd3lm_studio.views.compare import DEFAULT_WIDTH
+from bd3lm_studio.records.trace_reader import read_trace
 
 
 def open_compare(window, tokens: int = 16):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from app_helpers import configure, fragments, run
-from bd3lm_studio.palette import CONFIDENCE_MARKS, LIGHT
-from bd3lm_studio.trace_reader import load_trace
-from bd3lm_studio.trace_view import tooltip_text
-from bd3lm_studio.worker import ALTERNATIVES
+from bd3lm_studio.rendering.palette import CONFIDENCE_MARKS, LIGHT
+from bd3lm_studio.records.trace_reader import load_trace
+from bd3lm_studio.views.trace_view import tooltip_text
+from bd3lm_studio.engine.worker import ALTERNATIVES
 
 
 def generated(trace):

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QStyle, QStyleOptionSlider
 
 from app_helpers import configure, run
 from bd3lm_core import SAMPLERS
-from bd3lm_studio.trace_view import tooltip_text
+from bd3lm_studio.views.trace_view import tooltip_text
 
 SHOWN = {  # the settings each sampler reads, beyond those all read
     "ddpm": {"steps"}, "first-hitting": set(), "low-confidence": {"steps"},

@@ -8,7 +8,7 @@ from dataclasses import replace
 from PySide6.QtWidgets import QApplication
 
 from app_helpers import configure, run, run_page_script, view_parts
-from bd3lm_studio.palette import NEWLINE_GLYPH
+from bd3lm_studio.rendering.palette import NEWLINE_GLYPH
 
 
 def test_cosmetics(window, qtbot, tmp_path):

@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QApplication
 
 from app_helpers import configure, fragments, run
 from bd3lm_core import default_model_dir
-from bd3lm_studio.about import version
-from bd3lm_studio.palette import DARK, LIGHT
-from bd3lm_studio.replay_page import replay_page
+from bd3lm_studio.views.about import version
+from bd3lm_studio.rendering.palette import DARK, LIGHT
+from bd3lm_studio.rendering.replay_page import replay_page
 
 
 def dark_palette() -> QPalette:

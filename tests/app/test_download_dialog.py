@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from bd3lm_core import CatalogEntry, formatting, installed_models, models_dir
-from bd3lm_studio.download_dialog import DownloadDialog
+from bd3lm_studio.views.download_dialog import DownloadDialog
 from hubserver import tiny_checkpoint_files
 
 REPO = "test-org/tiny-bd3lm"

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QMessageBox
 
 from app_helpers import run_page_script, view_parts
 from bd3lm_core import load_model
-from bd3lm_studio.exports import FORMATS
-from bd3lm_studio.trace import replay
-from bd3lm_studio.trace_reader import load_trace, read_trace
+from bd3lm_studio.rendering.exports import FORMATS
+from bd3lm_studio.records.trace import replay
+from bd3lm_studio.records.trace_reader import load_trace, read_trace
 from browser import dump_dom
 
 
@@ -198,7 +198,7 @@ def test_nothing_to_export_before_a_run(window, tmp_path):
 
 
 def test_a_failed_write_leaves_the_old_file_whole(finished, tmp_path, monkeypatch):
-    import bd3lm_studio.exports as exports
+    import bd3lm_studio.rendering.exports as exports
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -375,7 +375,7 @@ def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings
 def test_text_and_tokens_agree_across_tokenizers():
     """Byte-level BPE joins token texts as they are, a word-level tokenizer with spaces; neither is an edit.
     A changed word is."""
-    from bd3lm_studio.trace import Frame, Outcome, Token, Trace, text_matches_tokens
+    from bd3lm_studio.records.trace import Frame, Outcome, Token, Trace, text_matches_tokens
 
     def trace(texts: list[str], text: str) -> Trace:
         revealed = tuple(Token(1 + i, 5 + i, t, 0, 1, 1.0, 0) for i, t in enumerate(texts))

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-import bd3lm_studio.worker as worker_module
+import bd3lm_studio.engine.worker as worker_module
 from bd3lm_core import BD3LMError
 from app_helpers import configure, install_fake_judge, run
 

@@ -8,12 +8,12 @@ from PySide6.QtCore import QEvent, QPoint, Qt, QTimer
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-import bd3lm_studio.worker as worker_module
+import bd3lm_studio.engine.worker as worker_module
 from app_helpers import configure, fragments, run, view_parts
 from bd3lm_core import Step
-from bd3lm_studio.pace import MAX_FPS
-from bd3lm_studio.palette import LIGHT, MASK_GLYPH
-from bd3lm_studio.trace_view import tooltip_text
+from bd3lm_studio.views.pace import MAX_FPS
+from bd3lm_studio.rendering.palette import LIGHT, MASK_GLYPH
+from bd3lm_studio.views.trace_view import tooltip_text
 
 LATEST, MASK_BG = LIGHT.latest, LIGHT.mask_bg
 

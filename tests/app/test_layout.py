@@ -8,9 +8,9 @@ import pytest
 
 from app_helpers import configure, run
 from bd3lm_core import models_dir
-from bd3lm_studio.live_view import ramp_steps
-from bd3lm_studio.palette import LIGHT
-from bd3lm_studio.trace_view import EMPTY_HINT
+from bd3lm_studio.views.live_view import ramp_steps
+from bd3lm_studio.rendering.palette import LIGHT
+from bd3lm_studio.views.trace_view import EMPTY_HINT
 
 
 def choose(combo, key) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-import bd3lm_studio.worker as worker_module
+import bd3lm_studio.engine.worker as worker_module
 from app_helpers import error_boxes
 from bd3lm_core import installed_models, remove_model
 

@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QDialog, QMenu, QWidget
 
 from app_helpers import configure, install_fake_judge, run
-from bd3lm_studio.download_dialog import DownloadDialog
+from bd3lm_studio.views.download_dialog import DownloadDialog
 
 
 class Closer:

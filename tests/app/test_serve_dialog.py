@@ -6,7 +6,7 @@ import httpx
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from bd3lm_studio.serve_dialog import ServeDialog
+from bd3lm_studio.views.serve_dialog import ServeDialog
 
 
 def menu_action(window, title: str):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bd3lm_studio.threads import garbage_collected_on_gui_thread
+from bd3lm_studio.engine.threads import garbage_collected_on_gui_thread
 
 
 class _Cycle:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -28,66 +28,13 @@ from bd3lm_core import (
 )
 from bd3lm_core.failures import describe
 
+from ..records.trace import Frame, Outcome, Score, Token, Trace
+from .requests import Batch, LoadRequest, ModelInfo, NoScore, OtherModel, RunRequest
 from .threads import end_thread, start_in_thread
-from .trace import Frame, Outcome, Score, Token, Trace
 
 EMIT_INTERVAL = 1 / 60
 ALTERNATIVES = 5  # the model's top tokens kept with every revealed token
 SHUTDOWN_WAIT_MS = 5000  # at quit, how long to let the worker finish a step it cannot abandon
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the UI knows of the loaded model (the model itself stays in the worker)."""
-
-    source: str | None  # what was asked for: a folder, a repo id, or None for the shipped model
-    name: str
-    path: str
-    device_choice: str  # as chosen ("auto", ...)
-    dtype_choice: str
-    device: str  # as resolved ("cpu", "cuda", ...)
-    dtype: str
-    block_size: int
-    model_length: int
-
-
-@dataclass(frozen=True)
-class NoScore:
-    """Why a run has no Gen PPL: no judge, or nothing to judge; `hint` says what to do."""
-
-    reason: str
-    hint: str = ""
-
-
-@dataclass(frozen=True)
-class OtherModel:
-    """A run on another model than the loaded one (a comparison column): its source, as for `load_model`."""
-
-    source: str | None
-
-
-@dataclass(frozen=True)
-class LoadRequest:
-    source: str | None
-    device: str
-    dtype: str
-    cancel: threading.Event
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    run_id: int
-    prompt: str
-    settings: SamplerSettings
-    model: OtherModel | None = None  # None: the loaded model
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Runs done one after another, all stopped by one cancel."""
-
-    runs: tuple[RunRequest, ...]
-    cancel: threading.Event
 
 
 def _unexpected(err: Exception) -> str:

@@ -15,10 +15,10 @@ import html
 import json
 import re
 
+from ..records.comparison import FIGURES, best, figures, label
+from ..records.trace import Trace
 from . import palette
-from .comparison import FIGURES, best, figures, label
-from .settings import PACES
-from .trace import Trace
+from .paces import DEFAULT_PACE, PACES, pace_name
 
 _HEAD = """<!DOCTYPE html>
 <html lang="en">
@@ -284,7 +284,7 @@ def _page(title: str, body: str, traces: list[Trace], fills: dict[str, str], wid
     }
     controls = _fill(_CONTROLS, {
         "__PACES__": "".join(
-            f'<option value="{p}"{" selected" if p == 10 else ""}>{"real time" if p == 0 else f"{p} steps/s"}</option>'
+            f'<option value="{p}"{" selected" if p == DEFAULT_PACE else ""}>{pace_name(p)}</option>'
             for p in PACES
         ),
         "__COLOURINGS__": "".join(f'<option value="{k}">{v}</option>' for k, v in palette.COLOURINGS.items()),

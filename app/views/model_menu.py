@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from bd3lm_core import DEFAULT_MODEL, installed_models
 
-from .worker import ModelInfo
+from ..engine.requests import ModelInfo
 
 class ModelMenu(QMenu):
     load_requested = Signal(object)  # a folder, a repo id, or None for the shipped model

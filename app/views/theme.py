@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QWidget
 
-from .palette import Colours, colours
+from ..rendering.palette import Colours, colours
 
 
 def is_dark(palette: QPalette) -> bool:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMenu, QWidget
 
-from .settings import Choices
-from .trace import Trace
+from ..records.trace import Trace
+from ..settings import Choices
 
 MAX_RUNS = 50
 PROMPT_SHOWN = 32  # characters of the prompt in a menu item

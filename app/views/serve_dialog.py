@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QApplication, QDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from .worker import ModelInfo
+from ..engine.requests import ModelInfo
 
 DEFAULT_PORT = 8000
 STOP_WAIT_MS = 3000  # then the server is killed

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
 
 from bd3lm_core import DEVICES, DTYPES, SAMPLERS, SEED_LIMIT, random_seed
 
-from . import samplers
-from .settings import Choices
+from ..records import samplers
+from ..settings import Choices
 
 BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # steps per block: every small count, then coarser, so that the mouse reaches each small value (0: auto)

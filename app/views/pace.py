@@ -16,15 +16,11 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSlider, QToolButton, QWidget
 
+from ..rendering.paces import PACES, pace_name
 from .labels import ElidedLabel
-from .settings import PACES
 
 MAX_FPS = 60
 WIDGET_UPDATES = 10  # a second, while playing: a timeline moving 60 times a second only costs the UI thread
-
-
-def pace_name(pace: int) -> str:
-    return "Real time" if pace == 0 else f"{pace} steps/s"
 
 
 class Throttle(QObject):

@@ -23,15 +23,17 @@ from PySide6.QtWidgets import (
 
 from bd3lm_core import DEFAULT_MODEL, SAMPLERS, BD3LMError, SamplerSettings, installed_models
 
-from . import comparison, exports, samplers
+from ..engine.requests import ModelInfo, NoScore, OtherModel
+from ..engine.worker import Engine
+from ..records import comparison, samplers
+from ..records.trace import Outcome, Score, Trace
+from ..rendering import exports
+from ..rendering.palette import COLOURINGS, COLUMN_CELLS_PER_ROW
+from ..settings import Choices, Settings
 from .controls import BLOCK_SIZES, MAX_TOKENS, SeedEdit
 from .file_dialogs import chosen_path, save_dialog
 from .pace import Player, Throttle
-from .palette import COLOURINGS, COLUMN_CELLS_PER_ROW
-from .settings import Choices, Settings
-from .trace import Outcome, Score, Trace
 from .trace_view import TraceView
-from .worker import Engine, ModelInfo, NoScore, OtherModel
 
 MAX_COLUMNS = 4
 DEFAULT_WIDTH = 1200  # the window's usual width; wider for four wide columns, narrower only on a small screen

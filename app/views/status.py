@@ -14,12 +14,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from bd3lm_core import DownloadProgress
+from bd3lm_core import formatting
 from bd3lm_core.formatting import counted
 
-from .download_dialog import describe_progress
+from ..engine.requests import NoScore
+from ..records.trace import Score, Trace
 from .labels import ElidedLabel
-from .trace import Score, Trace
-from .worker import NoScore
 
 STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score")
 TIPS = {
@@ -114,7 +114,7 @@ class StatusArea(QStatusBar):
             self.download.setValue(int(1000 * p.downloaded / p.total))
         else:
             self.download.setRange(0, 0)  # busy, size unknown
-        self.show_message(f"Downloading {what}: {describe_progress(p)}")
+        self.show_message(f"Downloading {what}: {formatting.download(p)}")
 
     def hide_download(self) -> None:
         self.download.hide()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bd3lm_core import BD3LMError
 
-from . import comparison, samplers
+from ..records import comparison, samplers
+from ..records.trace import Trace
 from .replay_page import comparison_page, replay_page
-from .trace import Trace
 
 FORMATS = {
     ".txt": "Plain text (*.txt)",

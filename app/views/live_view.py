@@ -12,10 +12,10 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from ..records.trace import Trace
+from ..rendering.palette import COLOURINGS, CONFIDENCE_MARKS, MASK_GLYPH, Colours
 from .pace import Player
-from .palette import COLOURINGS, CONFIDENCE_MARKS, MASK_GLYPH, Colours
 from .theme import current_colours
-from .trace import Trace
 from .trace_view import TraceView
 
 MAX_RAMP = 8  # step swatches in the legend; more steps are sampled evenly

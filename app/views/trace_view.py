@@ -26,9 +26,9 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
-from .palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
+from ..records.trace import Token, Trace
+from ..rendering.palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
 from .theme import current_colours
-from .trace import Token, Trace
 
 EMPTY_HINT = "Press Generate (Ctrl+Enter) and watch the model write here, one block at a time."
 

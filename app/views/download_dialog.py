@@ -27,7 +27,7 @@ from bd3lm_core import (
 )
 from bd3lm_core import formatting
 
-from .threads import end_thread, start_in_thread
+from ..engine.threads import end_thread, start_in_thread
 
 COLUMNS = ("Model", "Block size", "Size", "Status")
 Answer = tuple[str, Callable[[], None]]  # a button's label, and what pressing it does
@@ -50,13 +50,6 @@ def show_download_dialog(window: QWidget, loaded_repo: str | None, load: Callabl
     dialog.raise_()
     dialog.activateWindow()
     return dialog
-
-
-def describe_progress(p: DownloadProgress) -> str:
-    """One line: bytes so far (of how many), speed, time left."""
-    done = formatting.size(p.downloaded) + (f" of {formatting.size(p.total)}" if p.total else "")
-    left = f", {formatting.duration(p.eta_seconds)} left" if p.eta_seconds is not None else ""
-    return f"{p.filename}: {done} at {formatting.size(p.bytes_per_second)}/s{left}"
 
 
 class DownloadWorker(QObject):
@@ -276,7 +269,7 @@ class DownloadDialog(QDialog):
         self._arrived = p.downloaded
         if p.total:
             self.progress.setValue(int(1000 * p.downloaded / p.total))
-        self.progress_label.setText(describe_progress(p))
+        self.progress_label.setText(formatting.download(p))
 
     def _on_done(self, repo_id: str, folder: str) -> None:
         self._finish()

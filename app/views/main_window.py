@@ -24,7 +24,12 @@ from PySide6.QtWidgets import (
 from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, random_seed
 from bd3lm_core.formatting import counted
 
-from . import exports
+from ..engine.requests import ModelInfo, NoScore
+from ..engine.worker import Engine
+from ..records.trace import Outcome, Score, Trace, text_matches_tokens
+from ..records.trace_reader import load_trace
+from ..rendering import exports
+from ..settings import Choices, Settings
 from .about import AboutDialog
 from .compare import CompareWindow
 from .controls import ControlsPanel
@@ -36,11 +41,7 @@ from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
 from .serve_dialog import ServeDialog
 from .session_runs import SessionRun, SessionRunsMenu
-from .settings import Choices, Settings
 from .status import StatusArea
-from .trace import Outcome, Score, Trace, text_matches_tokens
-from .trace_reader import load_trace
-from .worker import Engine, ModelInfo, NoScore
 
 HOW_TO_READ = """
 <p><b>What you are watching.</b> A block diffusion model writes a <i>block</i> of tokens at a time,

@@ -1,0 +1,65 @@
+"""What the UI and the engine thread hand each other: requests, and what the UI may know of the model.
+
+Plain data, no Qt: the views import these without importing the thread that serves them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from bd3lm_core import SamplerSettings
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI knows of the loaded model (the model itself stays in the worker)."""
+
+    source: str | None  # what was asked for: a folder, a repo id, or None for the shipped model
+    name: str
+    path: str
+    device_choice: str  # as chosen ("auto", ...)
+    dtype_choice: str
+    device: str  # as resolved ("cpu", "cuda", ...)
+    dtype: str
+    block_size: int
+    model_length: int
+
+
+@dataclass(frozen=True)
+class NoScore:
+    """Why a run has no Gen PPL: no judge, or nothing to judge; `hint` says what to do."""
+
+    reason: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class OtherModel:
+    """A run on another model than the loaded one (a comparison column): its source, as for `load_model`."""
+
+    source: str | None
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    source: str | None
+    device: str
+    dtype: str
+    cancel: threading.Event
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: int
+    prompt: str
+    settings: SamplerSettings
+    model: OtherModel | None = None  # None: the loaded model
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Runs done one after another, all stopped by one cancel."""
+
+    runs: tuple[RunRequest, ...]
+    cancel: threading.Event

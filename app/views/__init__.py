@@ -1,0 +1,1 @@
+"""The windows and widgets. They show records and send requests to the engine thread; no tensor math here."""
