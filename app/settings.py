@@ -3,8 +3,9 @@
 Sampler settings are remembered per model: the shipped model's sit in
 `choices` beside the device, precision and seed rule (where every earlier
 version kept them all, so old settings load as they are); any other
-model's sit in `model_choices` under its key (`model_key`). A model the user
-has not tuned starts from its own defaults (its catalog entry's).
+model's sit in `model_choices` under its key (`model_key`). A chat model
+the user has not tuned starts from its own defaults (its catalog entry's); a
+BD3-LM from the shared choices, as before.
 
 Everything goes through one `QSettings` store, which tests replace with a
 file of their own so they never touch the user's real settings. Saved
@@ -16,7 +17,7 @@ the window shows in the status bar.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +97,16 @@ class Settings:
         if model is None:
             self.store.setValue("choices", json.dumps(choices.to_dict(), allow_nan=False))
             return
-        shared = self._read("choices", "")[0]
-        shared.update((k, v) for k, v in choices.to_dict().items() if k in ("device", "dtype", "new_seed_each_run"))
-        self.store.setValue("choices", json.dumps(shared, allow_nan=False))
+        shared = Choices.checked(self._read("choices", "")[0])[0]  # the shipped model's settings stay as they are
+        placed = replace(shared, device=choices.device, dtype=choices.dtype, new_seed_each_run=choices.new_seed_each_run)
+        self.store.setValue("choices", json.dumps(placed.to_dict(), allow_nan=False))
         models = self._read("model_choices", "")[0]
         models[model] = asdict(choices.sampling)
         self.store.setValue("model_choices", json.dumps(models, allow_nan=False))
 
-    def model_sampling(self, model: str | None) -> tuple[SamplerSettings | None, list[str]]:
+    def model_sampling(self, model: str) -> tuple[SamplerSettings | None, list[str]]:
         """The sampler settings last chosen for `model` (a `model_key`), or None if never; and a note for each
         value that was unreadable and so replaced by its default."""
-        if model is None:
-            return self.choices().sampling, list(self.notes)
         models, notes = self._read("model_choices", "the saved settings of other models were unreadable")
         if not isinstance(models.get(model), dict):
             return None, notes

@@ -316,12 +316,16 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _apply_model_choices(self, info: ModelInfo) -> str:
-        """Put the loaded model's block sizes and sampler settings in the controls: the user's last for it, else its
-        own defaults (the seed stays). Returns a note when saved values had to be replaced."""
-        sampling, notes = self.settings.model_sampling(model_key(info.source, info.path))
+        """Put the loaded model's block sizes and sampler settings in the controls: the user's last for it; else a
+        chat model's own defaults (the seed stays); else, for the shipped model and BD3-LMs, the shared choices
+        as ever. Returns a note when saved values had to be replaced."""
+        key = model_key(info.source, info.path)
+        sampling, notes = self.settings.model_sampling(key) if key is not None else (None, [])
         current = self.controls.choices()
-        if sampling is None:
+        if sampling is None and info.defaults:
             sampling = SamplerSettings(**{**dict(info.defaults), "seed": current.sampling.seed})
+        if sampling is None:  # their notes were said at start-up
+            sampling = self.settings.choices().sampling
         self._applying_choices = True  # what the controls show now is the model's, not a new choice of the user's
         try:
             self.controls.set_model(info.block_size, info.model_length)
@@ -329,9 +333,7 @@ class MainWindow(QMainWindow):
             self.controls.set_placement(info.device_choice, info.dtype_choice)
         finally:
             self._applying_choices = False
-        if info.source is None or not notes:  # the shipped model's notes are the start-up ones, said already
-            return ""
-        return f"Saved settings of {info.name} reset to defaults: " + "; ".join(notes) + "."
+        return f"Saved settings of {info.name} reset to defaults: " + "; ".join(notes) + "." if notes else ""
 
     def _on_choices_changed(self) -> None:
         """Remember a choice of the user's, for the model in use; tell an open download dialog the placement."""
