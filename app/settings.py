@@ -4,8 +4,8 @@ Sampler settings are remembered per model: the shipped model's sit in
 `choices` beside the device, precision and seed rule (where every earlier
 version kept them all, so old settings load as they are); any other
 model's sit in `model_choices` under its key (`model_key`). A chat model
-the user has not tuned starts from its own defaults (its catalog entry's); a
-BD3-LM from the shared choices, as before.
+the user has not tuned starts from its own defaults (its catalog entry's), a
+BD3-LM from the shipped model's.
 
 Everything goes through one `QSettings` store, which tests replace with a
 file of their own so they never touch the user's real settings. Saved
@@ -98,7 +98,9 @@ class Settings:
             self.store.setValue("choices", json.dumps(choices.to_dict(), allow_nan=False))
             return
         shared = Choices.checked(self._read("choices", "")[0])[0]  # the shipped model's settings stay as they are
-        placed = replace(shared, device=choices.device, dtype=choices.dtype, new_seed_each_run=choices.new_seed_each_run)
+        placed = replace(
+            shared, device=choices.device, dtype=choices.dtype, new_seed_each_run=choices.new_seed_each_run,
+        )
         self.store.setValue("choices", json.dumps(placed.to_dict(), allow_nan=False))
         models = self._read("model_choices", "")[0]
         models[model] = asdict(choices.sampling)

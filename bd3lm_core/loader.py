@@ -134,7 +134,9 @@ def resolve_source(
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
-def chat_parameters(source: str | Path | None, catalog: Sequence[hub.CatalogEntry] = hub.CATALOG) -> tuple[int, int] | None:
+def chat_parameters(
+    source: str | Path | None, catalog: Sequence[hub.CatalogEntry] = hub.CATALOG,
+) -> tuple[int, int] | None:
     """(linear, other) parameters of a chat model, known without loading or downloading it: from a folder's headers,
     a catalog entry, or the installed copy of a repo id. None for BD3-LMs and MDLMs (no precision question there)."""
     if source is None:

@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, MemoryFit, SamplerSettings, memory_fit_for, random_seed
+from bd3lm_core import (
+    DEFAULT_MODEL, BD3LMError, DownloadProgress, MemoryFit, SamplerSettings, memory_fit_for, random_seed,
+)
 from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo, NoScore
@@ -234,8 +236,8 @@ class MainWindow(QMainWindow):
 
     # --- models ----------------------------------------------------------------
     def load_model_source(self, source: str | None) -> QMessageBox | None:
-        """Load a model folder or repo id (None: the shipped model), stopping any run first; a chat model that
-        will not fit in memory at the chosen precision asks first (and is loaded in one that fits, if the user says so)."""
+        """Load a model folder or repo id (None: the shipped model), stopping any run first. A chat model that will
+        not fit in memory at the chosen precision asks first, and is loaded in one that fits if the user says so."""
         choices = self.controls.choices()
         try:
             fit = memory_fit_for(source, choices.device, choices.dtype)

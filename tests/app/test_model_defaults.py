@@ -25,11 +25,16 @@ def sdar_bs8(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                 kv_heads=1, intermediate=64, extra={"block_size": 8})
 
 
-def open_folder(window, qtbot, monkeypatch, folder: Path) -> None:
-    """Model → Open model folder…, the folder chosen in its dialog, and wait for the load."""
+def folder_action(window, monkeypatch, folder: Path):
+    """Model → Open model folder…, with `folder` what its dialog will answer."""
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
     [action] = [a for a in window.model_menu.actions() if a.text() == "Open model folder…"]
-    action.trigger()
+    return action
+
+
+def open_folder(window, qtbot, monkeypatch, folder: Path) -> None:
+    """Open `folder` through the Model menu and wait for the load."""
+    folder_action(window, monkeypatch, folder).trigger()
     qtbot.waitUntil(lambda: not window.loading, timeout=60_000)
     assert window.model.path == str(folder)
 
@@ -64,11 +69,13 @@ def test_each_model_shows_its_defaults_and_a_change_comes_back_with_its_model(wi
     controls.block_size.set_value(4)
 
     open_folder(window, qtbot, monkeypatch, QWEN3_BS4)
-    assert (controls.sampler.currentData(), controls.block_size.value(), controls.top_p.value()) == ("low-confidence", QWEN3_BLOCK, 1.0)
+    shown_now = (controls.sampler.currentData(), controls.block_size.value(), controls.top_p.value())
+    assert shown_now == ("low-confidence", QWEN3_BLOCK, 1.0)
     assert controls.threshold.value() == bd3lm_defaults.threshold  # SDAR's change stayed with SDAR
 
     open_folder(window, qtbot, monkeypatch, sdar_bs8)
-    assert (controls.threshold.value(), controls.block_size.value(), controls.sampler.currentData()) == (0.75, 4, "threshold")
+    shown_now = (controls.threshold.value(), controls.block_size.value(), controls.sampler.currentData())
+    assert shown_now == (0.75, 4, "threshold")
     assert controls.block_size.label.text() == "4 (native: 8)"
 
     window.load_model_source(str(window._startup_source))  # back to the first model: its 40 tokens
@@ -106,8 +113,7 @@ def test_loading_a_chat_model_that_will_not_fit_asks_and_yes_loads_it_in_the_pre
     monkeypatch.setenv("BD3LM_MEMORY_LIMIT", "10M")  # its float32 (14.5 MB) does not fit; bfloat16 (7.2 MB) does
     window.controls.set_placement("cpu", "float32")
     first = window.model
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(QWEN3_BS4))
-    [action] = [a for a in window.model_menu.actions() if a.text() == "Open model folder…"]
+    action = folder_action(window, monkeypatch, QWEN3_BS4)
 
     action.trigger()
     [box] = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
