@@ -130,3 +130,10 @@ def test_loading_a_chat_model_that_will_not_fit_asks_and_yes_loads_it_in_the_pre
     qtbot.waitUntil(lambda: not window.loading, timeout=60_000)
     assert window.model.path == str(QWEN3_BS4) and window.model.dtype == "bfloat16"
     assert window.controls.dtype.currentData() == "bfloat16"
+
+    dtype = window.controls.dtype  # choosing a precision that does not fit, in the panel: asked too, and No keeps all
+    dtype.setCurrentIndex(dtype.findData("float32"))
+    [box] = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert "4.0 MB is missing" in box.text()
+    box.button(QMessageBox.No).click()
+    assert not window.loading and window.model.dtype == "bfloat16" and dtype.currentData() == "bfloat16"
