@@ -1,5 +1,12 @@
 """What the app remembers between runs: the sampler choices, the prompt, the view, the window's shape.
 
+Sampler settings are remembered per model: the shipped model's sit in
+`choices` beside the device, precision and seed rule (where every earlier
+version kept them all, so old settings load as they are); any other
+model's sit in `model_choices` under its key (`model_key`). A chat model
+the user has not tuned starts from its own defaults (its catalog entry's), a
+BD3-LM from the shipped model's.
+
 Everything goes through one `QSettings` store, which tests replace with a
 file of their own so they never touch the user's real settings. Saved
 values are read as untrusted: each is checked the way the engine checks it
@@ -10,7 +17,7 @@ the window shows in the status bar.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +71,57 @@ class Choices:
         return cls(sampling, **extra), notes
 
 
+def model_key(source: str | None, path: str) -> str | None:
+    """What a model's own choices are remembered by: its repo id, its folder (absolute), None for the shipped model."""
+    if source is None:
+        return None
+    folder = Path(source).expanduser()
+    return str(Path(path).resolve()) if folder.is_dir() else source
+
+
 class Settings:
     def __init__(self, store: QSettings | None = None) -> None:
         self.store = store if store is not None else QSettings(ORGANIZATION, APPLICATION)
         self.notes: list[str] = []  # what `choices` had to replace, for the status bar
 
     def choices(self) -> Choices:
-        """The saved choices; anything unreadable falls back to its default and is noted in `notes`."""
-        notes = []
-        try:
-            saved = json.loads(str(self.store.value("choices", "{}")))
-        except (ValueError, RecursionError, MemoryError):  # ValueError: bad JSON, or a 5000-digit number
-            saved = None
-        if not isinstance(saved, dict):
-            notes, saved = ["the saved settings were unreadable: using the defaults"], {}
+        """The saved choices (the shipped model's sampler settings); anything unreadable falls back to its default
+        and is noted in `notes`."""
+        saved, notes = self._read("choices", "the saved settings were unreadable: using the defaults")
         choices, replaced = Choices.checked(saved)
         self.notes = notes + replaced
         return choices
 
-    def save_choices(self, choices: Choices) -> None:
-        self.store.setValue("choices", json.dumps(choices.to_dict(), allow_nan=False))
+    def save_choices(self, choices: Choices, model: str | None = None) -> None:
+        """Save the device, precision and seed rule, and the sampler settings as those of `model` (a `model_key`)."""
+        if model is None:
+            self.store.setValue("choices", json.dumps(choices.to_dict(), allow_nan=False))
+            return
+        shared = Choices.checked(self._read("choices", "")[0])[0]  # the shipped model's settings stay as they are
+        placed = replace(
+            shared, device=choices.device, dtype=choices.dtype, new_seed_each_run=choices.new_seed_each_run,
+        )
+        self.store.setValue("choices", json.dumps(placed.to_dict(), allow_nan=False))
+        models = self._read("model_choices", "")[0]
+        models[model] = asdict(choices.sampling)
+        self.store.setValue("model_choices", json.dumps(models, allow_nan=False))
+
+    def model_sampling(self, model: str) -> tuple[SamplerSettings | None, list[str]]:
+        """The sampler settings last chosen for `model` (a `model_key`), or None if never; and a note for each
+        value that was unreadable and so replaced by its default."""
+        models, notes = self._read("model_choices", "the saved settings of other models were unreadable")
+        if not isinstance(models.get(model), dict):
+            return None, notes
+        choices, replaced = Choices.checked(models[model])
+        return choices.sampling, notes + replaced
+
+    def _read(self, key: str, unreadable: str) -> tuple[dict[str, Any], list[str]]:
+        """The JSON object saved under `key` ({} if none), and `unreadable` as a note when it was not one."""
+        try:
+            saved = json.loads(str(self.store.value(key, "{}")))
+        except (ValueError, RecursionError, MemoryError):  # ValueError: bad JSON, or a 5000-digit number
+            saved = None
+        return (saved, []) if isinstance(saved, dict) else ({}, [unreadable])
 
     def colouring(self) -> str:
         value = str(self.store.value("colouring", ""))

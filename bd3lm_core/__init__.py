@@ -10,7 +10,8 @@ The public API, used alike by the `bd3lm` CLI and the BD3-LM Studio app:
 Models: `load_model` takes a folder, a hub repo id or None (the default);
 `CATALOG`, `download_model`, `installed_models` (downloads and the Hugging
 Face cache's checkpoints), `partial_bytes` and `remove_model` manage
-downloads. Training and evaluation live in the `training` package.
+downloads; `memory_fit_for` says, before either, whether a chat model will
+fit in memory at a precision. Training and evaluation live in the `training` package.
 
 Chat models (Qwen/Llama-backbone block diffusion models, `model/decoder.py`):
 `render_chat(loaded, messages)` is the prompt their chat template makes of a
@@ -29,13 +30,13 @@ the first three into `load_model`.
 """
 
 from .chat import ChatTemplate, generate_chat, render_chat
-from .devices import DEVICES, DTYPES
+from .devices import DEVICES, DTYPES, MemoryFit
 from .errors import BD3LMError
 from .hub import (
     CATALOG, CatalogEntry, DownloadCancelled, DownloadProgress, InstalledModel, download_model, installed_models,
     models_dir, partial_bytes, remove_model,
 )
-from .loader import LoadedModel, load_model, load_network
+from .loader import LoadedModel, load_model, load_network, memory_fit_for
 from .quality import Judge, Judgement, load_judge
 from .resources import DEFAULT_JUDGE, DEFAULT_MODEL, default_judge_dir, default_model_dir, resource_path
 from .sampling import (
@@ -49,5 +50,5 @@ __all__ = [
     "load_model", "load_network", "Judge", "Judgement", "load_judge", "DEFAULT_JUDGE", "DEFAULT_MODEL",
     "default_judge_dir", "default_model_dir", "resource_path", "SAMPLERS", "SEED_LIMIT",
     "BlockDone", "Event", "Finished", "Reveal", "SamplerSettings", "Step", "encode_prompt", "generate",
-    "random_seed", "partial_bytes", "ChatTemplate", "generate_chat", "render_chat",
+    "random_seed", "partial_bytes", "ChatTemplate", "generate_chat", "render_chat", "MemoryFit", "memory_fit_for",
 ]

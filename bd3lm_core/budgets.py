@@ -29,7 +29,11 @@ _FLOAT32 = 4
 
 def memory_budget(device: torch.device) -> tuple[int, str]:
     """The bytes a run on `device` may use, and where that number comes from (for the message)."""
-    free = free_bytes(device)
+    return capped(free_bytes(device), device)
+
+
+def capped(free: int, device: torch.device) -> tuple[int, str]:
+    """`free` bytes on `device`, or less where BD3LM_MEMORY_LIMIT says so, and where the number comes from."""
     text = os.environ.get(LIMIT_ENV, "").strip().upper()
     if not text:
         return free, f"free on {device.type}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from .budgets import capped
 from .errors import BD3LMError
 from .formatting import size
 from .memory import free_bytes
@@ -76,27 +79,64 @@ def weight_bytes(linear: int, other: int, dtype: torch.dtype) -> int:
     return (linear + other) * dtype.itemsize
 
 
+def memory_needed(linear: int, other: int, dtype: torch.dtype) -> int:
+    """Bytes a model of (`linear`, `other`) parameters needs loaded at `dtype`: its weights and a working share."""
+    return int(weight_bytes(linear, other, dtype) * (1 + WORKING_SHARE))
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """What loading a model at a precision needs against what the device has.
+
+    One account for the loader's refusal and for the app, which shows the same
+    numbers before a download or a load starts and asks when they do not fit.
+    """
+
+    precision: str  # what a load would use: the precision named, or for auto the first that fits (else the smallest)
+    needed: int
+    available: int
+    source: str  # where `available` comes from: "free on cpu", or BD3LM_MEMORY_LIMIT
+    fitting: str | None  # the first precision of AUTO_ORDER that fits on the device, None when none does
+    options: dict[str, int]  # bytes needed at each precision of AUTO_ORDER on the device
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    @property
+    def missing(self) -> int:
+        """Bytes short of fitting (0 when it fits)."""
+        return max(0, self.needed - self.available)
+
+
+def memory_fit(name: str, device: torch.device, linear: int, other: int) -> MemoryFit:
+    """How a model of (`linear`, `other`) parameters fits on `device` at the precision `name` (or `auto`)."""
+    available, source = capped(free_bytes(device), device)
+    need = {n: memory_needed(linear, other, DTYPES[n]) for n in AUTO_ORDER.get(device.type, ())}
+    fitting = next((n for n, b in need.items() if b <= available), None)
+    if name != "auto":
+        precision = PRECISION_NAMES[resolve_dtype(name, device)]
+    elif need:
+        precision = fitting or min(need, key=need.get)
+    else:  # a device with no list of its own: what auto means there
+        precision = PRECISION_NAMES[resolve_dtype(name, device)]
+    needed = memory_needed(linear, other, DTYPES[precision])
+    return MemoryFit(precision, needed, available, source, fitting, need)
+
+
 def choose_precision(name: str, device: torch.device, linear: int, other: int) -> torch.dtype:
     """The precision to load a model of (`linear`, `other`) parameters in: `name`, or for `auto` the best that fits.
 
     A precision whose weights do not fit in the free memory of `device` is refused before anything is
     loaded, with the numbers and the precision that would fit.
     """
-    free = free_bytes(device)
-    need = {n: int(weight_bytes(linear, other, DTYPES[n]) * (1 + WORKING_SHARE)) for n in AUTO_ORDER.get(device.type, ())}
+    fit = memory_fit(name, device, linear, other)
+    if fit.fits:
+        return DTYPES[fit.precision]
     if name == "auto":
-        fitting = [n for n, b in need.items() if b <= free]
-        if fitting:
-            return DTYPES[fitting[0]]
-        smallest = min(need, key=need.get)
         raise BD3LMError(
-            f"the model needs {size(need[smallest])} even in {smallest} but {size(free)} is free on {device.type}; "
+            f"the model needs {size(fit.needed)} even in {fit.precision} but {size(fit.available)} is {fit.source}; "
             "close other programs or pick a smaller model."
         )
-    dtype = resolve_dtype(name, device)
-    needed = int(weight_bytes(linear, other, dtype) * (1 + WORKING_SHARE))
-    if needed > free:
-        fitting = [n for n, b in need.items() if b <= free]
-        hint = f"use --dtype {fitting[0]}" if fitting else "close other programs or pick a smaller model"
-        raise BD3LMError(f"the model needs {size(needed)} in {name} but {size(free)} is free on {device.type}; {hint}.")
-    return dtype
+    hint = f"use --dtype {fit.fitting}" if fit.fitting else "close other programs or pick a smaller model"
+    raise BD3LMError(f"the model needs {size(fit.needed)} in {name} but {size(fit.available)} is {fit.source}; {hint}.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import checks, hub
-from .devices import MAX_THREADS, PRECISION_NAMES, choose_precision, choose_threads, resolve_device, resolve_dtype
+from .devices import (
+    MAX_THREADS, PRECISION_NAMES, MemoryFit, choose_precision, choose_threads, memory_fit, resolve_device, resolve_dtype,
+)
 from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
 from .model.config import BD3LMConfig, read_config_json
@@ -130,6 +132,38 @@ def resolve_source(
         cached = hub.hf_cache.find_model(text)
         return cached or hub.download_model(text, progress=progress, cancel=cancel), text
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
+
+
+def chat_parameters(
+    source: str | Path | None, catalog: Sequence[hub.CatalogEntry] = hub.CATALOG,
+) -> tuple[int, int] | None:
+    """(linear, other) parameters of a chat model, known without loading or downloading it: from a folder's headers,
+    a catalog entry, or the installed copy of a repo id. None for BD3-LMs and MDLMs (no precision question there)."""
+    if source is None:
+        return None
+    path, text = Path(source).expanduser(), str(source)
+    if not path.is_dir():
+        entry = next((e for e in catalog if e.repo_id == text), None)
+        if entry is not None:
+            return entry.parameters
+        if not REPO_ID.match(text):
+            return None
+        path = hub.model_folder(text) if hub.is_installed(text) else hub.hf_cache.find_model(text)
+        if path is None:
+            return None
+    if not hf_layout.is_chat_layout(read_config_json(path / "config.json")):
+        return None
+    return hf_layout.folder_weight_count(path)
+
+
+def memory_fit_for(
+    source: str | Path | None, device: str = "auto", dtype: str = "auto",
+    catalog: Sequence[hub.CatalogEntry] = hub.CATALOG,
+) -> MemoryFit | None:
+    """How a chat model would fit, loaded with these choices: the loader's own numbers (devices.memory_fit), asked
+    before a download or a load starts. None when the size is no question (BD3-LMs) or not known."""
+    parameters = chat_parameters(source, catalog)
+    return None if parameters is None else memory_fit(dtype, resolve_device(device), *parameters)
 
 
 def load_model(

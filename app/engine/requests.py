@@ -24,6 +24,7 @@ class ModelInfo:
     dtype: str
     block_size: int
     model_length: int
+    defaults: tuple[tuple[str, object], ...] = ()  # its authors' sampler settings (catalog), under the user's choices
 
 
 @dataclass(frozen=True)

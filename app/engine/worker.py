@@ -80,7 +80,7 @@ class EngineWorker(QObject):
         self._judges.clear()  # a judge installed since is found on the next run
         self.loaded.emit(ModelInfo(
             request.source, model.name, str(model.path), request.device, request.dtype,
-            *model.placement, model.config.block_size, model.config.model_length,
+            *model.placement, model.config.block_size, model.config.model_length, tuple(model.sampler_defaults.items()),
         ))
 
     def _load(self, source: str | None, device: str, dtype: str, cancel: threading.Event) -> LoadedModel:

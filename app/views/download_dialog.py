@@ -7,6 +7,10 @@ whether to keep it: kept, the dialog only hides, Model → Download models…
 shows the same dialog (and its progress) again, and it comes back by
 itself when the download ends. Models in the Hugging Face cache show as
 installed, and are never deleted from here.
+
+Chat models show the memory they need at the precision chosen in the
+window's panel (the loader's own account, `bd3lm_core.memory_fit_for`);
+downloading one that would not fit in free memory asks first.
 """
 
 from __future__ import annotations
@@ -22,23 +26,37 @@ from PySide6.QtWidgets import (
 )
 
 from bd3lm_core import (
-    CATALOG, BD3LMError, CatalogEntry, DownloadProgress, InstalledModel, download_model, installed_models,
-    models_dir, partial_bytes, remove_model,
+    CATALOG, BD3LMError, CatalogEntry, DownloadProgress, InstalledModel, MemoryFit, download_model, installed_models,
+    memory_fit_for, models_dir, partial_bytes, remove_model,
 )
 from bd3lm_core import formatting
 
 from ..engine.threads import end_thread, start_in_thread
 
-COLUMNS = ("Model", "Block size", "Size", "Status")
+COLUMNS = ("Model", "Block size", "Size", "Memory", "Status")
 Answer = tuple[str, Callable[[], None]]  # a button's label, and what pressing it does
 NEVER_DELETED = "BD3-LM Studio never deletes files from the Hugging Face cache (\u201chf cache rm\u201d does)."
 
 
-def show_download_dialog(window: QWidget, loaded_repo: str | None, load: Callable[[str], None]) -> DownloadDialog:
+def memory_shortfall(name: str, fit: MemoryFit) -> str:
+    """What a model that will not fit needs, what is missing, and the precision that would fit (if any)."""
+    text = (
+        f"{name} needs about {formatting.size(fit.needed)} of memory in {fit.precision}, but "
+        f"{formatting.size(fit.available)} is {fit.source}: {formatting.size(fit.missing)} is missing."
+    )
+    if fit.fitting is not None:
+        return text + f" In {fit.fitting} it needs {formatting.size(fit.options[fit.fitting])}, which fits."
+    return text + " It does not fit in any precision here; close other programs or choose a smaller model."
+
+
+def show_download_dialog(
+    window: QWidget, loaded_repo: str | None, load: Callable[[str], None], placement: tuple[str, str],
+) -> DownloadDialog:
     """Show `window`'s download dialog: the open one (perhaps hidden, downloading), else a new one.
 
     `loaded_repo` is the repo id of the model in use (None: a folder or the shipped model);
-    `load` is called with the repo id the user chooses to load.
+    `load` is called with the repo id the user chooses to load; `placement` is the (device, precision)
+    chosen in the window, at which the Memory column counts.
     """
     dialog = next((d for d in window.findChildren(DownloadDialog) if d.is_open), None)
     if dialog is None:
@@ -46,6 +64,7 @@ def show_download_dialog(window: QWidget, loaded_repo: str | None, load: Callabl
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.model_chosen.connect(load)
     dialog.set_loaded_repo(loaded_repo)
+    dialog.set_placement(*placement)
     dialog.show()
     dialog.raise_()
     dialog.activateWindow()
@@ -75,7 +94,7 @@ class DownloadDialog(QDialog):
 
     def __init__(
         self, parent: QWidget | None = None, catalog: Sequence[CatalogEntry] = CATALOG, endpoint: str | None = None,
-        loaded_repo: str | None = None,
+        loaded_repo: str | None = None, placement: tuple[str, str] = ("auto", "auto"),
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Download models")
@@ -83,6 +102,8 @@ class DownloadDialog(QDialog):
         self.catalog = list(catalog)
         self.endpoint = endpoint  # None: HF_ENDPOINT or huggingface.co
         self.loaded_repo = loaded_repo  # the repo id of the model in use, to warn before removing it
+        self.placement = placement  # (device, precision) as the window's panel names them
+        self._fits: dict[str, MemoryFit | None] = {}  # repo id -> how it fits at `placement` (None: no question)
         self._cancel: threading.Event | None = None
         self._downloading: str | None = None
         self._installed: dict[str, InstalledModel] = {}
@@ -110,7 +131,7 @@ class DownloadDialog(QDialog):
         self.remove_button = QPushButton("Remove")
         self.load_button = QPushButton("Load")
         close_button = QPushButton("Close")
-        self.download_button.clicked.connect(lambda: self.download(self.selected()))
+        self.download_button.clicked.connect(lambda: self.ask_download(self.selected()))
         self.cancel_button.clicked.connect(self.cancel)
         self.remove_button.clicked.connect(self._confirm_remove)
         self.load_button.clicked.connect(self._load_selected)
@@ -148,19 +169,46 @@ class DownloadDialog(QDialog):
         ]
         self._installed = installed
         self._partial = {e.repo_id: partial_bytes(e.repo_id) for e in self.catalog if e.repo_id not in installed}
+        self._fits = {repo_id: self.memory_fit(repo_id) for repo_id, *_ in rows}
         selected = self.selected()
         self.table.setRowCount(len(rows))
         for r, (repo_id, block, size, about) in enumerate(rows):
             where = f"\n{installed[repo_id].path}" if repo_id in installed else ""
-            for c, text in enumerate((repo_id, block, size, self.status_of(repo_id))):
+            memory, memory_tip = self._memory_cell(repo_id)
+            for c, text in enumerate((repo_id, block, size, memory, self.status_of(repo_id))):
                 item = QTableWidgetItem(text)
-                item.setToolTip(about + where)
+                item.setToolTip(memory_tip if c == COLUMNS.index("Memory") else about + where)
                 self.table.setItem(r, c, item)
             if repo_id == selected:
                 self.table.selectRow(r)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self._update_buttons()
+
+    def memory_fit(self, repo_id: str) -> MemoryFit | None:
+        """How the model fits at the chosen placement (its installed files', else its catalog entry's count);
+        None for models whose size is no question (BD3-LMs) or a placement this machine lacks."""
+        source = str(self._installed[repo_id].path) if repo_id in self._installed else repo_id
+        try:
+            return memory_fit_for(source, *self.placement, catalog=self.catalog)
+        except BD3LMError:  # no such device here, or a damaged folder: the load says so, in its own words
+            return None
+
+    def _memory_cell(self, repo_id: str) -> tuple[str, str]:
+        """The Memory column's text and tooltip: "2.6 GB float32", with what is missing when it does not fit."""
+        fit = self._fits.get(repo_id)
+        if fit is None:
+            return "\u2013", "Counted for chat models, whose size decides the precision they can load in."
+        text = f"{formatting.size(fit.needed)} {fit.precision}"
+        if fit.fits:
+            return text, f"Needs about {text} of memory; {formatting.size(fit.available)} is {fit.source}."
+        return f"{text} ({formatting.size(fit.missing)} short)", memory_shortfall(repo_id, fit)
+
+    def set_placement(self, device: str, dtype: str) -> None:
+        """The device and precision chosen in the window: the Memory column counts at them."""
+        if (device, dtype) != self.placement:
+            self.placement = (device, dtype)
+            self.refresh()
 
     def status_of(self, repo_id: str) -> str:
         """What the Status column says: downloading, installed (and where, if not by us), partial or not installed."""
@@ -198,6 +246,17 @@ class DownloadDialog(QDialog):
         self.load_button.setEnabled(model is not None)
 
     # --- actions -------------------------------------------------------------
+    def ask_download(self, repo_id: str | None) -> QMessageBox | None:
+        """The Download button: start at once, or first ask when the model will not fit in memory here."""
+        fit = self._fits.get(repo_id) if repo_id is not None else None
+        if fit is None or fit.fits:
+            self.download(repo_id)
+            return None
+        return self._ask(
+            "Not enough memory", f"{memory_shortfall(repo_id, fit)}\n\nDownload it anyway?",
+            ("Yes", lambda: self.download(repo_id)), ("No", lambda: None),
+        )
+
     def download(self, repo_id: str | None) -> None:
         """Start downloading `repo_id` (continuing a partial download); one at a time."""
         if repo_id is None or self._downloading is not None:

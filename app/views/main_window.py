@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import DEFAULT_MODEL, BD3LMError, DownloadProgress, random_seed
+from bd3lm_core import (
+    DEFAULT_MODEL, BD3LMError, DownloadProgress, MemoryFit, SamplerSettings, memory_fit_for, random_seed,
+)
 from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo, NoScore
@@ -29,11 +31,11 @@ from ..engine.worker import Engine
 from ..records.trace import Outcome, Score, Trace, text_matches_tokens
 from ..records.trace_reader import load_trace
 from ..rendering import exports
-from ..settings import Choices, Settings
+from ..settings import Choices, Settings, model_key
 from .about import AboutDialog
 from .compare import CompareWindow
 from .controls import ControlsPanel
-from .download_dialog import DownloadDialog, show_download_dialog
+from .download_dialog import DownloadDialog, memory_shortfall, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .labels import ElidedLabel
 from .live_view import LiveView
@@ -76,6 +78,7 @@ class MainWindow(QMainWindow):
         self._run_choices: Choices | None = None  # the controls as they were for the running run
         self._loads_pending = 0
         self._loading_source: str | None = None
+        self._applying_choices = False  # the controls are being set to a model's choices: not a choice of the user's
         self._startup_source = model_source
         self.compare_window: CompareWindow | None = None
         self.serve_dialog: ServeDialog | None = None
@@ -227,19 +230,53 @@ class MainWindow(QMainWindow):
         self.view.rendered.connect(self._on_rendered)
         self.view.colouring_changed.connect(self.settings.save_colouring)
         self.view.player.pace_changed.connect(self.settings.save_pace)
-        self.controls.changed.connect(lambda: self.settings.save_choices(self.controls.choices()))
+        self.controls.changed.connect(self._on_choices_changed)
         self.controls.placement_changed.connect(self._on_placement)
         self.status.cancel_download.clicked.connect(self._cancel_download)
 
     # --- models ----------------------------------------------------------------
-    def load_model_source(self, source: str | None) -> None:
-        """Load a model folder or repo id (None: the shipped model), stopping any run first."""
+    def load_model_source(self, source: str | None) -> QMessageBox | None:
+        """Load a model folder or repo id (None: the shipped model), stopping any run first. A chat model that will
+        not fit in memory at the chosen precision asks first, and is loaded in one that fits if the user says so."""
         choices = self.controls.choices()
+        try:
+            fit = memory_fit_for(source, choices.device, choices.dtype)
+        except BD3LMError:  # no such device, a damaged folder: the load itself says so
+            fit = None
+        if fit is not None and not fit.fits:
+            return self._ask_smaller_precision(source, fit, choices.device)
+        self._load(source, choices.device, choices.dtype)
+        return None
+
+    def _load(self, source: str | None, device: str, dtype: str) -> None:
         self._loads_pending += 1
         self._loading_source = source
         self.status.show_message(f"Loading {source or DEFAULT_MODEL}…")
         self._update_actions()
-        self.engine.load(source, choices.device, choices.dtype)
+        self.engine.load(source, device, dtype)
+
+    def _ask_smaller_precision(self, source: str | None, fit: MemoryFit, device: str) -> QMessageBox:
+        """A load that will not fit: offer the precision that fits (Yes loads in it), or say that none does."""
+        if self.model is not None:  # the panel shows what is in use until the user says otherwise
+            self.controls.set_placement(self.model.device_choice, self.model.dtype_choice)
+        text = memory_shortfall(source or DEFAULT_MODEL, fit)
+        if fit.fitting is None:
+            return self.show_error("Not enough memory", text)
+        box = QMessageBox(
+            QMessageBox.Question, "Not enough memory", f"{text}\n\nLoad it in {fit.fitting} instead?",
+            QMessageBox.Yes | QMessageBox.No, self,
+        )
+        box.setDefaultButton(QMessageBox.No)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if box.standardButton(button) == QMessageBox.Yes:
+                self.controls.set_placement(device, fit.fitting)
+                self._load(source, device, fit.fitting)
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        return box
 
     def _on_placement(self) -> None:
         source = self.model.source if self.model is not None else self._startup_source
@@ -254,8 +291,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, info: ModelInfo) -> None:
         self.model = info
         self._load_ended()
-        self.controls.set_model(info.block_size, info.model_length)
-        self.controls.set_placement(info.device_choice, info.dtype_choice)
+        self._settings_note = " ".join(filter(None, (self._settings_note, self._apply_model_choices(info))))
         note, self._settings_note = self._settings_note, ""
         self.status.show_message(f"Loaded {info.name}. {note}".strip(), 30000 if note else 5000)
         self._show_model_status()
@@ -281,8 +317,44 @@ class MainWindow(QMainWindow):
             self.status.hide_download()
         self._update_actions()
 
+    def _apply_model_choices(self, info: ModelInfo) -> str:
+        """Put the loaded model's block sizes and sampler settings in the controls: the user's last for it; else a
+        chat model's own defaults (the seed stays); else, for the shipped model and BD3-LMs, the shared choices
+        as ever. Returns a note when saved values had to be replaced."""
+        key = model_key(info.source, info.path)
+        sampling, notes = self.settings.model_sampling(key) if key is not None else (None, [])
+        current = self.controls.choices()
+        if sampling is None and info.defaults:
+            sampling = SamplerSettings(**{**dict(info.defaults), "seed": current.sampling.seed})
+        if sampling is None:  # their notes were said at start-up
+            sampling = self.settings.choices().sampling
+        self._applying_choices = True  # what the controls show now is the model's, not a new choice of the user's
+        try:
+            self.controls.set_model(info.block_size, info.model_length)
+            self.controls.set_choices(replace(current, sampling=sampling))
+            self.controls.set_placement(info.device_choice, info.dtype_choice)
+        finally:
+            self._applying_choices = False
+        return f"Saved settings of {info.name} reset to defaults: " + "; ".join(notes) + "." if notes else ""
+
+    def _on_choices_changed(self) -> None:
+        """Remember a choice of the user's, for the model in use; tell an open download dialog the placement."""
+        if self._applying_choices:
+            return
+        choices = self.controls.choices()
+        self.settings.save_choices(choices, self._model_key)
+        for dialog in self.findChildren(DownloadDialog):
+            dialog.set_placement(choices.device, choices.dtype)
+
+    @property
+    def _model_key(self) -> str | None:
+        return model_key(self.model.source, self.model.path) if self.model is not None else None
+
     def show_downloads(self) -> DownloadDialog:
-        return show_download_dialog(self, self.model.source if self.model else None, self.load_model_source)
+        choices = self.controls.choices()
+        return show_download_dialog(
+            self, self.model.source if self.model else None, self.load_model_source, (choices.device, choices.dtype),
+        )
 
     def show_serve(self) -> ServeDialog:
         """The serve dialog (one, kept while the window lives: its server outlives the dialog's closing)."""
@@ -317,7 +389,7 @@ class MainWindow(QMainWindow):
         if self.controls.new_seed.isChecked():
             self.controls.seed.setValue(random_seed())
         choices = self.controls.choices()
-        self.settings.save_choices(choices)
+        self.settings.save_choices(choices, self._model_key)
         self.settings.save_prompt(self.prompt.toPlainText())
         self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
         self._run_choices = choices
@@ -572,7 +644,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Remember the settings, close the other windows, stop the worker and wait (briefly) for its thread."""
-        self.settings.save_choices(self.controls.choices())
+        self.settings.save_choices(self.controls.choices(), self._model_key)
         self.settings.save_prompt(self.prompt.toPlainText())
         self.settings.save_geometry(self.saveGeometry())
         self.settings.sync()

@@ -14,7 +14,10 @@ family loaded from disk gets them too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..devices import AUTO_ORDER, DTYPES, weight_bytes
+from ..formatting import size
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,30 @@ class CatalogEntry:
     size_bytes: int  # download size, approximate (see _APPROX_SIZE)
     description: str
     family: str = "bd3lm"  # config.json's model_type
-    memory: str = ""  # what it needs to run, for chat models: "3.0 GB (float32), 1.5 GB (bfloat16)"
+    # chat models: (parameters in linear layers, all others), as the loader counts them from the files, so that
+    # the memory a model needs at each precision is known before it is downloaded (devices.memory_fit)
+    parameters: tuple[int, int] | None = None
 
     @property
     def defaults(self) -> ChatDefaults | None:
         return chat_defaults(self.family)
 
+    @property
+    def memory(self) -> str:
+        """The weights' size at each CPU precision: "weights 2.4 GB float32, 1.2 GB bfloat16, 1.1 GB int8"."""
+        if self.parameters is None:
+            return ""
+        return "weights " + ", ".join(
+            f"{size(weight_bytes(*self.parameters, DTYPES[name]))} {name}" for name in AUTO_ORDER["cpu"]
+        )
+
+
+# Parameters (linear, other) of the Qwen3 shapes the chat models use, from each one's config.json: every layer's
+# q, k, v, o and MLP projections are linear, and an untied lm_head too; the embedding and the norms are the rest.
+_QWEN3_0_6B = (440_401_920, 155_648_000)  # hidden 1024, 28 layers, tied
+_QWEN3_1_7B = (1_720_451_072, 311_288_832)  # hidden 2048, 28 layers, untied
+_QWEN3_4B = (3_633_315_840, 389_152_256)  # hidden 2560, 36 layers, tied
+_QWEN3_8B = (7_568_097_280, 622_638_080)  # hidden 4096, 36 layers, untied
 
 # model.safetensors holds ~170M float32 parameters (~680 MB); config.json and
 # the GPT-2 tokenizer.json add ~1.4 MB. Approximate: for showing sizes and
@@ -88,26 +109,26 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         "dllm-hub/Qwen3-0.6B-diffusion-bd3lm-v0.1", 32, 1_210_000_000,
         "chat: dLLM's Qwen3-0.6B turned into a BD3LM (block 32); a CPU writes a few tokens a second.",
-        family="a2d-qwen3", memory="weights 2.4 GB float32, 1.2 GB bfloat16, 1.1 GB int8",
+        family="a2d-qwen3", parameters=_QWEN3_0_6B,
     ),
     CatalogEntry(
         "dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1", 32, 1_210_000_000,
         "chat: the same Qwen3-0.6B trained as an MDLM (whole-sequence masking), sampled here in blocks of 32.",
-        family="a2d-qwen3", memory="weights 2.4 GB float32, 1.2 GB bfloat16, 1.1 GB int8",
+        family="a2d-qwen3", parameters=_QWEN3_0_6B,
     ),
     CatalogEntry(
         "JetLM/SDAR-1.7B-Chat", 4, 4_080_000_000,
         "chat: JetLM's SDAR, Qwen3-1.7B with block-causal attention (block 4); best on a GPU.",
-        family="sdar", memory="weights 8.1 GB float32, 4.1 GB bfloat16, 3.0 GB int8",
+        family="sdar", parameters=_QWEN3_1_7B,
     ),
     CatalogEntry(
         "JetLM/SDAR-4B-Chat", 4, 8_060_000_000,
         "chat: SDAR at 4B parameters (block 4); a GPU with 10 GB, or a CPU with patience.",
-        family="sdar", memory="weights 16 GB float32, 8.0 GB bfloat16, 5.2 GB int8",
+        family="sdar", parameters=_QWEN3_4B,
     ),
     CatalogEntry(
         "JetLM/SDAR-8B-Chat", 4, 16_400_000_000,
         "chat: SDAR at 8B parameters (block 4); a GPU with 20 GB; on a 24 GB CPU machine bfloat16 or int8.",
-        family="sdar", memory="weights 33 GB float32, 16 GB bfloat16, 10 GB int8",
+        family="sdar", parameters=_QWEN3_8B,
     ),
 )

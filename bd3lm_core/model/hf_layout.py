@@ -224,9 +224,21 @@ def read_weight_map(index: Path) -> dict[str, str]:
 
 def weight_count(folder: ChatFolder) -> tuple[int, int]:
     """(parameters of linear layers' weights, all other parameters), counted from the files' headers."""
+    return _count(_header(folder.shards), folder.config.tie_word_embeddings)
+
+
+def folder_weight_count(folder: Path) -> tuple[int, int]:
+    """weight_count of a chat model folder from its config.json and headers alone (no tokenizer read): what the
+    app asks before a load, to say whether the model will fit."""
+    raw = read_config_json(Path(folder) / "config.json")
+    tied = checks.boolean(raw.get("tie_word_embeddings", False), f"{folder}: tie_word_embeddings")
+    return _count(_header(_shards(Path(folder))), tied)
+
+
+def _count(header: dict[str, tuple[str, tuple[int, ...]]], tied: bool) -> tuple[int, int]:
     linear = other = 0
-    for name, (_, shape) in _header(folder).items():
-        if name in TIED_EXTRA and folder.config.tie_word_embeddings:
+    for name, (_, shape) in header.items():
+        if name in TIED_EXTRA and tied:
             continue
         n = math.prod(shape)
         if (name.startswith("model.layers.") and name.endswith("proj.weight")) or name == "lm_head.weight":
@@ -236,11 +248,11 @@ def weight_count(folder: ChatFolder) -> tuple[int, int]:
     return linear, other
 
 
-def _header(folder: ChatFolder) -> dict[str, tuple[str, tuple[int, ...]]]:
+def _header(shards: dict[str, Path]) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Name -> (dtype, shape) of every tensor the index places, each read from its own shard's header."""
     found = {}
-    for file in sorted(set(folder.shards.values())):
-        found.update((name, info) for name, info in read_header(file).items() if folder.shards.get(name) == file)
+    for file in sorted(set(shards.values())):
+        found.update((name, info) for name, info in read_header(file).items() if shards.get(name) == file)
     return found
 
 
@@ -274,7 +286,7 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
 
 def _check_tensors(folder: ChatFolder, model: Decoder) -> None:
     """Every tensor the network needs is in the files, with its shape and a float dtype, before anything is allocated."""
-    header = _header(folder)
+    header = _header(folder.shards)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     optional = TIED_EXTRA if folder.config.tie_word_embeddings else set()
     check_tensors(folder.path, {name: shape for name, (_, shape) in header.items()}, expected, optional)

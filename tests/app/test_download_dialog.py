@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from bd3lm_core import CatalogEntry, formatting, installed_models, models_dir
-from bd3lm_studio.views.download_dialog import DownloadDialog
+from bd3lm_core import CatalogEntry, devices, formatting, installed_models, models_dir
+from bd3lm_core.devices import memory_fit, memory_needed
+from bd3lm_studio.views.download_dialog import COLUMNS, DownloadDialog
 from hubserver import tiny_checkpoint_files
 
 REPO = "test-org/tiny-bd3lm"
@@ -60,7 +62,7 @@ def select(dialog, repo_id: str) -> None:
 def status_of(dialog, repo_id: str) -> str:
     for row in range(dialog.table.rowCount()):
         if dialog.table.item(row, 0).text() == repo_id:
-            return dialog.table.item(row, 3).text()
+            return dialog.table.item(row, COLUMNS.index("Status")).text()
     raise KeyError(repo_id)
 
 
@@ -228,3 +230,72 @@ def test_a_model_in_the_hugging_face_cache_shows_as_installed_there_and_is_never
     assert "never deletes files from the Hugging Face cache" in dialog.remove_button.toolTip()
     assert "never deletes files from the Hugging Face cache" in dialog.message.text()
     assert str(snapshot) in dialog.table.item(dialog.table.currentRow(), 0).toolTip()
+
+
+
+CHAT = "test-org/tiny-chat"
+QWEN3_0_6B = (440_401_920, 155_648_000)  # (linear, other) parameters, as the catalog's dLLM entries count them
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def chat_dialog(qtbot, hub, bd3lm_home, monkeypatch):
+    """The dialog with a chat model of Qwen3-0.6B's size in its catalog, counted on the CPU in float32, on a machine
+    with 8 GiB free."""
+    monkeypatch.setattr(devices, "free_bytes", lambda device: 8 * 2**30)
+    hub.repos[CHAT] = tiny_checkpoint_files()  # what is served does not matter: the catalog entry says the size
+    entries = [*catalog(hub), CatalogEntry(CHAT, 32, 1_210_000_000, "a chat model", "a2d-qwen3", QWEN3_0_6B)]
+    d = DownloadDialog(catalog=entries, endpoint=hub.url, placement=("cpu", "float32"))
+    qtbot.addWidget(d)
+    d.show()
+    select(d, CHAT)
+    return d
+
+
+def cell(dialog, repo_id: str, column: str) -> str:
+    [row] = [r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == repo_id]
+    return dialog.table.item(row, COLUMNS.index(column)).text()
+
+
+def test_chat_models_show_their_size_and_the_memory_they_need_at_the_chosen_precision(chat_dialog):
+    assert cell(chat_dialog, CHAT, "Size") == "1.2 GB"
+    for precision, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16), ("int8", torch.qint8)):
+        chat_dialog.set_placement("cpu", precision)
+        needed = memory_needed(*QWEN3_0_6B, dtype)  # the loader's own estimate, by which it refuses a load
+        assert needed == memory_fit(precision, CPU, *QWEN3_0_6B).needed
+        assert cell(chat_dialog, CHAT, "Memory") == f"{formatting.size(needed)} {precision}"
+    assert cell(chat_dialog, CHAT, "Memory") == "1.2 GB int8"
+    chat_dialog.set_placement("cpu", "float32")
+    assert cell(chat_dialog, CHAT, "Memory") == "2.6 GB float32"  # 2.4 GB of weights, and room to work
+    chat_dialog.set_placement("cpu", "auto")  # auto: what the loader would choose here, named
+    assert cell(chat_dialog, CHAT, "Memory") == "2.6 GB float32"
+    assert cell(chat_dialog, REPO, "Memory") == "\u2013"  # a BD3-LM: its size is no question
+
+
+def test_a_download_that_will_not_fit_asks_first_and_no_starts_nothing(chat_dialog, qtbot, online, hub, monkeypatch):
+    monkeypatch.setenv("BD3LM_MEMORY_LIMIT", "2G")  # float32 (2.6 GB) does not fit, bfloat16 (1.3 GB) does
+    chat_dialog.refresh()
+    needed = memory_needed(*QWEN3_0_6B, torch.float32)
+    short = formatting.size(needed - 2**31)
+    assert cell(chat_dialog, CHAT, "Memory") == f"2.6 GB float32 ({short} short)"
+    chat_dialog.download_button.click()
+    box = question(chat_dialog)
+    text = box.text()
+    assert "needs about 2.6 GB of memory in float32, but 2.1 GB is BD3LM_MEMORY_LIMIT" in text
+    assert f"{short} is missing" in text and short == "475.1 MB"
+    assert "In bfloat16 it needs 1.3 GB, which fits" in text and "Download it anyway?" in text
+    answer(box, "No")
+    assert chat_dialog._downloading is None and hub.requests == [] and status_of(chat_dialog, CHAT) == "not installed"
+
+    chat_dialog.download_button.click()
+    answer(question(chat_dialog), "Yes")
+    qtbot.waitUntil(lambda: chat_dialog._downloading is None, timeout=30_000)
+    assert status_of(chat_dialog, CHAT) == "installed" and hub.gets_of("model.safetensors")
+
+
+def test_a_download_that_fits_starts_without_asking(chat_dialog, qtbot, online):
+    chat_dialog.download_button.click()
+    assert chat_dialog._downloading == CHAT
+    assert not [b for b in chat_dialog.findChildren(QMessageBox) if b.isVisible()]
+    qtbot.waitUntil(lambda: chat_dialog._downloading is None, timeout=30_000)
+    assert status_of(chat_dialog, CHAT) == "installed"
