@@ -101,22 +101,36 @@ def text_pieces(trace: Trace, start: int, stop: int) -> list[Piece]:
     return [token_piece(trace, token) for token in tokens if token is not None and token.text]
 
 
+def _cell(trace: Trace, index: int, offset: int) -> Piece:
+    frame = trace.frames[index]
+    position = frame.start + offset
+    token = None if frame.masked[offset] else trace.tokens.get(position)
+    if token is None or token.frame > index:
+        return Piece(position, MASK_GLYPH, MASK, mask_tooltip(position, frame.block), in_cell=True)
+    return token_piece(trace, token, latest=token.frame == index, in_cell=True)
+
+
 def cells(trace: Trace, index: int) -> list[Piece]:
     """The current block's cells as of frame `index`, one per position the run keeps. A masked cell's
     block is the frame's (a position's block is not position // block_size where blocks differ in size,
     as an MDLM's windows do)."""
     frame = trace.frames[index]
-    out = []
-    for offset, masked in enumerate(frame.masked):
-        position = frame.start + offset
-        if position >= trace.end:
-            break
-        token = None if masked else trace.tokens.get(position)
-        if token is None or token.frame > index:
-            out.append(Piece(position, MASK_GLYPH, MASK, mask_tooltip(position, frame.block), in_cell=True))
-        else:
-            out.append(token_piece(trace, token, latest=token.frame == index, in_cell=True))
-    return out
+    return [_cell(trace, index, offset) for offset in range(min(len(frame.masked), trace.end - frame.start))]
+
+
+def cell_changes(trace: Trace, index: int, final: bool = False) -> dict[int, Piece] | None:
+    """The cells of frame `index` that may differ from frame `index - 1`'s, by their place in the row (those
+    unmasked, revealed, or no longer the latest); None where the two frames do not draw the same block.
+    A long block is drawn step by step at the cost of its changes, not of its length."""
+    if index < 1 or not current_block(trace, index, final) or not current_block(trace, index - 1):
+        return None
+    frame, before = trace.frames[index], trace.frames[index - 1]
+    if (frame.start, len(frame.masked)) != (before.start, len(before.masked)):
+        return None
+    offsets = {offset for offset, (now, then) in enumerate(zip(frame.masked, before.masked)) if now != then}
+    offsets |= {token.position - frame.start for f in (frame, before) for token in f.revealed}
+    count = min(len(frame.masked), trace.end - frame.start)
+    return {offset: _cell(trace, index, offset) for offset in sorted(offsets) if 0 <= offset < count}
 
 
 def columns(trace: Trace, cells_per_row: int) -> int:

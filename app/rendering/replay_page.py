@@ -127,30 +127,34 @@ class _Replay:
 
     def __init__(self) -> None:
         self.tips, self.looks, self.items = _Table(), _Table(), _Table()
+        self.known: dict[frames.Piece, int] = {}  # each piece's item, worked out once
         self.runs: list[dict[str, object]] = []
 
     def item(self, piece: frames.Piece) -> int:
-        looks = [
-            self.looks(tuple(frames.look(piece, colouring, c) for c in (palette.LIGHT, palette.DARK)))
-            for colouring in palette.COLOURINGS
-        ]
-        return self.items((piece.text, self.tips(piece.tooltip), *looks))
+        if piece not in self.known:
+            looks = [
+                self.looks(tuple(frames.look(piece, colouring, c) for c in (palette.LIGHT, palette.DARK)))
+                for colouring in palette.COLOURINGS
+            ]
+            self.known[piece] = self.items((piece.text, self.tips(piece.tooltip), *looks))
+        return self.known[piece]
 
     def add(self, trace: Trace, box: str, cells_per_row: int) -> None:
         """One run, drawn into the element `box`: its frames, the last one as the run's end state."""
         n = len(trace.frames)
         text = frames.text_pieces(trace, 0, trace.end)
         positions = [piece.position for piece in text]
-        shown, drawn = [], None
+        shown = []
         for k in range(n) if n else [-1]:
             final = k == n - 1
             count = bisect.bisect_left(positions, frames.text_end(trace, k, final))
-            cells = [self.item(p) for p in frames.cells(trace, k)] if frames.current_block(trace, k, final) else []
-            if drawn is None or len(cells) != len(drawn) or trace.frames[k].start != trace.frames[k - 1].start:
-                shown.append([count, cells])  # a block's drawing begins: every cell
+            changes = frames.cell_changes(trace, k, final)
+            if changes is not None:
+                shown.append([count, {offset: self.item(piece) for offset, piece in changes.items()}])
+            elif frames.current_block(trace, k, final):  # a block's drawing begins: every cell
+                shown.append([count, [self.item(piece) for piece in frames.cells(trace, k)]])
             else:
-                shown.append([count, {i: item for i, (old, item) in enumerate(zip(drawn, cells)) if old != item}])
-            drawn = cells
+                shown.append([count, []])
         columns = frames.columns(trace, cells_per_row)
         self.runs.append({
             "box": box, "columns": columns, "width": f"{100 * columns / cells_per_row:.4g}%",
