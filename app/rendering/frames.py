@@ -12,6 +12,8 @@ Keeping the rule here is what keeps the two drawings from drifting apart.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..records.trace import Token, Trace
@@ -42,6 +44,24 @@ class Look:
     css_class: str  # "", "prompt", "eos", "mask", "latest" or "latest-tinted"
     background: str  # "" for none
     fill: str  # the cell's background; "" outside a cell
+
+
+# how each class of `Look` is drawn, by the window's stylesheet and the page's alike ({name}: a `Colours` field)
+CLASS_STYLES = {
+    "prompt": "font-weight: bold; color: {prompt};",
+    "latest": "background: {latest}; font-weight: bold;",
+    "latest-tinted": "font-weight: bold; text-decoration: underline;",
+    "mask": "background: {mask_bg}; color: {mask_fg};",
+    "eos": "color: {mask_fg}; font-style: italic;",
+}
+
+
+def class_rules(colour: Callable[[str], str]) -> str:
+    """The CSS rules of the classes, each colour written as `colour(field name)` gives it."""
+    def written(style: str) -> str:
+        return re.sub(r"\{(\w+)\}", lambda m: colour(m[1]), style)
+
+    return "".join(f".{name} {{ {written(style)} }}\n" for name, style in CLASS_STYLES.items())
 
 
 def mask_tooltip(position: int, block: int) -> str:

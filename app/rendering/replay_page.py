@@ -43,12 +43,7 @@ _HEAD = """<!DOCTYPE html>
  #controls { display: flex; gap: 0.6em; align-items: center; margin: 1em 0; flex-wrap: wrap; }
  #timeline { flex: 1; min-width: 10em; }
  .text { white-space: pre-wrap; border: 1px solid var(--mask-bg); border-radius: 6px; padding: 1em; min-height: 8em; }
- .prompt { font-weight: bold; color: var(--prompt); }
- .latest { background: var(--latest); font-weight: bold; }
- .latest-tinted { font-weight: bold; text-decoration: underline; }
- .mask { background: var(--mask-bg); color: var(--mask-fg); }
- .eos { color: var(--mask-fg); font-style: italic; }
- .blockbox { display: grid; border: 2px solid var(--block-edge); background: var(--block); margin-top: 0.4em; }
+__CLASSES__ .blockbox { display: grid; border: 2px solid var(--block-edge); background: var(--block); margin-top: 0.4em; }
  .cell { border: 1px solid var(--block-edge); padding: 0.1em 0.3em; min-height: 1.6em; overflow-wrap: break-word; }
  .legend span { padding: 0 0.3em; }
  table.figures { border-collapse: collapse; margin: 0.5em 0; }
@@ -184,7 +179,7 @@ def _page(title: str, body: str, replay: dict[str, object], fills: dict[str, str
     })
     head = _fill(_HEAD, {
         "__TITLE__": html.escape(title), "__LIGHT__": _css_vars(palette.LIGHT), "__DARK__": _css_vars(palette.DARK),
-        "__WIDTH__": width,
+        "__WIDTH__": width, "__CLASSES__": frames.class_rules(lambda name: f"var(--{name.replace('_', '-')})"),
     })
     tail = _fill(_TAIL, {"__REPLAY__": _script_json(replay), "__SCRIPT__": SCRIPT})
     return head + _fill(body, {**fills, "__CONTROLS__": controls}) + tail

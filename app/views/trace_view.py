@@ -38,14 +38,7 @@ EMPTY_HINT = "Press Generate (Ctrl+Enter) and watch the model write here, one bl
 
 
 def stylesheet(c: Colours) -> str:
-    return f"""
-span {{ white-space: pre-wrap; }}
-.prompt {{ font-weight: bold; color: {c.prompt}; }}
-.latest {{ background: {c.latest}; font-weight: bold; }}
-.latest-tinted {{ font-weight: bold; text-decoration: underline; }}
-.mask {{ background: {c.mask_bg}; color: {c.mask_fg}; }}
-.eos {{ color: {c.mask_fg}; font-style: italic; }}
-"""
+    return "span { white-space: pre-wrap; }\n" + frames.class_rules(lambda name: getattr(c, name))
 
 
 class TokenText(QTextEdit):
