@@ -1,7 +1,8 @@
 """The window and the exported page draw every frame of a run alike: the same text, cells, tooltips and colours.
 
-The window is read from its widget (the player moved to each frame, each
-colouring chosen in its menu); the page by running its own script in node.
+The window is read from its widget (the player's timeline moved to each
+frame, each colouring chosen in its Colour box); the page by running its own
+script in node.
 Neither reading goes through `rendering/frames.py`, which both follow.
 """
 
