@@ -13,6 +13,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..records.trace import Trace
+from ..rendering import frames
 from ..rendering.palette import COLOURINGS, CONFIDENCE_MARKS, MASK_GLYPH, Colours
 from .pace import Player
 from .theme import current_colours
@@ -160,12 +161,7 @@ class LiveView(QWidget):
 
     def _describe(self, index: int) -> str:
         """The timeline's label: where the frame on screen is."""
-        if self.trace is None:
-            return "Replay: after a run"
-        if index < 0:
-            return "waiting for the first step" if self.trace.outcome is None else "no steps"
-        frame = self.trace.frames[index]
-        return f"step {index + 1} of {len(self.trace.frames)}: block {frame.block}, step {frame.step}"
+        return "Replay: after a run" if self.trace is None else frames.where(self.trace, index)
 
     def _on_colouring(self) -> None:
         key = self.colouring.currentData()

@@ -9,7 +9,9 @@ when the block is done its text joins the flowing text.
 
 Tokens can be coloured by the step that revealed them or by the model's
 confidence in them; hovering a token tells its block, step, both of its
-probabilities (each labelled) and the model's top alternatives.
+probabilities (each labelled) and the model's top alternatives. What each
+frame shows, its colours and tooltips included, is `rendering/frames.py`'s
+rule, which the exported page follows too; this module only paints it.
 
 A repaint within a block rewrites only the cells that changed, in place;
 a new block appends its predecessor's text and a new box in one HTML
@@ -26,43 +28,17 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QTextCursor, QTextTable
 from PySide6.QtWidgets import QTextEdit, QToolTip
 
-from ..records.trace import Token, Trace
-from ..rendering.palette import CELLS_PER_ROW, EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
+from ..records.trace import Trace
+from ..rendering import frames
+from ..rendering.frames import Piece
+from ..rendering.palette import CELLS_PER_ROW, Colours
 from .theme import current_colours
 
 EMPTY_HINT = "Press Generate (Ctrl+Enter) and watch the model write here, one block at a time."
 
 
-def tooltip_text(token: Token | None, trace: Trace, position: int) -> str:
-    """What hovering a position tells: every number says what it is."""
-    if token is None:
-        return f"masked: position {position}, block {position // trace.block_size}, not revealed yet"
-    if token.frame < 0:
-        return f"prompt token {token.id} {token.text!r}"
-    s = trace.settings
-    lines = [
-        f"{token.text!r}  (token {token.id}, position {position})",
-        f"revealed at block {token.block}, step {token.step} of at most {trace.steps_per_block}",
-        "model's probability: "
-        + ("not recorded (a trace from an older version)" if token.confidence is None else f"{token.confidence:.3f}")
-        + " (its confidence: temperature 1, before top-p)",
-        f"drawn with probability: {token.probability:.3f} (after temperature {s['temperature']:g} and top-p {s['top_p']:g})",
-    ]
-    if token.alternatives:
-        lines.append(f"the model's top {len(token.alternatives)} here:")
-        lines += [f"  {p:.3f}  {text!r}" for _, text, p in token.alternatives]
-    return "\n".join(lines)
-
-
 def stylesheet(c: Colours) -> str:
-    return f"""
-span {{ white-space: pre-wrap; }}
-.prompt {{ font-weight: bold; color: {c.prompt}; }}
-.latest {{ background: {c.latest}; font-weight: bold; }}
-.latest-tinted {{ font-weight: bold; text-decoration: underline; }}
-.mask {{ background: {c.mask_bg}; color: {c.mask_fg}; }}
-.eos {{ color: {c.mask_fg}; font-style: italic; }}
-"""
+    return "span { white-space: pre-wrap; }\n" + frames.class_rules(lambda name: getattr(c, name))
 
 
 class TokenText(QTextEdit):
@@ -169,52 +145,22 @@ class TraceView(TokenText):
                 self.document().setDefaultStyleSheet(stylesheet(colours))
                 self.redraw()
 
-    # --- drawing -------------------------------------------------------------
-    def _tint(self, token: Token) -> str:
-        if self.colouring == "step":
-            return self.colours.step(token.step, self.trace.steps_per_block)
-        if self.colouring == "confidence" and token.confidence is not None:
-            return self.colours.confidence(token.confidence)
-        return ""
-
-    def _span(self, token: Token, latest: bool = False, in_cell: bool = False) -> str:
-        """One token as HTML (in a cell, a newline is drawn as a glyph)."""
-        trace = self.trace
-        kind, style, text = "", "", token.text.replace("\n", NEWLINE_GLYPH) if in_cell else token.text
-        if token.frame < 0:
-            kind = "prompt"
-        elif token.id == trace.eos_id:
-            kind, text = "eos", EOS_TEXT
-        elif self.colouring != "plain":
-            tint = self._tint(token)
-            style = f' style="background:{tint}"' if tint else ""
-            kind = "latest-tinted" if latest else ""
-        elif latest:
-            kind = "latest"
-        title = html.escape(tooltip_text(token, trace, token.position))
-        return f'<span class="{kind}"{style} title="{title}">{html.escape(text)}</span>'
-
-    def _cell(self, position: int, token: Token | None, index: int) -> tuple[str, str]:
-        """One position of the current block: its cell's fill, and the mask or the token in it."""
-        c = self.colours
-        if token is None or token.frame > index:
-            title = html.escape(tooltip_text(None, self.trace, position))
-            return c.mask_bg, f'<span class="mask" title="{title}">{MASK_GLYPH}</span>'
-        latest = token.frame == index
-        fill = c.latest if latest and self.colouring == "plain" else (self._tint(token) or c.block)
-        return fill, self._span(token, latest, in_cell=True)
+    # --- drawing: what to draw is `frames`'s; here it becomes Qt rich text -----
+    def _span(self, piece: Piece) -> str:
+        look = frames.look(piece, self.colouring, self.colours)
+        style = f' style="background:{look.background}"' if look.background else ""
+        title = html.escape(piece.tooltip)
+        return f'<span class="{look.css_class}"{style} title="{title}">{html.escape(piece.text)}</span>'
 
     def _cells(self, frame_index: int) -> list[tuple[str, str]]:
-        trace = self.trace
-        frame = trace.frames[frame_index]
+        """The current block's cells: each one's fill, and its span."""
         return [
-            self._cell(frame.start + offset, None if masked else trace.tokens.get(frame.start + offset), frame_index)
-            for offset, masked in enumerate(frame.masked)
-            if frame.start + offset < trace.end
+            (frames.look(piece, self.colouring, self.colours).fill, self._span(piece))
+            for piece in frames.cells(self.trace, frame_index)
         ]
 
     def _block_box(self, cells: list[tuple[str, str]]) -> str:
-        columns = min(self.cells_per_row, self.trace.block_size)
+        columns = frames.columns(self.trace, self.cells_per_row)
         share = f"{100 / columns:.4g}%"  # every column the same width, whatever its token: cells never move
         tds = [f'<td width="{share}" bgcolor="{fill}">{inner}</td>' for fill, inner in cells]
         rows = "".join("<tr>" + "".join(tds[i : i + columns]) + "</tr>" for i in range(0, len(tds), columns))
@@ -227,7 +173,7 @@ class TraceView(TokenText):
 
     def _update_cells(self, cells: list[tuple[str, str]]) -> None:
         """Rewrite only the cells that changed, in place: the long text above is not laid out again."""
-        columns = min(self.cells_per_row, self.trace.block_size)
+        columns = frames.columns(self.trace, self.cells_per_row)
         for i, (old, new) in enumerate(zip(self._drawn_cells, cells)):
             if old == new:
                 continue
@@ -248,10 +194,9 @@ class TraceView(TokenText):
         state: the text the run returned, no block in progress.
         """
         trace = self.trace
+        live = frames.current_block(trace, index, final)
         final = final and trace.outcome is not None  # a run still going has no end state yet
-        frame = trace.frames[index] if index >= 0 else None
-        live = frame is not None and not final and frame.start < trace.end
-        cut = min(frame.start if live else (trace.end if frame is not None else trace.n_prompt), trace.end)
+        cut = frames.text_end(trace, index, final)
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         if redraw or index < self.shown or cut < self._committed_upto or index == -1 or (self.final and not final):
@@ -259,11 +204,7 @@ class TraceView(TokenText):
             self._committed_upto = self._tail_at = 0
             self._table = None
 
-        committed = "".join(
-            self._span(token)
-            for token in (trace.tokens.get(p) for p in range(self._committed_upto, cut))
-            if token is not None and token.frame <= index and token.text
-        )
+        committed = "".join(self._span(piece) for piece in frames.text_pieces(trace, self._committed_upto, cut))
         self._committed_upto = max(cut, self._committed_upto)
         cells = self._cells(index) if live else []
         if not committed and self._table is not None and live and len(cells) == len(self._drawn_cells):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -115,16 +116,24 @@ const shown = (id = "text") => {
 """
 
 
-def run_page_script(page: str, probe: str, data_ids: tuple[str, ...] = ("trace", "view")) -> dict:
-    """Run the page's own script (with a minimal stand-in for the DOM), then `probe`, which prints JSON."""
+def embedded(page: str) -> dict:
+    """The replay data a page embeds for its script."""
+    return json.loads(re.search(r'<script type="application/json" id="replay">(.*?)</script>', page, re.S)[1])
+
+
+def page_meta(page: str) -> str:
+    """The line about the run at the top of a replay page."""
+    return html.unescape(re.search(r'<div class="meta" id="meta">(.*?)</div>', page, re.S)[1])
+
+
+def run_page_script(page: str, probe: str) -> dict:
+    """Run the page's own script (with a minimal stand-in for the DOM, given the page's embedded data), then
+    `probe`, which prints JSON."""
     if shutil.which("node") is None:
         if os.environ.get("CI"):
             pytest.fail("node is missing: .ci/run installs it, and CI must run this test")
         pytest.skip("needs node (Debian package nodejs) to run the page's script")
-    data = {
-        name: re.search(rf'<script type="application/json" id="{name}">(.*?)</script>', page, re.S)[1]
-        for name in data_ids
-    }
+    data = dict(re.findall(r'<script type="application/json" id="(\w+)">(.*?)</script>', page, re.S))
     script = re.search(r"<script>\n(.*?)</script>", page, re.S)[1]
     out = subprocess.run(
         ["node", "-e", NODE_DOM + script + probe], input=json.dumps(data), capture_output=True, text=True, check=True,

@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 
-from app_helpers import install_fake_judge, run_page_script, view_parts
+from app_helpers import embedded, install_fake_judge, run_page_script, view_parts
 from PySide6.QtCore import Qt
 
 from bd3lm_core import DEFAULT_MODEL, models_dir
@@ -121,7 +121,7 @@ def test_the_comparison_exports_as_json_and_as_one_html_page(window, qtbot, monk
     assert page.startswith("<!DOCTYPE html>") and page.count('class="best"') == sum(len(m) for m in marks.values())
     result = run_page_script(page, """
 console.log(JSON.stringify([0, 1, 2].map((i) => shown(`text${i}`))));
-""", data_ids=("traces", "view"))
+""")
     compare.player.step(10_000)  # the app's columns at their end, as the page opens
     assert result == [view_parts(c.view) for c in compare.columns]  # each column's page shows what the app shows
     assert all(r["cells"] == [] and r["text"].startswith("Once upon a time") for r in result)
@@ -177,9 +177,10 @@ def test_html_comparison_keeps_words_whole_in_narrow_columns(window, qtbot, tmp_
     wait_done(compare, qtbot)
     assert compare.export_to(tmp_path / "comparison.html")
     page = (tmp_path / "comparison.html").read_text(encoding="utf-8")
-    view = json.loads(re.search(r'<script type="application/json" id="view">(.*?)</script>', page, re.S)[1])
-    assert view["cells_per_row"] == palette.COLUMN_CELLS_PER_ROW == compare.columns[0].view.cells_per_row
+    assert palette.COLUMN_CELLS_PER_ROW == compare.columns[0].view.cells_per_row
+    columns = [min(palette.COLUMN_CELLS_PER_ROW, c.trace.block_size) for c in compare.columns]
+    assert [run["columns"] for run in embedded(page)["runs"]] == columns and max(columns) == 4
     cell_rule = re.search(r"\.cell \{[^}]*\}", page)[0]
     assert "overflow-wrap: break-word" in cell_rule and "anywhere" not in cell_rule and "break-all" not in page
-    window_page = replay_page.replay_page(compare.columns[2].trace)
-    assert json.loads(re.search(r'id="view">(.*?)</script>', window_page, re.S)[1])["cells_per_row"] == palette.CELLS_PER_ROW
+    block_16 = next(c.trace for c in compare.columns if c.trace.block_size == 16)
+    assert embedded(replay_page.replay_page(block_16))["runs"][0]["columns"] == palette.CELLS_PER_ROW

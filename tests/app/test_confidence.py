@@ -7,7 +7,7 @@ import json
 from app_helpers import configure, fragments, run
 from bd3lm_studio.rendering.palette import CONFIDENCE_MARKS, LIGHT
 from bd3lm_studio.records.trace_reader import load_trace
-from bd3lm_studio.views.trace_view import tooltip_text
+from bd3lm_studio.rendering.frames import tooltip_text
 from bd3lm_studio.engine.worker import ALTERNATIVES
 
 
@@ -38,7 +38,7 @@ def test_confidence_colouring_tints_each_token_by_the_models_probability(window,
     trace = window.trace
     colours = {tip: bg for _, tip, bg in fragments(window.view)}
     for token in generated(trace):
-        assert colours[tooltip_text(token, trace, token.position)] == LIGHT.confidence(token.confidence)
+        assert colours[tooltip_text(token, trace)] == LIGHT.confidence(token.confidence)
     assert LIGHT.confidence(0.1) != LIGHT.confidence(0.9)  # the ramp tells them apart
     legend = window.view.legend.text()
     assert "model's probability" in legend
@@ -55,7 +55,7 @@ def test_the_tooltip_labels_each_probability_and_lists_the_alternatives(window, 
     tokens = generated(trace)
     assert any(t.probability > t.confidence + 0.05 for t in tokens)  # the two numbers differ in earnest
     token = tokens[0]
-    tip = tooltip_text(token, trace, token.position)
+    tip = tooltip_text(token, trace)
     assert f"model's probability: {token.confidence:.3f} (its confidence: temperature 1, before top-p)" in tip
     assert f"drawn with probability: {token.probability:.3f} (after temperature 1 and top-p 0.5)" in tip
     assert "the model's top 5 here:" in tip
@@ -87,6 +87,6 @@ def test_a_version_1_trace_still_opens_and_says_the_confidence_was_not_recorded(
     assert window.open_trace(path)
     token = generated(window.trace)[0]
     assert token.confidence is None and token.alternatives == ()
-    assert "model's probability: not recorded" in tooltip_text(token, window.trace, token.position)
+    assert "model's probability: not recorded" in tooltip_text(token, window.trace)
     choose(window.view.colouring, "confidence")  # nothing to colour by: the tokens stay plain
     assert {bg for _, tip, bg in fragments(window.view) if "not recorded" in tip} == {"#000000"}

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QStyle, QStyleOptionSlider
 
 from app_helpers import configure, run
 from bd3lm_core import SAMPLERS
-from bd3lm_studio.views.trace_view import tooltip_text
+from bd3lm_studio.rendering.frames import tooltip_text
 
 SHOWN = {  # the settings each sampler reads, beyond those all read
     "ddpm": {"steps"}, "first-hitting": set(), "low-confidence": {"steps"},
@@ -52,7 +52,7 @@ def test_temperature_and_the_repetition_stop_have_controls_that_reach_the_sample
     run(window, qtbot)
     assert (window.trace.settings["temperature"], window.trace.settings["stop_on_repetition"]) == (1.5, False)
     token = next(t for t in window.trace.tokens.values() if t.frame >= 0)
-    assert "after temperature 1.5 and top-p" in tooltip_text(token, window.trace, token.position)
+    assert "after temperature 1.5 and top-p" in tooltip_text(token, window.trace)
 
 
 def test_a_value_from_a_trace_is_shown_exactly_not_rounded_to_the_slider(window):

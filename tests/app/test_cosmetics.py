@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from PySide6.QtWidgets import QApplication
 
-from app_helpers import configure, run, run_page_script, view_parts
+from app_helpers import configure, page_meta, run, view_parts
 from bd3lm_studio.rendering.palette import NEWLINE_GLYPH
 
 
@@ -34,9 +34,7 @@ def test_cosmetics(window, qtbot, tmp_path):
     assert window.status.current_message().startswith("Generated 1 token (")
     assert window.status_labels["progress"].text().startswith("1 of 1 token,")
     window.export_to(tmp_path / "one.html")
-    meta = run_page_script((tmp_path / "one.html").read_text(encoding="utf-8"), """
-console.log(JSON.stringify({meta: document.getElementById("meta").textContent}));
-""")["meta"]
+    meta = page_meta((tmp_path / "one.html").read_text(encoding="utf-8"))
     assert "· 1 step, 1 forward, " in meta, meta
 
     # the colour legend stays on one line at 1400 px in every colouring

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,11 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from app_helpers import run_page_script, view_parts
+from app_helpers import embedded, page_meta, run_page_script, view_parts
 from bd3lm_core import load_model
 from bd3lm_studio.rendering.exports import FORMATS
 from bd3lm_studio.records.trace import replay
-from bd3lm_studio.records.trace_reader import load_trace, read_trace
+from bd3lm_studio.records.trace_reader import load_trace
 from browser import dump_dom
 
 
@@ -154,13 +155,12 @@ def test_html_is_one_self_contained_replay_page(finished, tmp_path):
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
-    embedded = re.search(r'<script type="application/json" id="trace">(.*?)</script>', page, re.S)[1]
-    assert "<" not in embedded  # the text cannot end the script early
-    data = json.loads(embedded)
-    assert data["seed"] == data["settings"]["seed"] == "11"  # as text, which JavaScript keeps exact
-    data["seed"] = data["settings"]["seed"] = 11
-    assert read_trace(data).outcome == finished.trace.outcome
-    assert "function render" in page and 'id="timeline"' in page
+    data = re.search(r'<script type="application/json" id="replay">(.*?)</script>', page, re.S)[1]
+    assert "<" not in data  # no text can end the script early
+    assert len(embedded(page)["labels"]) == len(finished.trace.frames)
+    script = (resources.files("bd3lm_studio.rendering") / "replay.js").read_text(encoding="utf-8")
+    assert f"<script>\n{script}</script>" in page  # the script inlined from its asset file
+    assert "function render" in script and 'id="timeline"' in page
 
 
 def test_writes_are_atomic_and_replace_an_old_file(finished, tmp_path):
@@ -333,10 +333,7 @@ def test_html_page_shows_the_exact_19_digit_seed(finished, tmp_path, qtbot):
     assert finished.trace.settings["seed"] == 318977734491829097
     path = tmp_path / "run.html"
     assert finished.export_to(path)
-    result = run_page_script(path.read_text(encoding="utf-8"), """
-console.log(JSON.stringify({meta: document.getElementById("meta").textContent}));
-""")
-    assert "seed 318977734491829097 ·" in result["meta"]
+    assert "seed 318977734491829097 ·" in page_meta(path.read_text(encoding="utf-8"))
 
 
 def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings(open_window, settings, qtbot,

@@ -13,7 +13,7 @@ from app_helpers import configure, fragments, run, view_parts
 from bd3lm_core import Step
 from bd3lm_studio.views.pace import MAX_FPS
 from bd3lm_studio.rendering.palette import LIGHT, MASK_GLYPH
-from bd3lm_studio.views.trace_view import tooltip_text
+from bd3lm_studio.rendering.frames import tooltip_text
 
 LATEST, MASK_BG = LIGHT.latest, LIGHT.mask_bg
 
@@ -60,7 +60,7 @@ def test_mid_run_the_current_block_shows_masks_and_the_latest_tokens(window, qtb
     assert text.startswith("Once upon a time")
     runs = fragments(view)
     for token in trace.frames[first].revealed:  # the latest step's tokens are highlighted
-        assert (tooltip_text(token, trace, token.position), LATEST) in {(tip, bg) for _, tip, bg in runs}
+        assert (tooltip_text(token, trace), LATEST) in {(tip, bg) for _, tip, bg in runs}
     assert sum(bg == MASK_BG for _, _, bg in runs) == sum(trace.frames[first].masked)
     assert f"step {first + 1} of" in view.timeline_label.text()
 
@@ -78,7 +78,7 @@ def test_tint_colours_tokens_by_the_step_that_revealed_them(window, qtbot):
     colouring.setCurrentIndex(colouring.findData("step"))
     colours = {tip: bg for _, tip, bg in fragments(window.view)}
     for token in (t for t in trace.tokens.values() if t.frame >= 0 and t.id != trace.eos_id):
-        assert colours[tooltip_text(token, trace, token.position)] == LIGHT.step(token.step, 4)
+        assert colours[tooltip_text(token, trace)] == LIGHT.step(token.step, 4)
     assert len({LIGHT.step(s, 4) for s in range(1, 5)}) == 4
     assert "revealed at step" in window.view.legend.text()
     colouring.setCurrentIndex(colouring.findData("plain"))
@@ -109,7 +109,7 @@ def test_hovering_a_token_tells_its_block_step_and_probability(window, qtbot):
     assert checked > 20
 
     token = next(t for t in trace.tokens.values() if t.frame >= 0 and t.text.strip())
-    expected = tooltip_text(token, trace, token.position)
+    expected = tooltip_text(token, trace)
     for index in range(view.document().characterCount() - 1):  # find where the token is drawn
         cursor.setPosition(index + 1)
         if cursor.charFormat().toolTip() == expected:
