@@ -24,6 +24,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -568,6 +569,19 @@ def test_a_run_too_large_for_memory_is_refused_before_it_allocates(pristine: Wor
     assert_one_line(result, 2, expected)
     assert time.monotonic() - started < 60  # imports and a tiny BPE on a loaded machine; no allocation to wait on
     assert not (tmp_path / "big").exists() or not any((tmp_path / "big").glob("*.safetensors"))
+
+
+def test_a_stray_world_size_with_no_peer_gives_up_in_one_line(pristine: Workspace, tmp_path: Path) -> None:
+    """WORLD_SIZE=2 left in a shell, no torchrun: the lone rank 0 waits BD3LM_JOIN_TIMEOUT, not an hour, then says why."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = bd3lm(["train", "--data", str(pristine.corpus), "--out", str(tmp_path / "run"), "--steps", "1"], tmp_path,
+                   WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), BD3LM_JOIN_TIMEOUT="3")
+    assert_one_line(result, 2, "the other processes of WORLD_SIZE=2 did not join within 3 s")
+    assert "unset WORLD_SIZE and RANK to train alone" in result.stderr.decode()
+    assert time.monotonic() - started < 120
 
 
 @pytest.mark.parametrize("name, value", [("WORLD_SIZE", "\u00b2"), ("WORLD_SIZE", "9" * 30), ("RANK", "\u0661"),

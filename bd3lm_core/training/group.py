@@ -23,6 +23,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from typing import TypeVar
 import torch
 import torch._dynamo  # noqa: F401  (see below)
 import torch.distributed as dist
+from torch.distributed.distributed_c10d import _set_pg_timeout
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import BD3LMError, one_line
@@ -46,6 +49,10 @@ TRAIN_DEVICES = ("cpu", "cuda")
 # How long a rank waits for the others at a collective. Rank 0 alone trains the tokenizer, evaluates and
 # saves while the others wait, which on a large corpus or model takes minutes, not hours.
 WAIT = timedelta(hours=1)
+# How long the processes wait for each other to start. A WORLD_SIZE left over in a shell (no torchrun, no
+# peers) would otherwise wait the whole hour above in silence; BD3LM_JOIN_TIMEOUT (seconds) changes it.
+JOIN_WAIT = 120
+JOIN_NOTE_AFTER = 5  # seconds of waiting before rank 0 says what it waits for
 
 
 class GroupFailed(BD3LMError):
@@ -168,13 +175,29 @@ def join_group(device: str = "cpu") -> Group:
         where = torch.device("cuda", local)
         torch.cuda.set_device(where)
     backend = "cpu:gloo,cuda:nccl" if device == "cuda" else "gloo"
+    join = _join_wait()
+    where_to = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    note = threading.Timer(JOIN_NOTE_AFTER, lambda: print(
+        f"rank 0 of {size}: waiting up to {join} s for {size - 1} more process(es) at {where_to}; "
+        "if you meant to train alone, unset WORLD_SIZE and RANK.", file=sys.stderr, flush=True))
+    if rank == 0:
+        note.start()
     try:
-        dist.init_process_group(backend, rank=rank, world_size=size, timeout=WAIT)
+        dist.init_process_group(backend, rank=rank, world_size=size, timeout=timedelta(seconds=join))
     except (RuntimeError, ValueError) as err:
+        if "Timed out" in str(err) or "timed out" in str(err):
+            raise BD3LMError(
+                f"rank {rank}: the other processes of WORLD_SIZE={size} did not join within {join} s at {where_to}; "
+                "start them all with torchrun, or unset WORLD_SIZE and RANK to train alone "
+                "(BD3LM_JOIN_TIMEOUT sets the wait)."
+            ) from None
         raise BD3LMError(
             f"rank {rank} could not join the group of {size} ({one_line(err)}); check MASTER_ADDR and MASTER_PORT "
             "(torchrun's --master-addr and --master-port), which every node must reach."
         ) from None
+    finally:
+        note.cancel()
+    _set_pg_timeout(WAIT)  # joined: from now on a rank may wait for rank 0's evaluations and saves
     return Group(rank, size, where)
 
 
@@ -183,6 +206,16 @@ def leave_group() -> None:
     if dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
+
+
+def _join_wait() -> int:
+    """BD3LM_JOIN_TIMEOUT in whole seconds (1 to a day), else JOIN_WAIT."""
+    value = os.environ.get("BD3LM_JOIN_TIMEOUT")
+    if value is None:
+        return JOIN_WAIT
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 86400):
+        raise BD3LMError(f"BD3LM_JOIN_TIMEOUT is {one_line(value, 40)!r}, not a whole number of seconds from 1 to 86400.")
+    return int(value)
 
 
 def _environment_number(name: str) -> int | None:
