@@ -79,7 +79,9 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        # On the CPU even inside `torch.device("meta")` (the shape check): the angles are computed, never loaded,
+        # and a meta arange would pull in torch's symbolic-shape machinery, half a second of import.
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim))
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
         self._inv_freq64 = inv_freq
         self._cos = self._sin = torch.empty(0)

@@ -21,6 +21,7 @@ exchange on the host) and train one model:
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import sys
@@ -32,17 +33,12 @@ from datetime import timedelta
 from typing import TypeVar
 
 import torch
-import torch._dynamo  # noqa: F401  (see below)
 import torch.distributed as dist
 from torch.distributed.distributed_c10d import _set_pg_timeout
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import BD3LMError, one_line
 from ..model.network import BD3LM
-
-# DDP imports torch._dynamo; imported only once a group exists, it keeps a reference to the group (torch 2.13),
-# so destroy_process_group cannot join gloo's threads and one of them, freeing a tensor while Python exits,
-# aborts the process ("terminate called without an active exception"). Imported before the group, it does not.
 
 T = TypeVar("T")
 TRAIN_DEVICES = ("cpu", "cuda")
@@ -174,6 +170,12 @@ def join_group(device: str = "cpu") -> Group:
             )
         where = torch.device("cuda", local)
         torch.cuda.set_device(where)
+    # DDP imports torch._dynamo; imported only once a group exists, it keeps a reference to the group (torch 2.13),
+    # so destroy_process_group cannot join gloo's threads and one of them, freeing a tensor while Python exits,
+    # aborts the process ("terminate called without an active exception"). Imported here, before the group, it
+    # does not; and a process that trains alone, or only generates, does not pay its second of import.
+    importlib.import_module("torch._dynamo")
+
     backend = "cpu:gloo,cuda:nccl" if device == "cuda" else "gloo"
     join = _join_wait()
     where_to = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
