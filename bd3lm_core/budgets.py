@@ -64,8 +64,9 @@ def sampling_bytes(loaded, rows: int, positions: int) -> int:
 
 def require_sampling_memory(loaded, rows: int, positions: int) -> None:
     """Refuse `rows` samples at once of a LoadedModel whose cache would not fit (the weights are already in memory)."""
-    require(sampling_bytes(loaded, rows, positions), f"sampling {rows} rows at once", loaded.device,
-            "ask for fewer with --num-samples")
+    what = f"sampling {rows} rows at once" if rows > 1 else f"sampling {positions} positions"
+    require(sampling_bytes(loaded, rows, positions), what, loaded.device,
+            "ask for fewer samples (--num-samples, n) or fewer tokens")
 
 
 def training_bytes(config: BD3LMConfig, batch_size: int) -> int:

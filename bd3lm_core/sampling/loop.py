@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import checks
+from ..budgets import require_sampling_memory
 from ..errors import BD3LMError
 from ..loader import LoadedModel
 from .context import CachedContext, FullContext, WindowContext
@@ -77,7 +78,11 @@ def generate(
                 f"then {context.stride} new tokens per window; leave the block size at {model.default_block_size}."
             )
     else:
-        context = CachedContext(model, s.block_size, batch=num_samples, positions=len(prompt_ids) + s.tokens + s.block_size)
+        # Checked here, on the first step, so every caller (the app's engine thread included) is refused before
+        # the cache is allocated; the CLI and the server also check earlier, before they start their answer.
+        positions = len(prompt_ids) + s.tokens + s.block_size
+        require_sampling_memory(loaded, num_samples, positions)
+        context = CachedContext(model, s.block_size, batch=num_samples, positions=positions)
     yield from sample(loaded, prompt_ids, s, context, cancel, alternatives)
 
 

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from app_helpers import configure, error_boxes, run
 from bd3lm_core import SamplerSettings
@@ -246,3 +248,23 @@ def test_a_bug_in_the_engine_thread_fails_the_run_with_one_line_and_a_report(win
     [report] = (tmp_path / "home" / "logs").iterdir()
     assert message.startswith("unexpected error while running the engine (KeyError: 'a bug in the sampler')")
     assert "\n" not in message and str(report) in message and "a bug in the sampler" in report.read_text()
+
+
+def test_a_run_too_large_for_memory_is_refused_in_one_line_and_the_app_goes_on(window, qtbot, monkeypatch):
+    """The engine checks a run's cache against the memory budget before allocating it, for the app as for the CLI."""
+    configure(window, tokens=64)
+    monkeypatch.setenv("BD3LM_MEMORY_LIMIT", "1K")
+    qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier)  # Generate
+    qtbot.waitUntil(lambda: not window.running, timeout=30_000)
+    [message] = error_boxes(window)
+    assert message.startswith("sampling ") and "needs at least" in message and "1.0 kB is BD3LM_MEMORY_LIMIT" in message
+    assert "\n" not in message
+    for box in window.findChildren(QMessageBox):
+        box.close()
+    assert window.trace.outcome is None  # nothing ran
+    monkeypatch.delenv("BD3LM_MEMORY_LIMIT")
+    window.activateWindow()  # as a click on it does once the message is closed
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: window.trace.outcome is not None, timeout=30_000)
+    assert error_boxes(window) == [] and len(window.trace.outcome.token_ids) == 64
