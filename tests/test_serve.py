@@ -266,3 +266,33 @@ def test_a_request_whose_samples_would_not_fit_in_memory_is_refused_with_the_num
         assert post(server, {"model": SHIPPED, "prompt": "a", "max_tokens": 4}).status_code == 200  # one row fits
     finally:
         server.stop()
+
+
+def test_a_bug_while_generating_is_a_500_with_one_line_and_a_report_and_the_server_goes_on(monkeypatch, tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from bd3lm_core import load_model
+    from bd3lm_core.serve import runner
+    from bd3lm_core.serve.app import build_app
+
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
+    real = runner.generate
+    calls = []
+
+    def broken_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug in the sampler")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "generate", broken_once)
+    with TestClient(build_app(load_model(), {})) as client:
+        body = {"model": SHIPPED, "prompt": PROMPT, "max_tokens": 4, "seed": 1}
+        failed = client.post("/v1/completions", json=body)
+        message = failed.json()["error"]["message"]
+        [report] = (tmp_path / "home" / "logs").iterdir()
+        assert failed.status_code == 500 and "\n" not in message
+        assert message.startswith("unexpected error while generating an answer (KeyError: 'a bug in the sampler')")
+        assert str(report) in message and "a bug in the sampler" in report.read_text()
+        answered = client.post("/v1/completions", json=body)
+        assert answered.status_code == 200 and answered.json()["usage"]["completion_tokens"] == 4

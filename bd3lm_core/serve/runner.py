@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import BD3LMError
+from ..failures import EXIT_BUG, describe
 from ..loader import LoadedModel
 from ..sampling import BlockDone, Finished, SamplerSettings, Step, generate
 
@@ -142,7 +143,8 @@ class Runner:
             except BD3LMError as err:
                 ticket.put(Failed(str(err), 400))
             except Exception as err:  # noqa: BLE001 - one failed request must not stop the server
-                ticket.put(Failed(f"generation failed: {type(err).__name__}: {err}", 500))
+                failure = describe(err, "generating an answer")  # one line; the traceback goes to a report file
+                ticket.put(Failed(failure.message, 500 if failure.status == EXIT_BUG else 400))
             self._seconds_per_request = max(0.1, time.monotonic() - start)
             ticket.put(END)
 
