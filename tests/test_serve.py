@@ -160,6 +160,17 @@ def post(server: Server, body: object, path: str = "/completions", **headers: st
     ({"model": SHIPPED, "prompt": "a", "bd3lm": {"blocks": 4}}, 400, "bd3lm has no setting 'blocks'"),
     ({"model": SHIPPED, "prompt": "a", "bd3lm": {"block_size": 10**6}}, 400, "block size"),
     ({"model": "gpt-4o", "prompt": "a"}, 404, "not served here"),
+    # hostile bodies tried for issue 21; each was already answered so, and stays so
+    (b'{"model": "tinystories-bd3lm-bs2", "prompt": "a", "max_tokens": NaN}', 400, "max_tokens must be a whole number"),
+    (b'{"model": "tinystories-bd3lm-bs2", "prompt": "a", "temperature": 1e999}', 400, "not Infinity"),
+    (b'{"model": "tinystories-bd3lm-bs2", "prompt": "a", "n": 1e400}', 400, "n must be a whole number"),
+    ({"model": SHIPPED, "prompt": "a", "n": 10**9}, 400, "n must be a whole number from 1 to 1024"),
+    ({"model": SHIPPED, "prompt": "a", "max_tokens": 10**30}, 400, "about 31 digits"),
+    ({"model": SHIPPED, "prompt": "\ud800"}, 400, "not valid UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+    (b'{"a": ' + b"1" * 100_000 + b"}", 400, "not valid JSON"),
+    (b"\xff\xfe{", 400, "not valid JSON"),
+    ({"model": SHIPPED, "prompt": "a", "stop": ["a"] * 1000}, 400, "stop must be"),
 ])
 def test_bad_requests_get_openai_error_objects(shipped, body, status: int, says: str) -> None:
     response = post(shipped, body)
