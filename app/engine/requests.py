@@ -52,10 +52,20 @@ class LoadRequest:
 
 @dataclass(frozen=True)
 class RunRequest:
+    """One generation, or `samples` of the same prompt drawn in one batch (seeds seed, seed + 1, ...).
+
+    Sample i reports under run id `run_id + i`, so each sample is a run of its own to the UI.
+    """
+
     run_id: int
     prompt: str
     settings: SamplerSettings
     model: OtherModel | None = None  # None: the loaded model
+    samples: int = 1
+
+    @property
+    def run_ids(self) -> range:
+        return range(self.run_id, self.run_id + self.samples)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -94,18 +94,24 @@ class EngineWorker(QObject):
             del self._others[source]
         for request in batch.runs:
             if batch.cancel.is_set():
-                self.run_failed.emit(request.run_id, "not run: stopped before it began.")
+                for run_id in request.run_ids:
+                    self.run_failed.emit(run_id, "not run: stopped before it began.")
                 continue
             try:
                 model = self._model_for(request, batch.cancel)
-                outcome = self._run(model, request, batch.cancel)
-                self.run_judged.emit(request.run_id, self._score(model, request.prompt, outcome, batch.cancel))
+                outcomes = self._run(model, request, batch.cancel)
+                for run_id, outcome in zip(request.run_ids, outcomes):
+                    self.run_judged.emit(run_id, self._score(model, request.prompt, outcome, batch.cancel))
             except DownloadCancelled:
-                self.run_failed.emit(request.run_id, "not run: its model's download was stopped.")
+                for run_id in request.run_ids:
+                    self.run_failed.emit(run_id, "not run: its model's download was stopped.")
             except BD3LMError as err:
-                self.run_failed.emit(request.run_id, str(err))
+                for run_id in request.run_ids:
+                    self.run_failed.emit(run_id, str(err))
             except Exception as err:  # noqa: BLE001
-                self.run_failed.emit(request.run_id, _unexpected(err))
+                message = _unexpected(err)
+                for run_id in request.run_ids:
+                    self.run_failed.emit(run_id, message)
 
     def _model_for(self, request: RunRequest, cancel: threading.Event) -> LoadedModel:
         if request.model is None:
@@ -117,7 +123,8 @@ class EngineWorker(QObject):
             self._others[source] = self._load(source, *self._placement, cancel)
         return self._others[source]
 
-    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> Outcome:
+    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> list[Outcome]:
+        """Generate, turning the sampler's events into each sample's frames and outcome (in row order)."""
         settings = request.settings.resolved(model.config.block_size)
         tokenizer = model.tokenizer
         texts: dict[int, str] = {}  # each token's text, decoded once per run (five alternatives a token add up)
@@ -131,37 +138,45 @@ class EngineWorker(QObject):
         prompt_tokens = tuple(
             Token(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
         )
-        self.run_started.emit(request.run_id, Trace(
-            request.prompt, model.name, *model.placement, asdict(settings),
-            tokenizer.eos_id, prompt_tokens,
-        ))
-        began = last_emit = time.perf_counter()
-        batch: list[Frame] = []
-        count = 0
-        for event in generate(model, request.prompt, settings, cancel=cancel, alternatives=ALTERNATIVES):
+        ids = list(request.run_ids)
+        for row, run_id in enumerate(ids):  # the engine's rule: sample i of a batch draws with seed + i
+            own = replace(settings, seed=settings.seed + row) if settings.seed is not None else settings
+            self.run_started.emit(run_id, Trace(
+                request.prompt, model.name, *model.placement, asdict(own), tokenizer.eos_id, prompt_tokens,
+            ))
+        began = time.perf_counter()
+        last_emit = [began] * len(ids)
+        pending: list[list[Frame]] = [[] for _ in ids]
+        counts = [0] * len(ids)
+        outcomes: dict[int, Outcome] = {}
+        for event in generate(model, request.prompt, settings, cancel=cancel, num_samples=len(ids),
+                              alternatives=ALTERNATIVES):
+            row = event.row
             if isinstance(event, Step):
                 if not event.revealed:  # a DDPM step that drew no position: nothing to show or replay
                     continue
                 revealed = tuple(
-                    Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, count,
+                    Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, counts[row],
                           r.confidence, tuple((tid, text(tid), p) for tid, p in r.alternatives))
                     for r in event.revealed
                 )
                 now = time.perf_counter()
-                batch.append(Frame(
+                pending[row].append(Frame(
                     event.block, event.step, event.start, event.t, revealed, event.masked, event.nfe, now - began,
                 ))
-                count += 1
-                if now - last_emit >= EMIT_INTERVAL:
-                    self.run_progressed.emit(request.run_id, batch)
-                    batch, last_emit = [], now
+                counts[row] += 1
+                if now - last_emit[row] >= EMIT_INTERVAL:
+                    self.run_progressed.emit(ids[row], pending[row])
+                    pending[row], last_emit[row] = [], now
             elif isinstance(event, Finished):
-                if batch:
-                    self.run_progressed.emit(request.run_id, batch)
-                outcome = Outcome(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
-                self.run_finished.emit(request.run_id, outcome)
-                return outcome
-        raise AssertionError("generate ended without Finished")
+                if pending[row]:
+                    self.run_progressed.emit(ids[row], pending[row])
+                    pending[row] = []
+                outcomes[row] = Outcome(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
+                self.run_finished.emit(ids[row], outcomes[row])
+        if len(outcomes) != len(ids):
+            raise AssertionError("generate ended without a Finished for every sample")
+        return [outcomes[row] for row in range(len(ids))]
 
     def _score(self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
         """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
@@ -228,16 +243,20 @@ class Engine(QObject):
         """Start a run on the loaded model (stopping any other) and return its id, which tags all its signals."""
         return self.run_all(prompt, [(None, settings)])[0]
 
-    def run_all(self, prompt: str, runs: list[tuple[OtherModel | None, SamplerSettings]]) -> list[int]:
-        """Start runs one after another (stopping anything running) and return their ids, in order."""
+    def run_all(self, prompt: str, runs: list[tuple[OtherModel | None, SamplerSettings]], samples: int = 1) -> list[int]:
+        """Start runs one after another (stopping anything running) and return their ids, in order.
+
+        With `samples` > 1 each run draws that many samples in one batch (seeds seed, seed + 1, ...); the ids
+        come run by run, each run's samples together.
+        """
         self.stop()
         self._cancel = threading.Event()
         requests = []
         for model, settings in runs:
-            self._next_run += 1
-            requests.append(RunRequest(self._next_run, prompt, settings, model))
+            requests.append(RunRequest(self._next_run + 1, prompt, settings, model, samples))
+            self._next_run += samples
         self._run_requested.emit(Batch(tuple(requests), self._cancel))
-        return [r.run_id for r in requests]
+        return [run_id for r in requests for run_id in r.run_ids]
 
     def stop(self) -> None:
         """Ask the current runs to end; the sampler checks the flag before every step."""

@@ -1,12 +1,15 @@
 """Runs side by side: the figures that compare them, which is best at each, and the comparison as JSON.
 
-Plain data, shared by the compare window (`compare.py`) and its exports. A
-figure that a run lacks (no judge, no tokens) is None and is never best.
+Plain data, shared by the compare window (`views/compare.py`) and its exports. A
+column holds one run per seed; its figures are the mean and the standard
+deviation over those runs. A figure that a run lacks (no judge, no tokens) is
+None and is never best.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +19,7 @@ from .samplers import NAMES, uses
 from .trace import Trace
 
 COMPARISON_FORMAT = "bd3lm-studio-comparison"
-COMPARISON_VERSION = 1
+COMPARISON_VERSION = 2  # 2: columns of several seeds, with mean and spread
 
 
 @dataclass(frozen=True)
@@ -49,25 +52,76 @@ def figures(trace: Trace) -> dict[str, float | None]:
     return {f.key: f.value(trace) if trace.outcome is not None else None for f in FIGURES}
 
 
-def best(traces: list[Trace | None]) -> dict[str, set[int]]:
-    """For each figure, the columns holding its best value as shown (ties share it; none if fewer than two compete).
+@dataclass(frozen=True)
+class Spread:
+    """A figure over a column's runs: the mean, the sample standard deviation (0 for one run) and how many runs."""
 
-    Gen PPL is compared only among runs of the same length: a run that stopped early at end-of-text is
-    judged on fewer tokens, which is no fair contest. Entropy is never starred.
+    mean: float
+    sd: float
+    n: int
+
+    def shown(self, digits: int) -> str:
+        return f"{self.mean:.{digits}f}" + (f" \u00b1 {self.sd:.{digits}f}" if self.n > 1 else "")
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"mean": self.mean, "sd": self.sd, "n": self.n}
+
+
+Column = Sequence[Trace]  # one column of a comparison: its runs, one per seed
+
+
+def runs_of(columns: Sequence[Trace | Column | None]) -> list[list[Trace]]:
+    """Each column as the list of its finished runs (a lone Trace is a column of one; None, or unfinished, none)."""
+    out = []
+    for c in columns:
+        group = [c] if isinstance(c, Trace) else list(c or ())
+        out.append([t for t in group if t.outcome is not None])
+    return out
+
+
+def summary(runs: Sequence[Trace]) -> dict[str, Spread | None]:
+    """Each figure's mean and spread over `runs` (those that have it); None where no run has it."""
+    out: dict[str, Spread | None] = {}
+    for f in FIGURES:
+        values = [v for v in (figures(t)[f.key] for t in runs) if v is not None]
+        if not values:
+            out[f.key] = None
+            continue
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        out[f.key] = Spread(mean, sd, len(values))
+    return out
+
+
+def best(columns: Sequence[Trace | Column | None]) -> dict[str, set[int]]:
+    """For each figure, the columns holding its best mean as shown (ties share it; none if fewer than two compete).
+
+    With several seeds a column is starred only where its mean is apart from every other column's by more than
+    their spreads (mean ± one standard deviation, the two intervals not overlapping): a difference inside the
+    spread is the seeds talking, not the settings. With one seed per column this is the plain best value.
+    Gen PPL is compared only among columns whose every run has the longest length: a run that stopped early at
+    end-of-text is judged on fewer tokens, which is no fair contest. Entropy is never starred.
     """
     marks: dict[str, set[int]] = {}
-    finished = {i: t for i, t in enumerate(traces) if t is not None and t.outcome is not None}
-    longest = max((len(t.outcome.token_ids) for t in finished.values()), default=0)
+    groups = {i: runs for i, runs in enumerate(runs_of(columns)) if runs}
+    longest = max((len(t.outcome.token_ids) for runs in groups.values() for t in runs), default=0)
+    stats = {i: summary(runs) for i, runs in groups.items()}
     for f in FIGURES:
-        values = {i: figures(t)[f.key] for i, t in finished.items()}
+        spreads = {i: s[f.key] for i, s in stats.items() if s[f.key] is not None}
         if f.same_length_only:
-            values = {i: v for i, v in values.items() if len(finished[i].outcome.token_ids) == longest}
-        values = {i: round(v, f.digits) for i, v in values.items() if v is not None}
-        if not f.starred or len(values) < 2:
+            spreads = {i: v for i, v in spreads.items()
+                       if all(len(t.outcome.token_ids) == longest for t in groups[i])}
+        if not f.starred or len(spreads) < 2:
             marks[f.key] = set()
             continue
-        top = (max if f.higher_is_better else min)(values.values())
-        marks[f.key] = {i for i, v in values.items() if v == top}
+        shown = {i: round(v.mean, f.digits) for i, v in spreads.items()}
+        top = (max if f.higher_is_better else min)(shown.values())
+        tied = {i for i, v in shown.items() if v == top}
+        marks[f.key] = {
+            i for i in tied
+            if all(abs(spreads[i].mean - spreads[j].mean) > spreads[i].sd + spreads[j].sd
+                   for j in spreads if j not in tied)
+        }
     return marks
 
 
@@ -87,22 +141,37 @@ def label(settings: dict[str, Any], model: str) -> str:
     return " · ".join(parts)
 
 
-def to_json(traces: list[Trace]) -> dict[str, Any]:
-    """Every run's figures and full trace, with the best of each figure named."""
-    marks = best(list(traces))
+def to_json(columns: Sequence[Trace | Column]) -> dict[str, Any]:
+    """Every column's figures (mean and spread over its seeds) and every run's figures and full trace, with the
+    best of each figure named."""
+    groups = runs_of(columns)
+    marks = best(groups)
+    starred = [sorted(key for key, where in marks.items() if i in where) for i in range(len(groups))]
     return {
         "format": COMPARISON_FORMAT,
         "version": COMPARISON_VERSION,
-        "prompt": traces[0].prompt if traces else "",
+        "prompt": next((runs[0].prompt for runs in groups if runs), ""),
         "figures": {f.key: {"name": f.name, "higher_is_better": f.higher_is_better, "explain": f.explain}
                     for f in FIGURES},
+        "spread": "mean and sample standard deviation over the column's seeds",
+        "columns": [
+            {
+                "label": label(runs[0].settings, runs[0].model) if runs else "",
+                "seeds": [t.settings.get("seed") for t in runs],
+                "figures": {k: v.to_json() if v is not None else None for k, v in summary(runs).items()},
+                "best": starred[i],
+            }
+            for i, runs in enumerate(groups)
+        ],
         "runs": [
             {
+                "column": i,
                 "label": label(t.settings, t.model),
+                "seed": t.settings.get("seed"),
                 "figures": figures(t),
-                "best": sorted(key for key, columns in marks.items() if i in columns),
+                "best": starred[i],
                 "trace": t.to_json(),
             }
-            for i, t in enumerate(traces)
+            for i, runs in enumerate(groups) for t in runs
         ],
     }

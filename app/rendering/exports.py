@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from bd3lm_core import BD3LMError
@@ -114,17 +115,18 @@ def export(trace: Trace, path: Path) -> Path:
 
 
 
-def export_comparison(traces: list[Trace], path: Path) -> Path:
-    """Write runs compared side by side: .json (every run's figures and trace) or .html (one replay page)."""
+def export_comparison(columns: Sequence[Sequence[Trace]], path: Path, shown: Sequence[int] | None = None) -> Path:
+    """Write columns of runs compared side by side: .json (every column's and run's figures, every trace) or
+    .html (one replay page, each column replaying its `shown` run)."""
     path = Path(path)
+    if not any(columns):
+        raise BD3LMError("there is no finished run to export yet.")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(comparison.to_json(traces), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+        text = json.dumps(comparison.to_json(columns), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
     elif suffix == ".html":
-        text = comparison_page(traces)
+        text = comparison_page(columns, shown)
     else:
         raise BD3LMError(f"cannot export a comparison to {path.name}: use a .json or .html file name.")
-    if not traces:
-        raise BD3LMError("there is no finished run to export yet.")
     atomic_write(path, text)
     return path

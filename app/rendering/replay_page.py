@@ -15,11 +15,12 @@ import bisect
 import html
 import json
 import re
+from collections.abc import Sequence
 from importlib.resources import files
 
 from bd3lm_core.formatting import counted
 
-from ..records.comparison import FIGURES, best, figures, label
+from ..records.comparison import FIGURES, best, label, summary
 from ..records.trace import Trace
 from . import frames, palette
 from .paces import DEFAULT_PACE, PACES, pace_name
@@ -215,23 +216,32 @@ def replay_page(trace: Trace) -> str:
     )
 
 
-def comparison_page(traces: list[Trace]) -> str:
-    """Several runs of one prompt side by side, replayed together, with their figures and the best marked."""
-    marks = best(list(traces))
+def comparison_page(columns: Sequence[Sequence[Trace]], shown: Sequence[int] | None = None) -> str:
+    """Columns of runs of one prompt side by side, each replaying one of its runs (`shown`: which, else the first),
+    replayed together, with each column's figures (mean ± standard deviation over its seeds) and the best marked."""
+    groups = [list(runs) for runs in columns]
+    traces = [runs[(shown or [0] * len(groups))[i]] for i, runs in enumerate(groups)]
+    marks = best(groups)
+    spreads = [summary(runs) for runs in groups]
     rows = "".join(
         f"<tr><th>{html.escape(f.name)}</th>"
         + "".join(
-            f'<td class="best">&#9733; {v:.{f.digits}f}</td>' if i in marks[f.key] and v is not None
-            else f"<td>{'–' if v is None else f'{v:.{f.digits}f}'}</td>"
-            for i, v in enumerate(figures(t)[f.key] for t in traces)
+            f'<td class="best">&#9733; {v.shown(f.digits)}</td>' if i in marks[f.key] and v is not None
+            else f"<td>{'–' if v is None else v.shown(f.digits)}</td>"
+            for i, v in enumerate(s[f.key] for s in spreads)
         )
         + f'<td class="meta" style="text-align:left">{html.escape(f.explain)}</td></tr>'
         for f in FIGURES
     )
-    header = "".join(f"<th>{chr(65 + i)}</th>" for i in range(len(traces)))
-    columns = "".join(
-        f'<div><h2>{chr(65 + i)}: {html.escape(label(t.settings, t.model))}</h2><div id="text{i}" class="text"></div></div>'
-        for i, t in enumerate(traces)
+    header = "".join(
+        f"<th>{chr(65 + i)}{f' ({len(runs)} seeds, mean &plusmn; sd)' if len(runs) > 1 else ''}</th>"
+        for i, runs in enumerate(groups)
+    )
+    titles = [label(t.settings, t.model) + (f" · seed {t.settings['seed']}" if len(groups[i]) > 1 else "")
+              for i, t in enumerate(traces)]
+    columns_html = "".join(
+        f'<div><h2>{chr(65 + i)}: {html.escape(title)}</h2><div id="text{i}" class="text"></div></div>'
+        for i, title in enumerate(titles)
     )
     replay = _Replay()
     for i, trace in enumerate(traces):
@@ -243,7 +253,7 @@ def comparison_page(traces: list[Trace]) -> str:
         {
             "__PROMPT__": html.escape(traces[0].prompt if traces else ""),
             "__FIGURES__": f'<table class="figures"><tr><th></th>{header}<th></th></tr>{rows}</table>',
-            "__COUNT__": str(len(traces)), "__COLUMNS__": columns,
+            "__COUNT__": str(len(traces)), "__COLUMNS__": columns_html,
         },
         "95em",
     )

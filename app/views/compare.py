@@ -36,6 +36,7 @@ from .pace import Player, Throttle
 from .trace_view import TraceView
 
 MAX_COLUMNS = 4
+MAX_SEEDS = 8  # runs per column: enough for a spread, few enough to wait for
 DEFAULT_WIDTH = 1200  # the window's usual width; wider for four wide columns, narrower only on a small screen
 PRESETS = ("Block sizes", "Steps", "Samplers", "Top-p", "Models")
 COMPARE_FORMATS = {".html": "Comparison page, HTML (*.html)", ".json": "Every run's figures and trace, JSON (*.json)"}
@@ -49,8 +50,9 @@ class RunColumn(QFrame):
     def __init__(self, models: list[tuple[str, OtherModel | None]], model_length: int, colouring: str) -> None:
         super().__init__()
         self.setFrameShape(QFrame.StyledPanel)
-        self.run_id: int | None = None
-        self.trace: Trace | None = None
+        self.run_ids: list[int] = []  # one run per seed, drawn in one batch
+        self.runs: dict[int, Trace] = {}  # run id: its trace, once started
+        self.trace: Trace | None = None  # the run on show (the seed chosen below it)
         self.letter = ""
         self.title = QLabel()
         self.title.setTextFormat(Qt.RichText)
@@ -86,6 +88,10 @@ class RunColumn(QFrame):
         self.sampler.currentIndexChanged.connect(self._show_parameters)
         self.view = TraceView(colouring, scale=1.0, cells_per_row=COLUMN_CELLS_PER_ROW)
         self.view.setPlaceholderText("Press Run to generate here.")
+        self.seed_choice = QComboBox()  # which seed's run the view shows, when the column ran several
+        self.seed_choice.setToolTip("Which seed's run this column shows; the figures are over all of them.")
+        self.seed_choice.currentIndexChanged.connect(self._show_seed)
+        self.seed_choice.hide()
         self.figures = QLabel()
         self.figures.setTextFormat(Qt.RichText)
         self.figures.setWordWrap(True)
@@ -97,6 +103,7 @@ class RunColumn(QFrame):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(self.form)
+        layout.addWidget(self.seed_choice)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.figures)
 
@@ -124,37 +131,60 @@ class RunColumn(QFrame):
             entropy_bound=self.entropy_bound.value(), top_p=self.top_p.value(), temperature=self.temperature.value(),
         )
 
-    # --- the run ---------------------------------------------------------------
-    def begin(self, run_id: int) -> None:
-        self.run_id, self.trace = run_id, None
+    # --- the runs: one per seed ---------------------------------------------------
+    def begin(self, run_ids: list[int]) -> None:
+        self.run_ids, self.runs, self.trace = list(run_ids), {}, None
+        self.seed_choice.blockSignals(True)
+        self.seed_choice.clear()
+        self.seed_choice.blockSignals(False)
+        self.seed_choice.hide()
         self.view.set_trace(None)
         self.view.setPlaceholderText("Waiting for its turn…")
         self.figures.setText("")
 
-    def started(self, trace: Trace) -> None:
-        self.trace = trace
-        self.view.set_trace(trace)
-        self.view.show_frame(-1)
-        self.title.setText(f"<b>{self.letter}:</b> {comparison.label(trace.settings, trace.model)}")
+    def started(self, run_id: int, trace: Trace) -> None:
+        self.runs[run_id] = trace
+        self.seed_choice.addItem(f"seed {trace.settings['seed']}", run_id)
+        self.seed_choice.setVisible(len(self.run_ids) > 1)
+        if run_id == self.run_ids[0]:  # the first seed unmasks live; the others fill in beside it
+            self.trace = trace
+            self.view.set_trace(trace)
+            self.view.show_frame(-1)
+            self.title.setText(f"<b>{self.letter}:</b> {comparison.label(trace.settings, trace.model)}")
 
-    def progressed(self, frames: list) -> None:
-        self.trace.add(frames)
-        self._live.poke()
+    def progressed(self, run_id: int, frames: list) -> None:
+        self.runs[run_id].add(frames)
+        if self.runs[run_id] is self.trace:
+            self._live.poke()
 
     def _show_latest(self) -> None:
         if self.trace is not None:
             self.view.show_frame(len(self.trace.frames) - 1)
 
-    def finished(self, outcome: Outcome) -> None:
-        self._live.cancel()
-        self.trace.outcome = outcome
-        self.view.show_frame(len(self.trace.frames) - 1, final=True)
+    def finished(self, run_id: int, outcome: Outcome) -> None:
+        self.runs[run_id].outcome = outcome
+        if self.runs[run_id] is self.trace:
+            self._live.cancel()
+            self.view.show_frame(len(self.trace.frames) - 1, final=True)
 
-    def failed(self, message: str) -> None:
-        self._live.cancel()
-        self.trace = None
-        self.view.set_trace(None)
-        self.view.setPlaceholderText(message[:1].upper() + message[1:])
+    def failed(self, run_id: int, message: str) -> None:
+        self.runs.pop(run_id, None)
+        if run_id == self.run_ids[0]:
+            self._live.cancel()
+            self.trace = None
+            self.view.set_trace(None)
+            self.view.setPlaceholderText(message[:1].upper() + message[1:])
+
+    def finished_runs(self) -> list[Trace]:
+        """This column's finished runs, in seed order."""
+        return [t for i in self.run_ids if (t := self.runs.get(i)) is not None and t.outcome is not None]
+
+    def _show_seed(self) -> None:
+        trace = self.runs.get(self.seed_choice.currentData())
+        if trace is not None and trace.outcome is not None and trace is not self.trace:
+            self.trace = trace
+            self.view.set_trace(trace)
+            self.view.show_frame(len(trace.frames) - 1, final=True)
 
     def show_at(self, index: int) -> None:
         """The shared timeline moved: show this run as of that step (its end once it has no more)."""
@@ -163,22 +193,26 @@ class RunColumn(QFrame):
             self.view.show_frame(min(index, last), final=index >= last)
 
     def show_figures(self, marks: dict[str, set[int]], column: int, missing: NoScore | None) -> None:
-        if self.trace is None or self.trace.outcome is None:
+        runs = self.finished_runs()
+        if not runs:
             return
-        values = comparison.figures(self.trace)
+        values = comparison.summary(runs)
         rows = []
         for f in comparison.FIGURES:
             v = values[f.key]
             if v is None:
                 text = "–" if not f.key.startswith(("gen_ppl", "entropy")) or missing is None else missing.reason
             else:
-                text = f"{v:.{f.digits}f}"
+                text = v.shown(f.digits)
             if column in marks[f.key]:
                 text = f"<b>\u2605 {text}</b>"
             rows.append(f'<tr><td title="{html.escape(f.explain)}">{f.name}</td><td align="right">{text}</td></tr>')
-        self.figures.setText("<table>" + "".join(rows) + "</table>")
-        if self.trace.score is not None:  # different models may have different judges: say whose figures these are
-            self.figures.setToolTip(f"Gen PPL and entropy judged by {self.trace.score.judge}.")
+        note = (f"<br>mean \u00b1 standard deviation over {len(runs)} seeds; \u2605 only where the difference "
+                "is larger than the spread" if len(runs) > 1 else "")
+        self.figures.setText("<table>" + "".join(rows) + "</table>" + note)
+        judged = next((t.score for t in runs if t.score is not None), None)
+        if judged is not None:  # different models may have different judges: say whose figures these are
+            self.figures.setToolTip(f"Gen PPL and entropy judged by {judged.judge}.")
         elif missing is not None and missing.hint:
             self.figures.setToolTip(missing.hint)
 
@@ -217,6 +251,10 @@ class CompareWindow(QDialog):
         self.seed = SeedEdit()
         self.tokens = QSpinBox()
         self.tokens.setRange(1, MAX_TOKENS)
+        self.seeds = QSpinBox()
+        self.seeds.setRange(1, MAX_SEEDS)
+        self.seeds.setToolTip("Runs per column, drawn in one batch with seeds S, S+1, …: the figures become mean \u00b1 "
+                              "standard deviation, and a star needs a difference larger than that spread.")
         self.colouring = QComboBox()
         for key, name in COLOURINGS.items():
             self.colouring.addItem(name, key)
@@ -263,6 +301,8 @@ class CompareWindow(QDialog):
         )
         self.message.setWordWrap(True)
         bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Seeds per column"))
+        bottom.addWidget(self.seeds)
         bottom.addWidget(self.run_button)
         bottom.addWidget(self.stop_button)
         bottom.addWidget(self.player, 1)
@@ -392,46 +432,47 @@ class CompareWindow(QDialog):
             self.message.setText("No model is loaded yet.")
             return
         base = replace(self.base, tokens=self.tokens.value(), seed=self.seed.value())
-        ids = self.engine.run_all(self.prompt.text(), [c.choice(base) for c in self.columns])
+        seeds = self.seeds.value()
+        ids = self.engine.run_all(self.prompt.text(), [c.choice(base) for c in self.columns], samples=seeds)
         self._missing.clear()
         self._waiting = set(ids)
-        for column, run_id in zip(self.columns, ids):
-            column.begin(run_id)
+        for i, column in enumerate(self.columns):
+            column.begin(ids[i * seeds:(i + 1) * seeds])
         self.player.load(0)  # nothing to replay until every column has run
         self.message.setText("Running the columns one after another…")
         self._update_buttons()
 
     def _column(self, run_id: int) -> RunColumn | None:
-        return next((c for c in self.columns if c.run_id == run_id), None)
+        return next((c for c in self.columns if run_id in c.run_ids), None)
 
     @Slot(int, object)
     def _on_started(self, run_id: int, trace: Trace) -> None:
         if (column := self._column(run_id)) is not None:
-            column.started(trace)
+            column.started(run_id, trace)
 
     @Slot(int, object)
     def _on_progressed(self, run_id: int, frames: list) -> None:
-        if (column := self._column(run_id)) is not None and column.trace is not None:
-            column.progressed(frames)
+        if (column := self._column(run_id)) is not None and run_id in column.runs:
+            column.progressed(run_id, frames)
 
     @Slot(int, object)
     def _on_finished(self, run_id: int, outcome: Outcome) -> None:
-        if (column := self._column(run_id)) is not None and column.trace is not None:
-            column.finished(outcome)
+        if (column := self._column(run_id)) is not None and run_id in column.runs:
+            column.finished(run_id, outcome)
             self._done(run_id)
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
         if (column := self._column(run_id)) is not None:
-            column.failed(message)
+            column.failed(run_id, message)
             self._done(run_id)
 
     @Slot(int, object)
     def _on_judged(self, run_id: int, score: Score | NoScore) -> None:
-        if (column := self._column(run_id)) is None or column.trace is None:
+        if (column := self._column(run_id)) is None or run_id not in column.runs:
             return
         if isinstance(score, Score):
-            column.trace.score = score
+            column.runs[run_id].score = score
         else:
             self._missing[run_id] = score
         self._show_figures()
@@ -448,9 +489,10 @@ class CompareWindow(QDialog):
         return [c for c in self.columns if c.trace is not None and c.trace.outcome is not None]
 
     def _show_figures(self) -> None:
-        marks = comparison.best([c.trace if c in self.finished_columns() else None for c in self.columns])
+        marks = comparison.best([c.finished_runs() for c in self.columns])
         for i, column in enumerate(self.columns):
-            column.show_figures(marks, i, self._missing.get(column.run_id))
+            missing = next((self._missing[r] for r in column.run_ids if r in self._missing), None)
+            column.show_figures(marks, i, missing)
 
     def _show_at(self, index: int, final: bool) -> None:
         for column in self.finished_columns():
@@ -477,9 +519,10 @@ class CompareWindow(QDialog):
 
     # --- export --------------------------------------------------------------------
     def export_to(self, path: str | Path) -> bool:
-        traces = [c.trace for c in self.finished_columns()]
+        finished = self.finished_columns()
+        shown = [c.finished_runs().index(c.trace) for c in finished]
         try:
-            written = exports.export_comparison(traces, Path(path))
+            written = exports.export_comparison([c.finished_runs() for c in finished], Path(path), shown)
         except BD3LMError as err:
             QMessageBox.warning(self, "Export failed", str(err))
             return False

@@ -184,3 +184,89 @@ def test_html_comparison_keeps_words_whole_in_narrow_columns(window, qtbot, tmp_
     assert "overflow-wrap: break-word" in cell_rule and "anywhere" not in cell_rule and "break-all" not in page
     block_16 = next(c.trace for c in compare.columns if c.trace.block_size == 16)
     assert embedded(replay_page.replay_page(block_16))["runs"][0]["columns"] == palette.CELLS_PER_ROW
+
+
+def test_three_seeds_per_column_run_as_one_batch_and_each_is_generate_at_its_seed(window, qtbot, tiny_model):
+    """Seeds per column 3: each column holds the runs of seeds S, S+1, S+2, each the text `generate` writes."""
+    from bd3lm_core import SamplerSettings, generate, load_model
+    from bd3lm_core.sampling import Finished
+
+    compare = open_compare(window, tokens=12)
+    compare.seeds.setValue(3)
+    compare.preset_buttons["Top-p"].click()
+    wait_done(compare, qtbot)
+    loaded = load_model(str(tiny_model))
+    for column in compare.columns:
+        runs = column.finished_runs()
+        assert [t.settings["seed"] for t in runs] == [21, 22, 23]
+        assert column.seed_choice.isVisible() and column.seed_choice.count() == 3
+        for trace in runs:
+            [done] = [e for e in generate(loaded, trace.prompt, SamplerSettings(**trace.settings))
+                      if isinstance(e, Finished)]
+            assert trace.outcome.token_ids == done.token_ids
+    column = compare.columns[0]
+    column.seed_choice.setCurrentIndex(2)  # show the third seed's run
+    assert column.trace is column.finished_runs()[2] and column.view.trace is column.trace
+
+
+def seeded_columns(compare, gen_ppls: list[list[float]]) -> None:
+    """Give each column's finished runs these Gen PPLs (one list per column, one value per seed)."""
+    from dataclasses import replace as changed
+
+    from bd3lm_studio.records.trace import Score
+
+    for column, values in zip(compare.columns, gen_ppls):
+        for trace, value in zip(column.finished_runs(), values):
+            trace.score = changed(trace.score, gen_ppl=value) if trace.score else Score(12, value, 2.0, "fake")
+    compare._show_figures()
+
+
+def gen_ppl_row(column) -> str:
+    return next(r for r in column.figures.text().split("<tr>") if ">Gen PPL<" in r)
+
+
+def test_a_column_of_seeds_shows_mean_and_spread_and_a_star_only_beyond_the_spread(window, qtbot, monkeypatch):
+    install_fake_judge(monkeypatch)
+    compare = open_compare(window, tokens=8)
+    compare.seeds.setValue(2)
+    compare.preset("Top-p", run=True)
+    wait_done(compare, qtbot)
+    assert all(len(c.finished_runs()) == 2 for c in compare.columns)
+
+    seeded_columns(compare, [[5.0, 9.0], [8.0, 8.2], [8.4, 8.6]])  # A's mean 7.0 is lowest, but its spread is wide
+    spread = comparison.summary(compare.columns[0].finished_runs())["gen_ppl"]
+    assert (spread.mean, round(spread.sd, 6), spread.n) == (7.0, round(2 ** 1.5, 6), 2)
+    assert "7.0 \u00b1 2.8" in gen_ppl_row(compare.columns[0]) and "over 2 seeds" in compare.columns[0].figures.text()
+    assert comparison.best([c.finished_runs() for c in compare.columns])["gen_ppl"] == set()
+    assert not any("\u2605" in gen_ppl_row(c) for c in compare.columns)
+
+    seeded_columns(compare, [[5.0, 5.2], [8.0, 8.2], [8.4, 8.6]])  # now A is apart from the others by more
+    assert comparison.best([c.finished_runs() for c in compare.columns])["gen_ppl"] == {0}
+    assert ["\u2605" in gen_ppl_row(c) for c in compare.columns] == [True, False, False]
+
+
+def test_the_exported_comparison_holds_every_seeds_run_and_each_loads_back(window, qtbot, monkeypatch, tmp_path):
+    install_fake_judge(monkeypatch)
+    compare = open_compare(window, tokens=8)
+    compare.seeds.setValue(2)
+    compare.preset("Top-p", run=True)
+    wait_done(compare, qtbot)
+    qtbot.waitUntil(lambda: all(t.score is not None for c in compare.columns for t in c.finished_runs()),
+                     timeout=10_000)
+
+    assert compare.export_to(tmp_path / "seeds.json")
+    data = json.loads((tmp_path / "seeds.json").read_text(encoding="utf-8"))
+    assert data["version"] == 2 and len(data["columns"]) == 3 and len(data["runs"]) == 6
+    for i, (column, entry) in enumerate(zip(compare.columns, data["columns"])):
+        runs = column.finished_runs()
+        assert entry["seeds"] == [21, 22]
+        assert entry["figures"]["gen_ppl"] == comparison.summary(runs)["gen_ppl"].to_json()
+        mine = [r for r in data["runs"] if r["column"] == i]
+        assert [r["seed"] for r in mine] == [21, 22]
+        for run, trace in zip(mine, runs):
+            back = read_trace(run["trace"])
+            assert back.outcome == trace.outcome and back.settings["seed"] == run["seed"]
+
+    assert compare.export_to(tmp_path / "seeds.html")
+    page = (tmp_path / "seeds.html").read_text(encoding="utf-8")
+    assert page.count("2 seeds, mean &plusmn; sd") == 3 and "seed 21" in page
