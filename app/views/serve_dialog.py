@@ -13,7 +13,7 @@ import sys
 
 from PySide6.QtCore import QProcess, Qt
 from PySide6.QtWidgets import (
-    QApplication, QDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QApplication, QDialog, QHBoxLayout, QLabel, QLayout, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ..engine.requests import ModelInfo
@@ -53,7 +53,9 @@ class ServeDialog(QDialog):
         address_row = QHBoxLayout()
         address_row.addWidget(self.address, 1)
         address_row.addWidget(self.copy)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 64)  # the title and the address in full
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SetMinimumSize)  # grows with its messages instead of clipping them
         for part in (self.what, port_row, address_row, self.message):
             (layout.addLayout if isinstance(part, QHBoxLayout) else layout.addWidget)(part)
         QApplication.instance().aboutToQuit.connect(self.stop)
@@ -77,7 +79,10 @@ class ServeDialog(QDialog):
         self.process.setProcessChannelMode(QProcess.SeparateChannels)
         self.process.readyReadStandardError.connect(self._read_messages)
         self.process.finished.connect(self._ended)
-        arguments = ["-m", "bd3lm_core.cli", "serve", "--model", self.model.path, "--port", str(self.port.value()),
+        # the repo id where there is one, so clients ask for the model by the name the app shows (a folder would
+        # be served under its folder name); the lookup finds the installed folder first, so this stays offline
+        source = self.model.source or self.model.path
+        arguments = ["-m", "bd3lm_core.cli", "serve", "--model", source, "--port", str(self.port.value()),
                      "--device", self.model.device, "--dtype", self.model.dtype]
         self.process.start(sys.executable, arguments)
         self.start_stop.setText("Stop")
@@ -97,7 +102,8 @@ class ServeDialog(QDialog):
             if line.startswith("serving "):
                 self.address.setText(line.split(" at ")[1].split()[0])
                 self.copy.setEnabled(True)
-                self.message.setText("Serving. Point a client at the address (any API key).")
+                self.message.setText(f"Serving. Point a client at the address, with model \"{line.split()[1]}\" "
+                                     "(any API key).")
             elif line.strip():
                 self.message.setText(line.strip())
 

@@ -61,3 +61,24 @@ def test_a_taken_port_shows_the_servers_one_line_error(window, qtbot) -> None:
         assert dialog.address.text() == "" and dialog.start_stop.text() == "Start"
     finally:
         taken.close()
+
+
+def test_a_model_loaded_by_repo_id_is_served_under_that_id(window, qtbot, free_port, tiny_model) -> None:
+    """Clients ask for the model by the name the app shows, not by its folder's name (seen in a tryout)."""
+    import shutil
+
+    from bd3lm_core import models_dir
+
+    shutil.copytree(tiny_model, models_dir() / "test-org--served")  # as a download installs it
+    window.load_model_source("test-org/served")
+    qtbot.waitUntil(lambda: window.model is not None and window.model.name == "test-org/served", timeout=30_000)
+    menu_action(window, "Serve on localhost…").trigger()
+    dialog = window.findChild(ServeDialog)
+    dialog.port.setValue(free_port)
+    qtbot.mouseClick(dialog.start_stop, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dialog.address.text() != "", timeout=60_000)
+    models = httpx.get(dialog.address.text() + "/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == ["test-org/served"]
+    assert '"test-org/served"' in dialog.message.text()
+    qtbot.mouseClick(dialog.start_stop, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.serving, timeout=10_000)
