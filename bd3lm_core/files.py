@@ -65,8 +65,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` in one step: a reader (or the next run) sees the old file or the new, never a part."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # created, never opened if it exists (a link planted at the name is not followed); mode 0666 less the umask,
+    # as any program's new file, not a temporary file's private 0600
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())  # a full disk can surface only here

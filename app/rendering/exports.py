@@ -1,51 +1,26 @@
 """Saving a run: plain text, Markdown with the settings, the full JSON trace, an HTML replay.
 
-Every write is atomic (a temporary file next to the target, then a rename),
-so a failed export never leaves half a file behind; failures are raised as
-`BD3LMError` with a one-line message, and the run stays in the window. The
-file gets the permissions any program's new file gets (0666 less the umask),
-not the private 0600 of a temporary file.
+Every write goes through the engine's one atomic writer (`bd3lm_core.files`:
+a temporary file next to the target, then a rename), so a failed export never
+leaves half a file behind; failures are raised as `BD3LMError` with a one-line
+message, and the run stays in the window. `RUN_FORMATS` and
+`COMPARISON_FORMATS` are the one list of what can be exported: suffix, the
+save dialog's label, and the writer.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bd3lm_core import BD3LMError
+from bd3lm_core.files import write_atomically
 
 from ..records import comparison, samplers
 from ..records.trace import Trace
 from .replay_page import comparison_page, replay_page
-
-FORMATS = {
-    ".txt": "Plain text (*.txt)",
-    ".md": "Markdown with the settings (*.md)",
-    ".json": "Full trace, JSON (*.json)",
-    ".html": "Replay page, HTML (*.html)",
-}
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:  # mode 0666: the kernel applies the umask, as for any new file (mkstemp would give 0600)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as err:
-        raise BD3LMError(f"cannot write {path}: {err.strerror or err}.") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as err:
-        Path(temporary).unlink(missing_ok=True)
-        raise BD3LMError(f"cannot write {path}: {err.strerror or err}.") from None
-
 
 TEXT_SEPARATOR = "\n<|endoftext|>\n"  # where a document ends: `bd3lm train --separator marker:<|endoftext|>` reads it
 MARKDOWN_SEPARATOR = "\n\n---\n\n"  # a rule between stories
@@ -101,18 +76,56 @@ def as_html(trace: Trace) -> str:
     return replay_page(trace)
 
 
-WRITERS = {".txt": as_text, ".md": as_markdown, ".json": as_json, ".html": as_html}
+@dataclass(frozen=True)
+class Format:
+    suffix: str
+    label: str  # as the save dialog lists it
+    write: Callable[..., str]  # a run (or, for a comparison, its columns and which run each shows) as the file's text
+
+
+RUN_FORMATS = (
+    Format(".txt", "Plain text (*.txt)", as_text),
+    Format(".md", "Markdown with the settings (*.md)", as_markdown),
+    Format(".json", "Full trace, JSON (*.json)", as_json),
+    Format(".html", "Replay page, HTML (*.html)", as_html),
+)
+
+
+def comparison_json(columns: Sequence[Sequence[Trace]], shown: Sequence[int] | None = None) -> str:
+    return json.dumps(comparison.to_json(columns), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+COMPARISON_FORMATS = (
+    Format(".html", "Comparison page, HTML (*.html)", comparison_page),
+    Format(".json", "Every column's figures and every run's trace, JSON (*.json)", comparison_json),
+)
+
+
+def labels(formats: Sequence[Format]) -> dict[str, str]:
+    """Suffix -> label, as the save dialogs take them."""
+    return {f.suffix: f.label for f in formats}
+
+
+def _format(formats: Sequence[Format], path: Path, what: str) -> Format:
+    found = next((f for f in formats if f.suffix == path.suffix.lower()), None)
+    if found is None:
+        names = ", ".join(f.suffix for f in formats)
+        raise BD3LMError(f"cannot export {what} to {path.name}: use a file name ending in {names}.")
+    return found
+
+
+def _write(path: Path, text: str) -> Path:
+    try:
+        write_atomically(path, text.encode("utf-8"))
+    except OSError as err:
+        raise BD3LMError(f"cannot write {path}: {err.strerror or err}.") from None
+    return path
 
 
 def export(trace: Trace, path: Path) -> Path:
     """Write `trace` in the format its suffix names; returns the path written."""
     path = Path(path)
-    writer = WRITERS.get(path.suffix.lower())
-    if writer is None:
-        raise BD3LMError(f"cannot export to {path.name}: use a .txt, .md, .json or .html file name.")
-    atomic_write(path, writer(trace))
-    return path
-
+    return _write(path, _format(RUN_FORMATS, path, "a run").write(trace))
 
 
 def export_comparison(columns: Sequence[Sequence[Trace]], path: Path, shown: Sequence[int] | None = None) -> Path:
@@ -121,12 +134,4 @@ def export_comparison(columns: Sequence[Sequence[Trace]], path: Path, shown: Seq
     path = Path(path)
     if not any(columns):
         raise BD3LMError("there is no finished run to export yet.")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(comparison.to_json(columns), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
-    elif suffix == ".html":
-        text = comparison_page(columns, shown)
-    else:
-        raise BD3LMError(f"cannot export a comparison to {path.name}: use a .json or .html file name.")
-    atomic_write(path, text)
-    return path
+    return _write(path, _format(COMPARISON_FORMATS, path, "a comparison").write(columns, shown))

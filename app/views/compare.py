@@ -39,7 +39,6 @@ MAX_COLUMNS = 4
 MAX_SEEDS = 8  # runs per column: enough for a spread, few enough to wait for
 DEFAULT_WIDTH = 1200  # the window's usual width; wider for four wide columns, narrower only on a small screen
 PRESETS = ("Block sizes", "Steps", "Samplers", "Top-p", "Models")
-COMPARE_FORMATS = {".html": "Comparison page, HTML (*.html)", ".json": "Every run's figures and trace, JSON (*.json)"}
 
 
 class RunColumn(QFrame):
@@ -531,9 +530,10 @@ class CompareWindow(QDialog):
         return True
 
     def _ask_export(self) -> None:
-        dialog = save_dialog(self, "Export the comparison", self.settings.export_folder(), COMPARE_FORMATS,
+        dialog = save_dialog(self, "Export the comparison", self.settings.export_folder(),
+                             exports.labels(exports.COMPARISON_FORMATS),
                              "bd3lm-comparison.html")
-        path = chosen_path(dialog, COMPARE_FORMATS)
+        path = chosen_path(dialog, exports.labels(exports.COMPARISON_FORMATS))
         if path is not None:
             self.export_to(path)
 

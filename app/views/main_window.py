@@ -509,11 +509,11 @@ class MainWindow(QMainWindow):
 
     def export_dialog(self) -> QFileDialog:
         """File → Export's dialog: in the last folder used (else Documents), an .html name under the HTML filter."""
-        return save_dialog(self, "Export the run", self.settings.export_folder(), exports.FORMATS, "bd3lm-run.html")
+        return save_dialog(self, "Export the run", self.settings.export_folder(), exports.labels(exports.RUN_FORMATS), "bd3lm-run.html")
 
     def _ask_export(self) -> None:
         if self.trace is not None and self.trace.outcome is not None:
-            path = chosen_path(self.export_dialog(), exports.FORMATS)
+            path = chosen_path(self.export_dialog(), exports.labels(exports.RUN_FORMATS))
             if path is not None:
                 self.export_to(path)
 
@@ -594,7 +594,7 @@ class MainWindow(QMainWindow):
 
     def _ask_open_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a saved trace", str(self.settings.export_folder()), exports.FORMATS[".json"]
+            self, "Open a saved trace", str(self.settings.export_folder()), exports.labels(exports.RUN_FORMATS)[".json"]
         )
         if path:
             self.open_trace(path)

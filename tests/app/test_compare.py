@@ -270,3 +270,17 @@ def test_the_exported_comparison_holds_every_seeds_run_and_each_loads_back(windo
     assert compare.export_to(tmp_path / "seeds.html")
     page = (tmp_path / "seeds.html").read_text(encoding="utf-8")
     assert page.count("2 seeds, mean &plusmn; sd") == 3 and "seed 21" in page
+
+
+def test_exporting_an_empty_comparison_is_one_line_and_writes_nothing(tmp_path):
+    """It was checked only after `max()` had already raised on the empty list."""
+    import pytest
+
+    from bd3lm_core import BD3LMError
+    from bd3lm_studio.rendering import exports
+
+    for columns in ([], [[], []]):
+        for name in ("c.json", "c.html"):
+            with pytest.raises(BD3LMError, match="no finished run to export yet"):
+                exports.export_comparison(columns, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,9 @@ from PySide6.QtWidgets import QMessageBox
 
 from app_helpers import embedded, page_meta, run_page_script, view_parts
 from bd3lm_core import load_model
-from bd3lm_studio.rendering.exports import FORMATS
+from bd3lm_studio.rendering.exports import RUN_FORMATS, labels
+
+FORMATS = labels(RUN_FORMATS)
 from bd3lm_studio.records.trace import replay
 from bd3lm_studio.records.trace_reader import load_trace
 from browser import dump_dom
@@ -198,7 +200,7 @@ def test_nothing_to_export_before_a_run(window, tmp_path):
 
 
 def test_a_failed_write_leaves_the_old_file_whole(finished, tmp_path, monkeypatch):
-    import bd3lm_studio.rendering.exports as exports
+    import bd3lm_core.files
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -208,7 +210,7 @@ def test_a_failed_write_leaves_the_old_file_whole(finished, tmp_path, monkeypatc
     def full_disk(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(exports.os, "replace", full_disk)
+    monkeypatch.setattr(bd3lm_core.files.os, "replace", full_disk)
     assert not finished.export_to(path)
     assert path.read_text() == "old"
     assert [p.name for p in folder.iterdir()] == ["run.md"]
