@@ -15,7 +15,7 @@ from typing import Any
 from .samplers import most_steps
 
 TRACE_FORMAT = "bd3lm-studio-trace"
-TRACE_VERSION = 2  # 2: every revealed token also has the model's confidence and its top alternatives
+TRACE_VERSION = 3  # 2: every revealed token also has the model's confidence and its top alternatives; 3: "stop_reason"
 STOP_REASONS = ("length", "eos", "repetition", "cancelled")
 
 Alternative = tuple[int, str, float]  # token id, how it reads, the model's probability of it
@@ -56,7 +56,7 @@ class Outcome:
     text: str
     nfe: int
     seconds: float
-    reason: str  # one of STOP_REASONS
+    stop_reason: str  # one of STOP_REASONS
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ class Trace:
             "seconds": out.seconds if out else None,
             "tokens_per_second": self.tokens_per_second,
             "nfe_per_token": self.nfe_per_token,
-            "reason": out.reason if out else None,
+            "stop_reason": out.stop_reason if out else None,
             "judgement": asdict(self.score) if self.score else None,
         }
 

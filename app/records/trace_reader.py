@@ -129,10 +129,10 @@ def read_trace(data: Any) -> Trace:
         _str(_get(data, "text", ""), "text"),
         _int(_get(data, "nfe", ""), "nfe"),
         _number(_get(data, "seconds", ""), "seconds"),
-        _get(data, "reason", ""),
+        _get(data, "stop_reason" if version >= 3 else "reason", ""),  # version 2 and earlier called it "reason"
     )
-    if outcome.reason not in STOP_REASONS:
-        _damaged("reason", " or ".join(STOP_REASONS), outcome.reason)
+    if outcome.stop_reason not in STOP_REASONS:
+        _damaged("stop_reason", " or ".join(STOP_REASONS), outcome.stop_reason)
     trace = Trace(
         _str(_get(data, "prompt", ""), "prompt"), _str(_get(data, "model", ""), "model"),
         _str(_get(data, "device", ""), "device"), _str(_get(data, "dtype", ""), "dtype"),

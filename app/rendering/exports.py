@@ -60,7 +60,7 @@ def as_markdown(trace: Trace) -> str:
         **{k: v for k, v in trace.settings.items() if k not in samplers.OPTIONAL or samplers.uses(sampler, k)},
         "nfe": out.nfe if out else None,
         "seconds": round(out.seconds, 3) if out else None,
-        "stop_reason": out.reason if out else None,
+        "stop_reason": out.stop_reason if out else None,
         **({"gen_ppl": trace.score.gen_ppl, "entropy": trace.score.entropy, "judge": trace.score.judge}
            if trace.score else {}),
     }

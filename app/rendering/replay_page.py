@@ -199,7 +199,7 @@ def meta(trace: Trace) -> str:
         f"{counted(len(trace.frames), 'step')}"
     )
     if out is not None:
-        line += f", {counted(out.nfe, 'forward')}, {out.seconds:.2f} s · stopped: {out.reason}"
+        line += f", {counted(out.nfe, 'forward')}, {out.seconds:.2f} s · stopped: {out.stop_reason}"
     if trace.score is not None:
         line += f" · Gen PPL {trace.score.gen_ppl:.1f}, entropy {trace.score.entropy:.2f}"
     return line

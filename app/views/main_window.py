@@ -419,7 +419,7 @@ class MainWindow(QMainWindow):
     @property
     def _story_ended(self) -> bool:
         """The run on screen stopped at end-of-text: continuing would start a new story, not this one."""
-        return self.trace is not None and self.trace.outcome is not None and self.trace.outcome.reason == "eos"
+        return self.trace is not None and self.trace.outcome is not None and self.trace.outcome.stop_reason == "eos"
 
     def stop(self) -> None:
         if self._run_id is not None:
@@ -454,10 +454,10 @@ class MainWindow(QMainWindow):
             return
         self._run_id = None
         self.trace.outcome = outcome
-        self.view.finish(skip=outcome.reason == "cancelled")  # after Stop, the end state at once
+        self.view.finish(skip=outcome.stop_reason == "cancelled")  # after Stop, the end state at once
         self.session_runs.add(self.trace, self._run_choices)
         self.status.show_message(
-            f"Generated {counted(len(outcome.token_ids), 'token')} ({STOP_WORDS.get(outcome.reason, outcome.reason)}).",
+            f"Generated {counted(len(outcome.token_ids), 'token')} ({STOP_WORDS.get(outcome.stop_reason, outcome.stop_reason)}).",
             10000,
         )
         self.status.set_stat("score", "Gen PPL: judging…", "The judge model is reading the text")

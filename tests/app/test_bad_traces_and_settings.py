@@ -55,7 +55,7 @@ DAMAGE = {
     "a frame without its step": lambda p: edit(p, lambda d: d["frames"][0].pop("step")),
     "masked longer than the block": lambda p: edit(p, lambda d: d["frames"][0].__setitem__("masked", [True] * 99)),
     "a start that is not its block's": lambda p: edit(p, lambda d: d["frames"][0].__setitem__("start", 3)),
-    "an unknown stop reason": lambda p: edit(p, lambda d: d.__setitem__("reason", "bored")),
+    "an unknown stop reason": lambda p: edit(p, lambda d: d.__setitem__("stop_reason", "bored")),
     "true as a token id": lambda p: edit(p, lambda d: d["token_ids"].__setitem__(0, True)),
     "a newer version": lambda p: edit(p, lambda d: d.__setitem__("version", 99)),
     # issue 21: values Python's own readers choke on, and sizes that would allocate without end
@@ -103,6 +103,17 @@ def test_the_good_trace_the_damage_starts_from_opens(window, saved_trace):
     assert window.open_trace(saved_trace)
     [question] = error_boxes(window)  # only whether to use its settings: no warning, no error
     assert question.startswith("Put this run's prompt and settings")
+
+
+def test_a_trace_saved_before_the_stop_was_called_stop_reason_still_opens(window, saved_trace):
+    """Version 2 traces name the stop "reason"; version 3 says "stop_reason", as the CLI and the API do."""
+    data = json.loads(saved_trace.read_text(encoding="utf-8"))
+    assert data["version"] == 3 and data["stop_reason"] == "length" and "reason" not in data
+    data["version"] = 2
+    data["reason"] = data.pop("stop_reason")
+    saved_trace.write_text(json.dumps(data), encoding="utf-8")
+    assert window.open_trace(saved_trace)
+    assert window.trace.outcome.stop_reason == "length"
 
 
 def test_bad_saved_settings_are_replaced_by_defaults_with_a_note(open_window, tiny_model, settings, qtbot):

@@ -72,7 +72,7 @@ def test_after_stop_the_view_the_counts_and_the_export_agree(window, qtbot, tmp_
     qtbot.waitUntil(lambda: not window.running, timeout=10_000)
     trace = window.trace
     n = len(trace.outcome.token_ids)
-    assert trace.outcome.reason == "cancelled"
+    assert trace.outcome.stop_reason == "cancelled"
     parts = view_parts(window.view)
     assert parts["cells"] == []  # no block left half-done
     assert trace.end == trace.n_prompt + n

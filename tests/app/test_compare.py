@@ -93,7 +93,7 @@ def test_stop_ends_the_comparison_and_says_which_runs_did_not_run(window, qtbot)
     compare.stop_button.click()
     wait_done(compare, qtbot)
     first, second = compare.columns
-    assert first.trace.outcome.reason == "cancelled"
+    assert first.trace.outcome.stop_reason == "cancelled"
     assert second.trace is None and "not run" in second.view.placeholderText().lower()
 
 
@@ -138,7 +138,7 @@ def test_compare_stars_gen_ppl_only_among_runs_of_equal_length_and_ties_alike(wi
     wait_done(compare, qtbot)
     qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
     full, other, short = (c.trace for c in compare.columns)
-    short.outcome = changed(short.outcome, token_ids=short.outcome.token_ids[:5], reason="eos")
+    short.outcome = changed(short.outcome, token_ids=short.outcome.token_ids[:5], stop_reason="eos")
     short.score = changed(short.score, gen_ppl=1.01)  # the lowest, but on 5 tokens
     full.score = changed(full.score, gen_ppl=7.04)
     other.score = changed(other.score, gen_ppl=7.0)  # 7.0 as shown, like 7.04: a tie

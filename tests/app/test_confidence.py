@@ -68,7 +68,7 @@ def test_confidence_and_alternatives_survive_export_and_open(window, qtbot, tmp_
     run(window, qtbot)
     path = tmp_path / "run.json"
     assert window.export_to(path)
-    assert json.loads(path.read_text(encoding="utf-8"))["version"] == 2
+    assert json.loads(path.read_text(encoding="utf-8"))["version"] == 3
     back = load_trace(path)
     assert back.tokens == window.trace.tokens  # confidence and alternatives included
 
@@ -79,7 +79,8 @@ def test_a_version_1_trace_still_opens_and_says_the_confidence_was_not_recorded(
     path = tmp_path / "run.json"
     window.export_to(path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["version"] = 1  # as version 1 wrote it: [position, id, text, probability]
+    data["version"] = 1  # as version 1 wrote it: [position, id, text, probability], and the stop as "reason"
+    data["reason"] = data.pop("stop_reason")
     for frame in data["frames"]:
         frame["revealed"] = [r[:4] for r in frame["revealed"]]
     data.pop("judgement")

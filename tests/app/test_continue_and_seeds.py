@@ -71,7 +71,7 @@ def test_continue_after_end_of_text_is_disabled_with_the_reason(open_window, set
     configure(window, tokens=400, stop_at_eos=True, seed=3)
     window.prompt.setPlainText("Once upon a time")
     run(window, qtbot)
-    assert window.trace.outcome.reason == "eos"
+    assert window.trace.outcome.stop_reason == "eos"
     assert not window.continue_action.isEnabled() and "end-of-text" in window.continue_action.toolTip()
     qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier | Qt.ShiftModifier)  # the shortcut too
     assert not window.running and window.prompt.toPlainText() == "Once upon a time"

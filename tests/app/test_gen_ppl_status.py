@@ -66,7 +66,7 @@ def test_a_judge_that_fails_leaves_the_run_whole(window, qtbot, monkeypatch, fai
     monkeypatch.setattr(judge, "score", broken)
     label = score_label_after_a_run(window, qtbot, "failed")
     assert label.text() == "Gen PPL: the judge failed"
-    assert window.trace.outcome.reason == "length" and window.export_action.isEnabled()
+    assert window.trace.outcome.stop_reason == "length" and window.export_action.isEnabled()
 
 
 def test_a_model_with_no_default_judge_shows_the_engines_reason(window, qtbot):

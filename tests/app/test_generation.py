@@ -31,7 +31,7 @@ def test_full_generation_fills_the_view_and_ends_with_the_requested_length(windo
     run(window, qtbot)
 
     trace = window.trace
-    assert trace.outcome.reason == "length"
+    assert trace.outcome.stop_reason == "length"
     assert len(trace.outcome.token_ids) == 30 == trace.generated_count()
     assert len(renders) >= 2  # the prompt, then the run as it went
     text = window.view.text.toPlainText()
@@ -141,7 +141,7 @@ def test_stop_cancels_within_one_step(window, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: window.trace is not None and len(window.trace.frames) > 3, timeout=30_000)
     qtbot.keyClick(window.prompt, Qt.Key_Escape)  # Esc is Stop
     qtbot.waitUntil(lambda: not window.running, timeout=10_000)
-    assert window.trace.outcome.reason == "cancelled"
+    assert window.trace.outcome.stop_reason == "cancelled"
     assert len(after_stop) <= 1
     assert len(window.trace.outcome.token_ids) < 1000
 
@@ -221,7 +221,7 @@ def test_switching_models_mid_run_stops_the_run_and_loads_the_new_one(window, qt
     qtbot.waitUntil(lambda: window.trace is not None and len(window.trace.frames) > 2, timeout=30_000)
     window.load_model_source(str(other_model))
     qtbot.waitUntil(lambda: not window.running and not window.loading, timeout=30_000)
-    assert window.trace.outcome.reason == "cancelled"
+    assert window.trace.outcome.stop_reason == "cancelled"
     assert window.model.name.startswith("other-model")  # the folder pytest made, "other-model0"
     assert window.model.block_size == 8
     assert window.controls.block_size.value() == 8

@@ -63,7 +63,7 @@ def test_a_taken_port_shows_the_servers_one_line_error(window, qtbot) -> None:
         taken.close()
 
 
-def test_a_model_loaded_by_repo_id_is_served_under_that_id(window, qtbot, free_port, tiny_model) -> None:
+def test_a_model_loaded_by_repo_id_is_served_under_that_id(window, qtbot, free_port, tiny_model, bd3lm_home) -> None:
     """Clients ask for the model by the name the app shows, not by its folder's name (seen in a tryout)."""
     import shutil
 
