@@ -99,7 +99,7 @@ def find_tokenizer(folder: Path) -> Tokenizer:
     if own.exists():  # a folder, a pipe or a device there is refused by Tokenizer.load, not passed over
         return Tokenizer.load(own)
     try:
-        return Tokenizer.load(hub.hf_cache.gpt2_tokenizer() or hub.gpt2_tokenizer())
+        return Tokenizer.load(hub.gpt2_tokenizer())
     except BD3LMError as err:
         raise BD3LMError(
             f"{folder} has no tokenizer.json and GPT-2's could not be fetched ({err}). "
@@ -112,7 +112,7 @@ def resolve_source(
 ) -> tuple[Path, str]:
     """(folder, display name) for a folder, a repo id or None (the default model).
 
-    A repo id is looked up in our models folder, then in the Hugging Face cache, and downloaded only if in
+    A repo id goes to `hub.locate`: our models folder, then the Hugging Face cache, and a download only if in
     neither (`progress` hears of the download, `cancel` stops it).
     """
     if source is None:
@@ -127,10 +127,7 @@ def resolve_source(
         return path, path.name
     text = str(source)
     if REPO_ID.match(text) and not path.exists():
-        if hub.is_installed(text):
-            return hub.model_folder(text), text
-        cached = hub.hf_cache.find_model(text)
-        return cached or hub.download_model(text, progress=progress, cancel=cancel), text
+        return hub.locate(text, progress=progress, cancel=cancel), text
     raise BD3LMError(f"{source} is neither a model folder nor a hub repo id (like kuleshov-group/bd3lm-owt-block_size4).")
 
 
@@ -148,7 +145,7 @@ def chat_parameters(
             return entry.parameters
         if not REPO_ID.match(text):
             return None
-        path = hub.model_folder(text) if hub.is_installed(text) else hub.hf_cache.find_model(text)
+        path = hub.locate(text, download=False)
         if path is None:
             return None
     if not hf_layout.is_chat_layout(read_config_json(path / "config.json")):

@@ -22,14 +22,13 @@ from bd3lm_core.hub import (
     DownloadProgress,
     InstalledModel,
     download_model,
-    gpt2_tokenizer,
     installed_models,
     is_installed,
     model_folder,
     models_dir,
     remove_model,
 )
-from bd3lm_core.hub.store import VERIFIED_MARKER
+from bd3lm_core.hub.layout import VERIFIED_MARKER
 from bd3lm_core.model.tokenizer import Tokenizer
 
 REPO = "test-org/tiny-bd3lm"
@@ -155,7 +154,7 @@ def test_repo_without_tokenizer_gets_gpt2s(hub, online, bd3lm_home, monkeypatch)
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     asked = len(hub.requests)
-    assert gpt2_tokenizer(endpoint=hub.url).read_bytes() == gpt2  # kept, so it works offline
+    assert download.download_gpt2_tokenizer(endpoint=hub.url).read_bytes() == gpt2  # kept, so it works offline
     assert len(hub.requests) == asked
 
 
@@ -337,7 +336,7 @@ def test_a_new_version_cut_midway_leaves_the_installed_model_working(hub, online
 
 def test_a_repo_id_without_an_organisation_cannot_take_the_gpt2_tokenizer_folder(hub, online, bd3lm_home):
     download_model("test-org/no-tokenizer", endpoint=hub.url)  # puts GPT-2's tokenizer in its shared folder
-    shared = gpt2_tokenizer(endpoint=hub.url)
+    shared = download.download_gpt2_tokenizer(endpoint=hub.url)
     assert model_folder("gpt2-tokenizer") != shared.parent
     assert not str(model_folder("gpt2-tokenizer")).startswith(str(shared.parent))
 

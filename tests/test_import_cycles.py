@@ -18,9 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"bd3lm_core": ROOT / "bd3lm_core", "bd3lm_studio": ROOT / "app"}  # import name -> folder
-KNOWN = {  # cycles in code being rewritten elsewhere, with the reason; nothing else may be listed
-    frozenset({"bd3lm_core.hub.store", "bd3lm_core.hub.hf_cache"}): "the hub lookup is being rewritten (issue 22)",
-}
+KNOWN: dict[frozenset[str], str] = {}  # cycles in code being rewritten elsewhere, with the reason; none now
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import bd3lm_core.hub
+import bd3lm_core.hub.lookup
 from bd3lm_core import BD3LMError, DEFAULT_JUDGE, load_judge, load_model
 from bd3lm_core.hub import download_model, models_dir
-from bd3lm_core.hub.store import GPT2_FOLDER
+from bd3lm_core.hub.layout import GPT2_FOLDER
 from bd3lm_core.model.checkpoints import save_weights
 from bd3lm_core.model.config import BD3LMConfig
 from bd3lm_core.model.network import BD3LM
@@ -239,7 +240,7 @@ def test_a_gpt2_tokenizer_model_gets_gpt2_large_downloaded_with_progress(
 
     files = {name: (SMALL_GPT2 / name).read_bytes() for name in ("config.json", "model.safetensors", "tokenizer.json")}
     with HubServer({GPT2_JUDGE: files}) as server:
-        monkeypatch.setattr(bd3lm_core.hub, "download_model", functools.partial(download_model, endpoint=server.url))
+        monkeypatch.setattr(bd3lm_core.hub.lookup, "download_model", functools.partial(download_model, endpoint=server.url))
         reports = []
         judge = load_judge(model=model, progress=reports.append)
     assert judge.name == GPT2_JUDGE and judge.context == 64

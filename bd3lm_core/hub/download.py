@@ -58,10 +58,10 @@ from ..files import sync_folder, write_atomically
 from ..formatting import size
 from ..model.config import MAX_CONFIG_BYTES
 from ..model.tokenizer import MAX_TOKENIZER_BYTES
-from .store import (
-    CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, VERIFIED_MARKER, WEIGHTS_FILE, is_installed, is_verified, model_folder,
-    models_dir,
+from .layout import (
+    CHAT_FILES, CONFIG_FILE, GPT2_FOLDER, TOKENIZER_FILE, VERIFIED_MARKER, WEIGHTS_FILE, WEIGHTS_INDEX, shard_names,
 )
+from .store import is_installed, is_verified, model_folder, models_dir
 
 GPT2_REPO = "gpt2"  # the tokenizer of every published BD3-LM
 _REPORT_EVERY = 0.25  # seconds between progress reports during a transfer
@@ -154,8 +154,8 @@ def download_model(
     return folder
 
 
-def gpt2_tokenizer(endpoint: str | None = None) -> Path:
-    """GPT-2's tokenizer.json, downloaded once and then served from disk, so it works offline."""
+def download_gpt2_tokenizer(endpoint: str | None = None) -> Path:
+    """Our copy of GPT-2's tokenizer.json, downloaded once and then served from disk, so it works offline."""
     folder = models_dir() / GPT2_FOLDER
     path = folder / TOKENIZER_FILE
     if not path.is_file():
@@ -206,8 +206,6 @@ def _plan(repo_id: str, folder: Path, endpoint: str | None) -> list[_RemoteFile]
     model's tokenizer_config.json, generation_config.json and chat_template.jinja come along when the
     repo has them.
     """
-    from .store import CHAT_FILES, WEIGHTS_INDEX, shard_names
-
     config = _required(repo_id, CONFIG_FILE, None, folder, endpoint)
     weights = [_remote(repo_id, WEIGHTS_FILE, config.commit, folder, endpoint)]
     if weights[0] is None:

@@ -33,7 +33,7 @@ from ..errors import BD3LMError
 from ..files import read_limited
 from ..model.config import MAX_CONFIG_BYTES, missing_keys
 from ..model.hf_layout import is_chat_layout
-from .store import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel, has_weights
+from .layout import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, InstalledModel, has_weights
 
 GPT2_REPOS = ("openai-community/gpt2", "gpt2")  # the GPT-2 tokenizer's repo, under its new and its old name
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -96,7 +96,7 @@ def look_up(repo_id: str) -> tuple[InstalledModel | None, str | None]:
                       f"it has no {where} ({CONFIG_FILE} and {WEIGHTS_FILE})")
 
 
-def gpt2_tokenizer() -> Path | None:
+def gpt2_tokenizer_in_cache() -> Path | None:
     """GPT-2's tokenizer.json from the cache (at `refs/main`), or None when it is not there."""
     for repo_id in GPT2_REPOS:
         folder = _repo_folder(repo_id)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -25,29 +24,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..errors import BD3LMError
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"  # larger chat models: weights in shards this file names
-TOKENIZER_FILE = "tokenizer.json"
-MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
-# what chat models add; each is optional (hub/download.py fetches those a repo has)
-CHAT_FILES = ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
-VERIFIED_MARKER = ".bd3lm-verified.json"  # the commit and the hashes every file of the folder matched
-GPT2_FOLDER = ".gpt2-tokenizer"  # GPT-2's tokenizer.json for the published models; no repo id starts with "."
-
-
-@dataclass(frozen=True)
-class InstalledModel:
-    repo_id: str
-    path: Path
-    size_bytes: int
-    in_hf_cache: bool = False  # a snapshot in the Hugging Face cache, used in place and never deleted by us
-
-    @property
-    def where(self) -> str:
-        return "in the Hugging Face cache" if self.in_hf_cache else "downloaded"
-
+from .hf_cache import scan
+from .layout import CONFIG_FILE, TOKENIZER_FILE, VERIFIED_MARKER, InstalledModel, has_weights
 
 def models_dir() -> Path:
     """Where downloaded models live; BD3LM_HOME moves it (tests, portable installs)."""
@@ -82,8 +60,6 @@ def installed_models() -> list[InstalledModel]:
 
     Partial downloads and the shared GPT-2 tokenizer folder are not models.
     """
-    from .hf_cache import scan  # here, not at the top: hf_cache builds on this module
-
     root = models_dir()
     folders = sorted(root.iterdir()) if root.is_dir() else []
     ours = [
@@ -128,21 +104,3 @@ def _model_bytes(folder: Path) -> int:
 
 def _is_complete(folder: Path) -> bool:
     return (folder / CONFIG_FILE).is_file() and (folder / TOKENIZER_FILE).is_file() and has_weights(folder)
-
-
-def has_weights(folder: Path) -> bool:
-    """model.safetensors, or an index whose every shard is there."""
-    if (folder / WEIGHTS_FILE).is_file():
-        return True
-    shards = shard_names(folder / WEIGHTS_INDEX)
-    return bool(shards) and all((folder / name).is_file() for name in shards)
-
-
-def shard_names(index: Path) -> list[str]:
-    """The shard files a model.safetensors.index.json names, [] if it is missing or not a valid index."""
-    from ..model.hf_layout import read_weight_map  # here: the model package is not needed to list downloads
-
-    try:
-        return sorted(set(read_weight_map(index).values())) if index.is_file() else []
-    except (OSError, BD3LMError):
-        return []
