@@ -17,22 +17,24 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+    QComboBox, QDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
     QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import DEFAULT_MODEL, SAMPLERS, BD3LMError, SamplerSettings, installed_models
+from bd3lm_core import DEFAULT_MODEL, BD3LMError, SamplerSettings, installed_models
+from bd3lm_core.sampling.strategies import STRATEGIES
 
 from ..engine.requests import ModelInfo, NoScore, OtherModel
 from ..engine.worker import Engine
-from ..records import comparison, samplers
+from ..records import comparison
 from ..records.trace import Outcome, Score, Trace
 from ..rendering import exports
 from ..rendering.palette import COLOURINGS, COLUMN_CELLS_PER_ROW
 from ..settings import Choices, Settings
-from .controls import BLOCK_SIZES, MAX_TOKENS, SeedEdit
+from .controls import MAX_TOKENS
 from .file_dialogs import chosen_path, save_dialog
 from .pace import Player, Throttle
+from .sampler_form import BLOCK_SIZES, SamplerRows, SeedEdit
 from .trace_view import TraceView
 
 MAX_COLUMNS = 4
@@ -46,7 +48,8 @@ class RunColumn(QFrame):
 
     remove_requested = Signal(object)
 
-    def __init__(self, models: list[tuple[str, OtherModel | None]], model_length: int, colouring: str) -> None:
+    def __init__(self, models: list[tuple[str, OtherModel | None]], native: int, model_length: int,
+                 colouring: str) -> None:
         super().__init__()
         self.setFrameShape(QFrame.StyledPanel)
         self.run_ids: list[int] = []  # one run per seed, drawn in one batch
@@ -62,29 +65,14 @@ class RunColumn(QFrame):
         self.model = QComboBox()
         for name, model in models:
             self.model.addItem(name, model)
-        self.block_size = QComboBox()
-        self.block_size.addItem("native", None)
-        for size in (s for s in BLOCK_SIZES if s <= model_length):
-            self.block_size.addItem(str(size), size)
-        self.sampler = QComboBox()
-        for key in SAMPLERS:
-            self.sampler.addItem(samplers.NAMES.get(key, key), key)
-        self.steps = QSpinBox()
-        self.steps.setRange(0, 256)
-        self.steps.setSpecialValueText("auto")
-        self.threshold = _fraction_box(0.01, 1.0)
-        self.entropy_bound = _fraction_box(0.0, 20.0)
-        self.top_p = _fraction_box(0.01, 1.0)
-        self.temperature = _fraction_box(0.05, 5.0)
-        for combo in (self.model, self.block_size, self.sampler):
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
+        self.model.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(8)
         self.form = QFormLayout()
-        for label, widget in (("Model", self.model), ("Block size", self.block_size), ("Sampler", self.sampler),
-                              ("Steps", self.steps), ("Threshold", self.threshold), ("Entropy bound", self.entropy_bound),
-                              ("Top-p", self.top_p), ("Temperature", self.temperature)):
-            self.form.addRow(label, widget)
-        self.sampler.currentIndexChanged.connect(self._show_parameters)
+        self.form.addRow("Model", self.model)
+        self.rows = SamplerRows(self.form, self)  # the main window's rows, built by the same code
+        self.rows.set_model(native, model_length)
+        self.rows.sampler.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.rows.sampler.setMinimumContentsLength(8)
         self.view = TraceView(colouring, scale=1.0, cells_per_row=COLUMN_CELLS_PER_ROW)
         self.view.setPlaceholderText("Press Run to generate here.")
         self.seed_choice = QComboBox()  # which seed's run the view shows, when the column ran several
@@ -106,29 +94,13 @@ class RunColumn(QFrame):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.figures)
 
-    def _show_parameters(self) -> None:
-        sampler = self.sampler.currentData()
-        for name in ("steps", "threshold", "entropy_bound"):
-            self.form.setRowVisible(getattr(self, name), samplers.uses(sampler, name))
-
     def set_choice(self, settings: SamplerSettings, model: OtherModel | None = None) -> None:
-        for combo, value in ((self.model, model), (self.block_size, settings.block_size),
-                             (self.sampler, settings.sampler)):
-            _select(combo, value)
-        self.steps.setValue(settings.steps or 0)
-        self.threshold.setValue(settings.threshold)
-        self.entropy_bound.setValue(settings.entropy_bound)
-        self.top_p.setValue(settings.top_p)
-        self.temperature.setValue(settings.temperature)
-        self._show_parameters()
+        _select(self.model, model)
+        self.rows.set_settings(settings)
 
     def choice(self, base: SamplerSettings) -> tuple[OtherModel | None, SamplerSettings]:
         """This column's model, and `base` (tokens, seed, stops) with this column's knobs."""
-        return self.model.currentData(), replace(
-            base, block_size=self.block_size.currentData(), sampler=self.sampler.currentData(),
-            steps=self.steps.value() or None, threshold=self.threshold.value(),
-            entropy_bound=self.entropy_bound.value(), top_p=self.top_p.value(), temperature=self.temperature.value(),
-        )
+        return self.model.currentData(), self.rows.settings(base)
 
     # --- the runs: one per seed ---------------------------------------------------
     def begin(self, run_ids: list[int]) -> None:
@@ -219,14 +191,6 @@ class RunColumn(QFrame):
 def _select(combo: QComboBox, value: object) -> None:
     """Choose the item whose data equals `value` (compared in Python: findData cannot match None or a dataclass)."""
     combo.setCurrentIndex(next((i for i in range(combo.count()) if combo.itemData(i) == value), 0))
-
-
-def _fraction_box(low: float, high: float) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setDecimals(2)
-    box.setSingleStep(0.05)
-    return box
 
 
 class CompareWindow(QDialog):
@@ -345,8 +309,8 @@ class CompareWindow(QDialog):
     def add_column(self, settings: SamplerSettings, model: OtherModel | None = None) -> RunColumn | None:
         if len(self.columns) >= MAX_COLUMNS:
             return None
-        column = RunColumn(self.model_choices(), self.model.model_length if self.model else 1024,
-                           self.colouring.currentData())
+        column = RunColumn(self.model_choices(), self.model.block_size if self.model else 4,
+                           self.model.model_length if self.model else 1024, self.colouring.currentData())
         column.set_choice(settings, model)
         column.remove_requested.connect(self.remove_column)
         self.columns.append(column)
@@ -412,8 +376,9 @@ class CompareWindow(QDialog):
         if name == "Steps":
             steps = sorted({block, max(1, block // 2), max(1, block // 4), 1}, reverse=True)[:MAX_COLUMNS]
             return [(None, replace(base, sampler="ddpm", steps=s)) for s in steps]
-        if name == "Samplers":
-            return [(None, replace(base, sampler=s)) for s in ("ddpm", "low-confidence", "threshold", "entropy-bounded")]
+        if name == "Samplers":  # the chosen one, then the others as the engine lists them
+            others = [key for key in STRATEGIES if key != base.sampler]
+            return [(None, replace(base, sampler=s)) for s in [base.sampler, *others][:MAX_COLUMNS]]
         if name == "Top-p":
             return [(None, replace(base, top_p=p)) for p in (1.0, 0.9, 0.5)]
         if name == "Models":

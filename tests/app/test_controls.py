@@ -84,3 +84,33 @@ def test_the_steps_control_reaches_small_values_with_the_mouse(window, qtbot):
     assert steps.values[:9] == list(range(9))  # auto, then every count up to 8
     pixels_per_value = slider.width() / (len(steps.values) - 1)
     assert pixels_per_value >= 6
+
+
+def test_a_sixth_strategy_appears_in_the_panel_and_in_every_compare_column_with_its_settings(window, qtbot, monkeypatch):
+    """The panel and the compare columns build their sampler rows from the engine's STRATEGIES with one piece of code."""
+    import importlib
+
+    from bd3lm_core.sampling import strategies
+    from bd3lm_studio.records import samplers
+    from bd3lm_studio.views.controls import ControlsPanel
+    from test_strategies import _EveryOther
+
+    monkeypatch.setitem(strategies.STRATEGIES, "every-other", _EveryOther)
+    try:
+        importlib.reload(samplers)  # the app's table of who reads what is built from STRATEGIES when imported
+        panel = ControlsPanel(window.settings.choices())
+        qtbot.addWidget(panel)  # closed and deleted by pytest-qt, on this thread
+        compare = window.show_compare()
+        compare.add_column(compare.base)
+        for form, rows in [(panel.form, panel.rows), *((c.form, c.rows) for c in compare.columns)]:
+            assert rows.sampler.itemText(rows.sampler.findData("every-other")) == "Every other"
+            rows.sampler.setCurrentIndex(rows.sampler.findData("every-other"))
+            assert form.isRowVisible(rows.knobs["threshold"]) and not form.isRowVisible(rows.knobs["steps"])
+            low, high, _ = strategies.LIMITS["threshold"]
+            assert low < rows.knobs["threshold"].values[0] and rows.knobs["threshold"].values[-1] <= high
+            assert "Every other: each step reveals the first masked position" in rows.sampler.toolTip()
+        model, settings = compare.columns[0].choice(compare.base)
+        assert settings.sampler == "every-other"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(samplers)
