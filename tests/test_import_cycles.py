@@ -14,11 +14,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"bd3lm_core": ROOT / "bd3lm_core", "bd3lm_studio": ROOT / "app"}  # import name -> folder
-KNOWN: dict[frozenset[str], str] = {}  # cycles in code being rewritten elsewhere, with the reason; none now
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:
@@ -88,11 +86,5 @@ def test_the_graph_sees_relative_type_only_and_deferred_imports() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
 
 
-@pytest.mark.parametrize("known", [pytest.param(c, marks=pytest.mark.xfail(reason=r, strict=True)) for c, r in KNOWN.items()])
-def test_known_cycles_are_still_there_until_fixed(known: frozenset[str]) -> None:
-    assert not any(known <= c for c in cycles(import_graph()))
-
-
-def test_no_other_import_cycles() -> None:
-    unknown = [sorted(c) for c in cycles(import_graph()) if not any(k <= c and len(c) == len(k) for k in KNOWN)]
-    assert unknown == []
+def test_no_import_cycles() -> None:
+    assert [sorted(c) for c in cycles(import_graph())] == []
