@@ -28,7 +28,7 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
-class NoScore:
+class NoJudgement:
     """Why a run has no Gen PPL: no judge, or nothing to judge; `hint` says what to do."""
 
     reason: str

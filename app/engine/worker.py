@@ -28,8 +28,8 @@ from bd3lm_core import (
 )
 from bd3lm_core.failures import describe
 
-from ..records.trace import Frame, Outcome, Score, Token, Trace
-from .requests import Batch, LoadRequest, ModelInfo, NoScore, OtherModel, RunRequest
+from ..records.trace import Frame, Judgement, Outcome, Token, Trace
+from .requests import Batch, LoadRequest, ModelInfo, NoJudgement, OtherModel, RunRequest
 from .threads import end_thread, start_in_thread
 
 EMIT_INTERVAL = 1 / 60
@@ -51,7 +51,7 @@ class EngineWorker(QObject):
     run_progressed = Signal(int, object)  # run id, list[Frame]
     run_finished = Signal(int, object)  # run id, Outcome
     run_failed = Signal(int, str)
-    run_judged = Signal(int, object)  # run id, Score or NoScore
+    run_judged = Signal(int, object)  # run id, Judgement or NoJudgement
     judge_progressed = Signal(object)  # DownloadProgress, while a judge downloads
 
     def __init__(self) -> None:
@@ -59,7 +59,7 @@ class EngineWorker(QObject):
         self._model: LoadedModel | None = None
         self._placement = ("auto", "auto")
         self._others: dict[str | None, LoadedModel] = {}  # models of comparison columns, by source
-        self._judges: dict[str, object] = {}  # by model path: a judge, or the NoScore saying why none
+        self._judges: dict[str, object] = {}  # by model path: a judge, or the NoJudgement saying why none
 
     @Slot(object)
     def load(self, request: LoadRequest) -> None:
@@ -101,7 +101,7 @@ class EngineWorker(QObject):
                 model = self._model_for(request, batch.cancel)
                 outcomes = self._run(model, request, batch.cancel)
                 for run_id, outcome in zip(request.run_ids, outcomes):
-                    self.run_judged.emit(run_id, self._score(model, request.prompt, outcome, batch.cancel))
+                    self.run_judged.emit(run_id, self._judge(model, request.prompt, outcome, batch.cancel))
             except DownloadCancelled:
                 for run_id in request.run_ids:
                     self.run_failed.emit(run_id, "not run: its model's download was stopped.")
@@ -178,7 +178,9 @@ class EngineWorker(QObject):
             raise AssertionError("generate ended without a Finished for every sample")
         return [outcomes[row] for row in range(len(ids))]
 
-    def _score(self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event) -> Score | NoScore:
+    def _judge(
+        self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event,
+    ) -> Judgement | NoJudgement:
         """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
 
         The judge reads the prompt as context but scores only the generated text.
@@ -187,28 +189,28 @@ class EngineWorker(QObject):
         (or the status bar's Cancel) ends that download.
         """
         if not outcome.token_ids:
-            return NoScore("no text to judge")
+            return NoJudgement("no text to judge")
         judge = self._judges.get(str(model.path))
         if judge is None:
             judge = self._judges[str(model.path)] = self._load_judge(model, cancel)
-        if isinstance(judge, NoScore):
+        if isinstance(judge, NoJudgement):
             return judge
         try:
-            verdict = judge.score(outcome.text, token_ids=list(outcome.token_ids), prompt=prompt)
+            judgement = judge.score(outcome.text, token_ids=list(outcome.token_ids), prompt=prompt)
         except BD3LMError as err:
-            return NoScore("the judge failed", str(err))
+            return NoJudgement("the judge failed", str(err))
         except Exception as err:  # noqa: BLE001 - a judge's bug must not fail the run it judges
-            return NoScore("the judge failed", _unexpected(err))
-        return Score(int(verdict.tokens), float(verdict.gen_ppl), float(verdict.entropy), str(verdict.judge))
+            return NoJudgement("the judge failed", _unexpected(err))
+        return Judgement(int(judgement.tokens), float(judgement.gen_ppl), float(judgement.entropy), str(judgement.judge))
 
-    def _load_judge(self, model: LoadedModel, cancel: threading.Event) -> Judge | NoScore:
-        """The default judge of `model`, or a NoScore saying why there is none."""
+    def _load_judge(self, model: LoadedModel, cancel: threading.Event) -> Judge | NoJudgement:
+        """The default judge of `model`, or a NoJudgement saying why there is none."""
         try:
             return load_judge(source=None, model=model, device="cpu", progress=self.judge_progressed.emit, cancel=cancel)
         except DownloadCancelled:
-            return NoScore("judge download stopped", "it continues when the model is loaded again.")
+            return NoJudgement("judge download stopped", "it continues when the model is loaded again.")
         except BD3LMError as err:
-            return NoScore("no judge installed", str(err))
+            return NoJudgement("no judge installed", str(err))
 
 
 class Engine(QObject):

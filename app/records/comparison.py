@@ -39,10 +39,10 @@ FIGURES = (
            "generated tokens per second of sampling (higher is faster)"),
     Figure("tokens_per_forward", "tokens per forward", True, lambda t: t.tokens_per_forward, 2,
            "generated tokens per forward pass of the network: what a block diffusion step buys (higher is cheaper)"),
-    Figure("gen_ppl", "Gen PPL", False, lambda t: t.score.gen_ppl if t.score else None, 1,
+    Figure("gen_ppl", "Gen PPL", False, lambda t: t.judgement.gen_ppl if t.judgement else None, 1,
            "perplexity of the text under the judge model (lower reads more fluently to it); "
            "starred only among runs of the same length", same_length_only=True),
-    Figure("entropy", "entropy", True, lambda t: t.score.entropy if t.score else None, 2,
+    Figure("entropy", "entropy", True, lambda t: t.judgement.entropy if t.judgement else None, 2,
            "entropy of the text's tokens in nats (very low means repetition; not a score to maximise)",
            starred=False),
 )

@@ -60,8 +60,8 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Score:
-    """A judge's verdict on the generated text (the engine's `Judgement`, as plain data)."""
+class Judgement:
+    """A judge's judgement on the generated text (the engine's `Judgement`, as plain data)."""
 
     tokens: int  # how many tokens the judge read
     gen_ppl: float  # the judge's perplexity of the text: lower reads more fluently to it
@@ -80,7 +80,7 @@ class Trace:
     prompt_tokens: tuple[Token, ...]  # BOS included
     frames: list[Frame] = field(default_factory=list)
     outcome: Outcome | None = None
-    score: Score | None = None
+    judgement: Judgement | None = None
     tokens: dict[int, Token] = field(default_factory=dict, repr=False)  # by position; filled by `add`
 
     def __post_init__(self) -> None:
@@ -189,7 +189,7 @@ class Trace:
             "tokens_per_second": self.tokens_per_second,
             "nfe_per_token": self.nfe_per_token,
             "stop_reason": out.stop_reason if out else None,
-            "judgement": asdict(self.score) if self.score else None,
+            "judgement": asdict(self.judgement) if self.judgement else None,
         }
 
 

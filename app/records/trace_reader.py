@@ -20,7 +20,7 @@ from bd3lm_core import BD3LMError
 from bd3lm_core.errors import one_line
 
 from .checks import checked_sampling, short
-from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Outcome, Score, Token, Trace, replay
+from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Judgement, Outcome, Token, Trace, replay
 
 MAX_TRACE_BYTES = 256 * 2**20  # a 1024-token run with alternatives is a few MB
 MAX_ALTERNATIVES = 64
@@ -136,7 +136,7 @@ def read_trace(data: Any) -> Trace:
     trace = Trace(
         _str(_get(data, "prompt", ""), "prompt"), _str(_get(data, "model", ""), "model"),
         _str(_get(data, "device", ""), "device"), _str(_get(data, "dtype", ""), "dtype"),
-        settings, eos_id, prompt_tokens, frames, outcome, _score(data.get("judgement")),
+        settings, eos_id, prompt_tokens, frames, outcome, _judgement(data.get("judgement")),
     )
     if replay(trace)[trace.n_prompt :] != list(outcome.token_ids):
         raise BD3LMError("this trace's steps do not add up to its token ids; the file was edited or damaged.")
@@ -190,11 +190,11 @@ def _frame(f: dict[str, Any], index: int, block_size: int, n_prompt: int, versio
     )
 
 
-def _score(value: Any) -> Score | None:
+def _judgement(value: Any) -> Judgement | None:
     if value is None:
         return None
     s = _dict(value, "judgement")
-    return Score(
+    return Judgement(
         _int(_get(s, "tokens", "judgement."), "judgement.tokens"),
         _number(_get(s, "gen_ppl", "judgement."), "judgement.gen_ppl"),
         _number(_get(s, "entropy", "judgement."), "judgement.entropy"),

@@ -61,8 +61,8 @@ def as_markdown(trace: Trace) -> str:
         "nfe": out.nfe if out else None,
         "seconds": round(out.seconds, 3) if out else None,
         "stop_reason": out.stop_reason if out else None,
-        **({"gen_ppl": trace.score.gen_ppl, "entropy": trace.score.entropy, "judge": trace.score.judge}
-           if trace.score else {}),
+        **({"gen_ppl": trace.judgement.gen_ppl, "entropy": trace.judgement.entropy, "judge": trace.judgement.judge}
+           if trace.judgement else {}),
     }
     front = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items())
     return f"---\n{front}\n---\n\n{MARKDOWN_SEPARATOR.join(documents(trace))}\n"

@@ -200,8 +200,8 @@ def meta(trace: Trace) -> str:
     )
     if out is not None:
         line += f", {counted(out.nfe, 'forward')}, {out.seconds:.2f} s · stopped: {out.stop_reason}"
-    if trace.score is not None:
-        line += f" · Gen PPL {trace.score.gen_ppl:.1f}, entropy {trace.score.entropy:.2f}"
+    if trace.judgement is not None:
+        line += f" · Gen PPL {trace.judgement.gen_ppl:.1f}, entropy {trace.judgement.entropy:.2f}"
     return line
 
 

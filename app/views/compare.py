@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 from bd3lm_core import DEFAULT_MODEL, BD3LMError, SamplerSettings, installed_models
 from bd3lm_core.sampling.strategies import STRATEGIES
 
-from ..engine.requests import ModelInfo, NoScore, OtherModel
+from ..engine.requests import ModelInfo, NoJudgement, OtherModel
 from ..engine.worker import Engine
 from ..records import comparison
-from ..records.trace import Outcome, Score, Trace
+from ..records.trace import Judgement, Outcome, Trace
 from ..rendering import exports
 from ..rendering.palette import COLOURINGS, COLUMN_CELLS_PER_ROW
 from ..settings import Choices, Settings
@@ -163,7 +163,7 @@ class RunColumn(QFrame):
             last = len(self.trace.frames) - 1
             self.view.show_frame(min(index, last), final=index >= last)
 
-    def show_figures(self, marks: dict[str, set[int]], column: int, missing: NoScore | None) -> None:
+    def show_figures(self, marks: dict[str, set[int]], column: int, missing: NoJudgement | None) -> None:
         runs = self.finished_runs()
         if not runs:
             return
@@ -181,7 +181,7 @@ class RunColumn(QFrame):
         note = (f"<br>mean \u00b1 standard deviation over {len(runs)} seeds; \u2605 only where the difference "
                 "is larger than the spread" if len(runs) > 1 else "")
         self.figures.setText("<table>" + "".join(rows) + "</table>" + note)
-        judged = next((t.score for t in runs if t.score is not None), None)
+        judged = next((t.judgement for t in runs if t.judgement is not None), None)
         if judged is not None:  # different models may have different judges: say whose figures these are
             self.figures.setToolTip(f"Gen PPL and entropy judged by {judged.judge}.")
         elif missing is not None and missing.hint:
@@ -206,7 +206,7 @@ class CompareWindow(QDialog):
         self.model: ModelInfo | None = None
         self.base = SamplerSettings()
         self.columns: list[RunColumn] = []
-        self._missing: dict[int, NoScore] = {}  # run id: why that run has no Gen PPL
+        self._missing: dict[int, NoJudgement] = {}  # run id: why that run has no Gen PPL
         self._waiting: set[int] = set()  # runs not finished yet
 
         self.prompt = QLineEdit()
@@ -432,13 +432,13 @@ class CompareWindow(QDialog):
             self._done(run_id)
 
     @Slot(int, object)
-    def _on_judged(self, run_id: int, score: Score | NoScore) -> None:
+    def _on_judged(self, run_id: int, judgement: Judgement | NoJudgement) -> None:
         if (column := self._column(run_id)) is None or run_id not in column.runs:
             return
-        if isinstance(score, Score):
-            column.runs[run_id].score = score
+        if isinstance(judgement, Judgement):
+            column.runs[run_id].judgement = judgement
         else:
-            self._missing[run_id] = score
+            self._missing[run_id] = judgement
         self._show_figures()
 
     def _done(self, run_id: int) -> None:

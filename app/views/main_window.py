@@ -26,9 +26,9 @@ from bd3lm_core import (
 )
 from bd3lm_core.formatting import counted
 
-from ..engine.requests import ModelInfo, NoScore
+from ..engine.requests import ModelInfo, NoJudgement
 from ..engine.worker import Engine
-from ..records.trace import Outcome, Score, Trace, text_matches_tokens
+from ..records.trace import Judgement, Outcome, Trace, text_matches_tokens
 from ..records.trace_reader import load_trace
 from ..rendering import exports
 from ..settings import Choices, Settings, model_key
@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self.model: ModelInfo | None = None
         self.trace: Trace | None = None
         self._run_id: int | None = None  # the run in progress
-        self._trace_run: int | None = None  # the run whose trace is on screen (its score may still come)
+        self._trace_run: int | None = None  # the run whose trace is on screen (its judgement may still come)
         self._run_choices: Choices | None = None  # the controls as they were for the running run
         self._loads_pending = 0
         self._loading_source: str | None = None
@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
         self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
         self._run_choices = choices
         self.status.show_message("Generating…")
-        self.status.set_stat("score", "")
+        self.status.set_stat("judgement", "")
         self._update_actions()
 
     def continue_text(self) -> None:
@@ -460,7 +460,7 @@ class MainWindow(QMainWindow):
             f"Generated {counted(len(outcome.token_ids), 'token')} ({STOP_WORDS.get(outcome.stop_reason, outcome.stop_reason)}).",
             10000,
         )
-        self.status.set_stat("score", "Gen PPL: judging…", "The judge model is reading the text")
+        self.status.set_stat("judgement", "Gen PPL: judging…", "The judge model is reading the text")
         self._update_actions()
 
     @Slot(int, str)
@@ -478,20 +478,20 @@ class MainWindow(QMainWindow):
         self.engine.stop()
 
     @Slot(int, object)
-    def _on_run_judged(self, run_id: int, score: Score | NoScore) -> None:
+    def _on_run_judged(self, run_id: int, judgement: Judgement | NoJudgement) -> None:
         if not self.loading:
             self.status.hide_download()
         if run_id != self._trace_run or self.trace is None:
             return
-        if isinstance(score, Score):
-            self.trace.score = score
-            self.status.show_score(score)
+        if isinstance(judgement, Judgement):
+            self.trace.judgement = judgement
+            self.status.show_judgement(judgement)
             return
-        self.status.show_score(None, score)
-        if score.hint and not self._hinted:  # say once, after the run's own message, what to do about it
+        self.status.show_judgement(None, judgement)
+        if judgement.hint and not self._hinted:  # say once, after the run's own message, what to do about it
             self._hinted = True
-            hint = score.hint[:1].upper() + score.hint[1:]
-            self.status.show_message(f"{self.status.current_message()} Gen PPL: {score.reason}. {hint}", 20000)
+            hint = judgement.hint[:1].upper() + judgement.hint[1:]
+            self.status.show_message(f"{self.status.current_message()} Gen PPL: {judgement.reason}. {hint}", 20000)
 
     # --- export ----------------------------------------------------------------
     def export_to(self, path: str | Path) -> bool:
@@ -541,7 +541,7 @@ class MainWindow(QMainWindow):
         self._run_id, self._trace_run = None, None
         self.trace = trace
         self.view.open(trace)
-        self.status.show_score(trace.score)
+        self.status.show_judgement(trace.judgement)
         self.status.show_message(f"Opened a run of {trace.model}.", 10000)
         self._update_actions()
         self._offer_trace_settings(trace)
@@ -556,7 +556,7 @@ class MainWindow(QMainWindow):
         self.view.open(run.trace)
         self.controls.set_choices(replace(run.choices, new_seed_each_run=False))  # Generate reproduces it
         self._replace_prompt(run.trace.prompt)
-        self.status.show_score(run.trace.score)
+        self.status.show_judgement(run.trace.judgement)
         self.status.show_message(f"Back to the run of {run.title().split(' · ')[0]}.", 10000)
         self._update_actions()
 

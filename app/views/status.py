@@ -17,11 +17,11 @@ from bd3lm_core import DownloadProgress
 from bd3lm_core import formatting
 from bd3lm_core.formatting import counted
 
-from ..engine.requests import NoScore
-from ..records.trace import Score, Trace
+from ..engine.requests import NoJudgement
+from ..records.trace import Judgement, Trace
 from .labels import ElidedLabel
 
-STATS = ("progress", "speed", "nfe", "elapsed", "seed", "score")
+STATS = ("progress", "speed", "nfe", "elapsed", "seed", "judgement")
 TIPS = {
     "progress": "Tokens generated so far, and where the sampler is",
     "speed": "Generated tokens per second",
@@ -39,7 +39,7 @@ class StatusArea(QStatusBar):
         self.addWidget(self.message, 1)
         self.labels: dict[str, QLabel] = {}
         for name in STATS:  # the long ones may shrink, so that the window fits a small screen
-            label = self.labels[name] = ElidedLabel(min_chars=10) if name in ("progress", "score") else QLabel()
+            label = self.labels[name] = ElidedLabel(min_chars=10) if name in ("progress", "judgement") else QLabel()
             label.setToolTip(TIPS.get(name, ""))
             self.addPermanentWidget(label)
         self.download = QProgressBar()
@@ -93,15 +93,15 @@ class StatusArea(QStatusBar):
             self.set_stat("elapsed", f"{frame.elapsed:.2f} s")
         self.set_stat("seed", "" if trace is None else f"seed {trace.settings['seed']}")
 
-    def show_score(self, score: Score | None, missing: NoScore | None = None) -> None:
+    def show_judgement(self, judgement: Judgement | None, missing: NoJudgement | None = None) -> None:
         """Gen PPL and entropy of the run on screen, or why there are none (the hint in the tooltip)."""
-        if score is None:
-            missing = missing or NoScore("not in this trace", "The run was saved without a judge's verdict.")
-            self.set_stat("score", f"Gen PPL: {missing.reason}", missing.hint or None)
+        if judgement is None:
+            missing = missing or NoJudgement("not in this trace", "The run was saved without the judge's figures.")
+            self.set_stat("judgement", f"Gen PPL: {missing.reason}", missing.hint or None)
             return
         self.set_stat(
-            "score", f"Gen PPL {score.gen_ppl:.1f} · entropy {score.entropy:.2f}",
-            f"Judged by {score.judge} over {score.tokens} tokens.\n"
+            "judgement", f"Gen PPL {judgement.gen_ppl:.1f} · entropy {judgement.entropy:.2f}",
+            f"Judged by {judgement.judge} over {judgement.tokens} tokens.\n"
             "Gen PPL: the judge's perplexity of the generated text (lower reads more fluently to it).\n"
             "Entropy: of the text's tokens, in nats (higher is more varied; very low means repetition).",
         )

@@ -29,11 +29,11 @@ def configure(window, tokens: int, **choices) -> None:
 
 
 def run(window, qtbot, timeout: int = 60_000) -> None:
-    """Generate and wait for the end of the run and for the judge's verdict on it (which comes after)."""
+    """Generate and wait for the end of the run and for the judge's judgement on it (which comes after)."""
     window.generate()
     assert window.running
     qtbot.waitUntil(lambda: not window.running, timeout=timeout)
-    qtbot.waitUntil(lambda: "judging" not in window.status_labels["score"].text(), timeout=timeout)
+    qtbot.waitUntil(lambda: "judging" not in window.status_labels["judgement"].text(), timeout=timeout)
 
 
 def error_boxes(window) -> list[str]:

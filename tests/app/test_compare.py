@@ -33,7 +33,7 @@ def test_one_click_compares_block_sizes_with_figures_and_the_best_marked(window,
     compare.preset_buttons["Block sizes"].click()  # fills the columns and runs them
     assert compare.running
     wait_done(compare, qtbot)
-    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    qtbot.waitUntil(lambda: all(c.trace.judgement is not None for c in compare.columns), timeout=10_000)
     traces = [c.trace for c in compare.columns]
     assert [t.settings["block_size"] for t in traces] == [4, 8, 16]  # native 4, and larger blocks
     assert {t.settings["seed"] for t in traces} == {21} and {t.prompt for t in traces} == {"Once upon a time"}
@@ -102,7 +102,7 @@ def test_the_comparison_exports_as_json_and_as_one_html_page(window, qtbot, monk
     compare = open_compare(window, tokens=8)
     compare.preset("Top-p", run=True)
     wait_done(compare, qtbot)
-    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    qtbot.waitUntil(lambda: all(c.trace.judgement is not None for c in compare.columns), timeout=10_000)
     traces = [c.trace for c in compare.columns]
 
     assert compare.export_to(tmp_path / "comparison.json")
@@ -111,7 +111,7 @@ def test_the_comparison_exports_as_json_and_as_one_html_page(window, qtbot, monk
     marks = comparison.best(traces)
     for i, (run, trace) in enumerate(zip(data["runs"], traces)):
         back = read_trace(run["trace"])  # every run's whole trace, readable like a saved one
-        assert back.outcome == trace.outcome and back.score == trace.score
+        assert back.outcome == trace.outcome and back.judgement == trace.judgement
         assert run["figures"] == comparison.figures(trace)
         assert run["best"] == sorted(k for k, columns in marks.items() if i in columns)
         assert f"top-p {trace.settings['top_p']:g}" in run["label"]
@@ -136,12 +136,12 @@ def test_compare_stars_gen_ppl_only_among_runs_of_equal_length_and_ties_alike(wi
     compare = open_compare(window)
     compare.preset_buttons["Top-p"].click()
     wait_done(compare, qtbot)
-    qtbot.waitUntil(lambda: all(c.trace.score is not None for c in compare.columns), timeout=10_000)
+    qtbot.waitUntil(lambda: all(c.trace.judgement is not None for c in compare.columns), timeout=10_000)
     full, other, short = (c.trace for c in compare.columns)
     short.outcome = changed(short.outcome, token_ids=short.outcome.token_ids[:5], stop_reason="eos")
-    short.score = changed(short.score, gen_ppl=1.01)  # the lowest, but on 5 tokens
-    full.score = changed(full.score, gen_ppl=7.04)
-    other.score = changed(other.score, gen_ppl=7.0)  # 7.0 as shown, like 7.04: a tie
+    short.judgement = changed(short.judgement, gen_ppl=1.01)  # the lowest, but on 5 tokens
+    full.judgement = changed(full.judgement, gen_ppl=7.04)
+    other.judgement = changed(other.judgement, gen_ppl=7.0)  # 7.0 as shown, like 7.04: a tie
     marks = comparison.best([full, other, short])
     assert marks["gen_ppl"] == {0, 1}
     compare._show_figures()
@@ -213,11 +213,11 @@ def seeded_columns(compare, gen_ppls: list[list[float]]) -> None:
     """Give each column's finished runs these Gen PPLs (one list per column, one value per seed)."""
     from dataclasses import replace as changed
 
-    from bd3lm_studio.records.trace import Score
+    from bd3lm_studio.records.trace import Judgement
 
     for column, values in zip(compare.columns, gen_ppls):
         for trace, value in zip(column.finished_runs(), values):
-            trace.score = changed(trace.score, gen_ppl=value) if trace.score else Score(12, value, 2.0, "fake")
+            trace.judgement = changed(trace.judgement, gen_ppl=value) if trace.judgement else Judgement(12, value, 2.0, "fake")
     compare._show_figures()
 
 
@@ -251,7 +251,7 @@ def test_the_exported_comparison_holds_every_seeds_run_and_each_loads_back(windo
     compare.seeds.setValue(2)
     compare.preset("Top-p", run=True)
     wait_done(compare, qtbot)
-    qtbot.waitUntil(lambda: all(t.score is not None for c in compare.columns for t in c.finished_runs()),
+    qtbot.waitUntil(lambda: all(t.judgement is not None for c in compare.columns for t in c.finished_runs()),
                      timeout=10_000)
 
     assert compare.export_to(tmp_path / "seeds.json")

@@ -16,7 +16,7 @@ def score_label_after_a_run(window, qtbot, says: str):
     """The Gen PPL label once an 8-token run has ended and the label says `says`."""
     configure(window, tokens=8)
     run(window, qtbot)
-    label = window.status_labels["score"]
+    label = window.status_labels["judgement"]
     qtbot.waitUntil(lambda: says in label.text(), timeout=30_000)
     return label
 
@@ -25,14 +25,14 @@ def test_each_finished_run_shows_gen_ppl_and_entropy_from_the_judge(window, qtbo
     judge = install_fake_judge(monkeypatch)
     configure(window, tokens=16)
     run(window, qtbot)
-    qtbot.waitUntil(lambda: window.trace.score is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.trace.judgement is not None, timeout=10_000)
     ids = window.trace.outcome.token_ids
-    score = window.trace.score
+    score = window.trace.judgement
     assert (score.tokens, score.gen_ppl, score.entropy, score.judge) == (16, 10.0 + len(set(ids)), len(set(ids)) / 10,
                                                                         "fake-judge")
     assert judge.texts == [window.trace.outcome.text] and judge.prompts == [window.trace.prompt]
     assert judge.threads[0] is not threading.main_thread()  # judged in the engine thread, not the UI's
-    label = window.status_labels["score"]
+    label = window.status_labels["judgement"]
     assert label.text() == f"Gen PPL {score.gen_ppl:.1f} · entropy {score.entropy:.2f}"
     assert "fake-judge" in label.toolTip()
     assert window.export_to(tmp_path / "run.json")
@@ -51,7 +51,7 @@ def test_without_a_judge_the_status_says_so_with_a_hint(window, qtbot, monkeypat
     assert label.toolTip() == missing
     assert window.status.current_message().startswith("Generated 8 tokens")
     assert "pass --judge" in window.status.current_message()  # the hint, said once where it can be read
-    assert window.trace.score is None
+    assert window.trace.judgement is None
 
 
 @pytest.mark.parametrize("failure", ["one-line", "bug"])
