@@ -23,12 +23,13 @@ from dataclasses import asdict, replace
 from PySide6.QtCore import QObject, Signal, Slot
 
 from bd3lm_core import (
-    BD3LMError, DownloadCancelled, DownloadProgress, Finished, Judge, LoadedModel, SamplerSettings, Step, encode_prompt,
+    BD3LMError, DownloadCancelled, DownloadProgress, Judge, LoadedModel, SamplerSettings, encode_prompt,
     generate, load_judge, load_model,
 )
+from bd3lm_core import sampling  # its events, named apart from the records this thread makes of them
 from bd3lm_core.failures import describe
 
-from ..records.trace import Frame, Judgement, Outcome, Token, Trace
+from ..records.trace import Frame, Judgement, Finished, Reveal, Trace
 from .requests import Batch, LoadRequest, ModelInfo, NoJudgement, OtherModel, RunRequest
 from .threads import end_thread, start_in_thread
 
@@ -49,7 +50,7 @@ class EngineWorker(QObject):
     load_progressed = Signal(object)  # DownloadProgress, while a load downloads
     run_started = Signal(int, object)  # run id, Trace (no frames yet)
     run_progressed = Signal(int, object)  # run id, list[Frame]
-    run_finished = Signal(int, object)  # run id, Outcome
+    run_finished = Signal(int, object)  # run id, Finished
     run_failed = Signal(int, str)
     run_judged = Signal(int, object)  # run id, Judgement or NoJudgement
     judge_progressed = Signal(object)  # DownloadProgress, while a judge downloads
@@ -123,7 +124,7 @@ class EngineWorker(QObject):
             self._others[source] = self._load(source, *self._placement, cancel)
         return self._others[source]
 
-    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> list[Outcome]:
+    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> list[Finished]:
         """Generate, turning the sampler's events into each sample's frames and outcome (in row order)."""
         settings = request.settings.resolved(model.config.block_size)
         tokenizer = model.tokenizer
@@ -136,7 +137,7 @@ class EngineWorker(QObject):
 
         prompt_ids = encode_prompt(model, request.prompt)
         prompt_tokens = tuple(
-            Token(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
+            Reveal(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
         )
         ids = list(request.run_ids)
         for row, run_id in enumerate(ids):  # the engine's rule: sample i of a batch draws with seed + i
@@ -148,15 +149,15 @@ class EngineWorker(QObject):
         last_emit = [began] * len(ids)
         pending: list[list[Frame]] = [[] for _ in ids]
         counts = [0] * len(ids)
-        outcomes: dict[int, Outcome] = {}
+        outcomes: dict[int, Finished] = {}
         for event in generate(model, request.prompt, settings, cancel=cancel, num_samples=len(ids),
                               alternatives=ALTERNATIVES):
             row = event.row
-            if isinstance(event, Step):
+            if isinstance(event, sampling.Step):
                 if not event.revealed:  # a DDPM step that drew no position: nothing to show or replay
                     continue
                 revealed = tuple(
-                    Token(r.position, r.token, text(r.token), event.block, event.step, r.probability, counts[row],
+                    Reveal(r.position, r.token, text(r.token), event.block, event.step, r.probability, counts[row],
                           r.confidence, tuple((tid, text(tid), p) for tid, p in r.alternatives))
                     for r in event.revealed
                 )
@@ -168,18 +169,18 @@ class EngineWorker(QObject):
                 if now - last_emit[row] >= EMIT_INTERVAL:
                     self.run_progressed.emit(ids[row], pending[row])
                     pending[row], last_emit[row] = [], now
-            elif isinstance(event, Finished):
+            elif isinstance(event, sampling.Finished):
                 if pending[row]:
                     self.run_progressed.emit(ids[row], pending[row])
                     pending[row] = []
-                outcomes[row] = Outcome(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
+                outcomes[row] = Finished(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
                 self.run_finished.emit(ids[row], outcomes[row])
         if len(outcomes) != len(ids):
             raise AssertionError("generate ended without a Finished for every sample")
         return [outcomes[row] for row in range(len(ids))]
 
     def _judge(
-        self, model: LoadedModel, prompt: str, outcome: Outcome, cancel: threading.Event,
+        self, model: LoadedModel, prompt: str, outcome: Finished, cancel: threading.Event,
     ) -> Judgement | NoJudgement:
         """Gen PPL and entropy of the generated text, from the model's judge (loaded once, kept).
 

@@ -22,7 +22,9 @@ Alternative = tuple[int, str, float]  # token id, how it reads, the model's prob
 
 
 @dataclass(frozen=True)
-class Token:
+class Reveal:
+    """A token of the run: the engine's `Reveal` with what the replay shows of it, or (block -1) one of the prompt."""
+
     position: int  # absolute position in the sequence; BOS is 0
     id: int
     text: str  # how the token reads on its own
@@ -36,20 +38,24 @@ class Token:
 
 @dataclass(frozen=True)
 class Frame:
-    """One denoising step, as the sampler reported it."""
+    """A denoising step that revealed something, as the sampler reported it (the engine's `Step`, with the time).
+
+    The replay shows one frame at a time; a DDPM step that drew no position is not a frame, so the two words
+    name two things: every frame is a step, not every step a frame.
+    """
 
     block: int
     step: int
     start: int  # position of the block's first token
     t: float
-    revealed: tuple[Token, ...]
+    revealed: tuple[Reveal, ...]
     masked: tuple[bool, ...]  # per position of the block, after this step
     nfe: int
     elapsed: float  # seconds since the run began
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Finished:
     """How the run ended (the sampler's `Finished`, minus what the trace already holds)."""
 
     token_ids: tuple[int, ...]  # the generated ids, prompt excluded
@@ -77,11 +83,11 @@ class Trace:
     dtype: str
     settings: dict[str, Any]  # the resolved SamplerSettings: every value the sampler used
     eos_id: int
-    prompt_tokens: tuple[Token, ...]  # BOS included
+    prompt_tokens: tuple[Reveal, ...]  # BOS included
     frames: list[Frame] = field(default_factory=list)
-    outcome: Outcome | None = None
+    outcome: Finished | None = None
     judgement: Judgement | None = None
-    tokens: dict[int, Token] = field(default_factory=dict, repr=False)  # by position; filled by `add`
+    tokens: dict[int, Reveal] = field(default_factory=dict, repr=False)  # by position; filled by `add`
 
     def __post_init__(self) -> None:
         for token in self.prompt_tokens:

@@ -20,7 +20,7 @@ from bd3lm_core import BD3LMError
 from bd3lm_core.errors import one_line
 
 from .checks import checked_sampling, short
-from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Judgement, Outcome, Token, Trace, replay
+from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Judgement, Finished, Reveal, Trace, replay
 
 MAX_TRACE_BYTES = 256 * 2**20  # a 1024-token run with alternatives is a few MB
 MAX_ALTERNATIVES = 64
@@ -113,7 +113,7 @@ def read_trace(data: Any) -> Trace:
     block_size = settings["block_size"]
     eos_id = _int(_get(data, "eos_id", ""), "eos_id")
     prompt_tokens = tuple(
-        Token(pos, _int(pair[0], f"prompt_tokens[{pos}] id"), _str(pair[1], f"prompt_tokens[{pos}] text"),
+        Reveal(pos, _int(pair[0], f"prompt_tokens[{pos}] id"), _str(pair[1], f"prompt_tokens[{pos}] text"),
               -1, 0, 1.0, -1)
         for pos, pair in enumerate(_list(_get(data, "prompt_tokens", ""), "prompt_tokens", 1))
         if _list(pair, f"prompt_tokens[{pos}]", 2, 2)
@@ -124,7 +124,7 @@ def read_trace(data: Any) -> Trace:
         _frame(_dict(f, f"frame {index}"), index, block_size, len(prompt_tokens), version, last_block)
         for index, f in enumerate(_list(_get(data, "frames", ""), "frames"))
     ]
-    outcome = Outcome(
+    outcome = Finished(
         tuple(_int(t, "token_ids[]") for t in _list(_get(data, "token_ids", ""), "token_ids")),
         _str(_get(data, "text", ""), "text"),
         _int(_get(data, "nfe", ""), "nfe"),
@@ -180,7 +180,7 @@ def _frame(f: dict[str, Any], index: int, block_size: int, n_prompt: int, versio
                  _number(a[2], here + " alternative probability", 0.0, 1.0))
                 for a in _list(r[5], here + " alternatives", 0, MAX_ALTERNATIVES) if _list(a, here + " alternative", 3, 3)
             )
-        revealed.append(Token(
+        revealed.append(Reveal(
             position, _int(r[1], here + " id"), _str(r[2], here + " text"), block, step,
             _number(r[3], here + " probability", 0.0, 1.0), index, confidence, alternatives,
         ))

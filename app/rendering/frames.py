@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..records.trace import Token, Trace
+from ..records.trace import Reveal, Trace
 from .palette import EOS_TEXT, MASK_GLYPH, NEWLINE_GLYPH, Colours
 
 PROMPT, TOKEN, EOS, MASK = "prompt", "token", "eos", "mask"  # what a piece is
@@ -68,7 +68,7 @@ def mask_tooltip(position: int, block: int) -> str:
     return f"masked: position {position}, block {block}, not revealed yet"
 
 
-def tooltip_text(token: Token, trace: Trace) -> str:
+def tooltip_text(token: Reveal, trace: Trace) -> str:
     """What hovering a token tells: every number says what it is; texts quoted with newlines escaped."""
     if token.frame < 0:
         return f"prompt token {token.id} {token.text!r}"
@@ -87,7 +87,7 @@ def tooltip_text(token: Token, trace: Trace) -> str:
     return "\n".join(lines)
 
 
-def token_piece(trace: Trace, token: Token, latest: bool = False, in_cell: bool = False) -> Piece:
+def token_piece(trace: Trace, token: Reveal, latest: bool = False, in_cell: bool = False) -> Piece:
     """A token as drawn (in a cell, a newline shows as a glyph, else the cell would look empty)."""
     tooltip = tooltip_text(token, trace)
     text = token.text.replace("\n", NEWLINE_GLYPH) if in_cell else token.text

@@ -27,7 +27,7 @@ from bd3lm_core.sampling.strategies import STRATEGIES
 from ..engine.requests import ModelInfo, NoJudgement, OtherModel
 from ..engine.worker import Engine
 from ..records import comparison
-from ..records.trace import Judgement, Outcome, Trace
+from ..records.trace import Judgement, Finished, Trace
 from ..rendering import exports
 from ..rendering.palette import COLOURINGS, COLUMN_CELLS_PER_ROW
 from ..settings import Choices, Settings
@@ -132,7 +132,7 @@ class RunColumn(QFrame):
         if self.trace is not None:
             self.view.show_frame(len(self.trace.frames) - 1)
 
-    def finished(self, run_id: int, outcome: Outcome) -> None:
+    def finished(self, run_id: int, outcome: Finished) -> None:
         self.runs[run_id].outcome = outcome
         if self.runs[run_id] is self.trace:
             self._live.cancel()
@@ -420,7 +420,7 @@ class CompareWindow(QDialog):
             column.progressed(run_id, frames)
 
     @Slot(int, object)
-    def _on_finished(self, run_id: int, outcome: Outcome) -> None:
+    def _on_finished(self, run_id: int, outcome: Finished) -> None:
         if (column := self._column(run_id)) is not None and run_id in column.runs:
             column.finished(run_id, outcome)
             self._done(run_id)

@@ -28,7 +28,7 @@ from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo, NoJudgement
 from ..engine.worker import Engine
-from ..records.trace import Judgement, Outcome, Trace, text_matches_tokens
+from ..records.trace import Judgement, Finished, Trace, text_matches_tokens
 from ..records.trace_reader import load_trace
 from ..rendering import exports
 from ..settings import Choices, Settings, model_key
@@ -449,7 +449,7 @@ class MainWindow(QMainWindow):
             self.view.refresh()
 
     @Slot(int, object)
-    def _on_run_finished(self, run_id: int, outcome: Outcome) -> None:
+    def _on_run_finished(self, run_id: int, outcome: Finished) -> None:
         if run_id != self._run_id:
             return
         self._run_id = None

@@ -374,13 +374,13 @@ def test_text_exports_keep_stories_apart_and_md_lists_only_the_samplers_settings
 def test_text_and_tokens_agree_across_tokenizers():
     """Byte-level BPE joins token texts as they are, a word-level tokenizer with spaces; neither is an edit.
     A changed word is."""
-    from bd3lm_studio.records.trace import Frame, Outcome, Token, Trace, text_matches_tokens
+    from bd3lm_studio.records.trace import Frame, Finished, Reveal, Trace, text_matches_tokens
 
     def trace(texts: list[str], text: str) -> Trace:
-        revealed = tuple(Token(1 + i, 5 + i, t, 0, 1, 1.0, 0) for i, t in enumerate(texts))
+        revealed = tuple(Reveal(1 + i, 5 + i, t, 0, 1, 1.0, 0) for i, t in enumerate(texts))
         frame = Frame(0, 1, 1, 0.5, revealed, (False,) * len(texts), 1, 0.1)
-        outcome = Outcome(tuple(5 + i for i in range(len(texts))), text, 1, 0.1, "length")
-        return Trace("", "m", "cpu", "float32", {}, 0, (Token(0, 0, "", -1, 0, 1.0, -1),), [frame], outcome)
+        outcome = Finished(tuple(5 + i for i in range(len(texts))), text, 1, 0.1, "length")
+        return Trace("", "m", "cpu", "float32", {}, 0, (Reveal(0, 0, "", -1, 0, 1.0, -1),), [frame], outcome)
 
     assert text_matches_tokens(trace([" Once", " upon", " a"], " Once upon a"))
     assert text_matches_tokens(trace(["w5", "w6", "w7"], "w5 w6 w7"))
