@@ -62,6 +62,8 @@ class RunRequest:
     settings: SamplerSettings
     model: OtherModel | None = None  # None: the loaded model
     samples: int = 1
+    messages: tuple[dict[str, str], ...] | None = None  # a chat: `prompt` is then the template's rendering of these
+    enable_thinking: bool | None = None  # for a chat template that reads it
 
     @property
     def run_ids(self) -> range:

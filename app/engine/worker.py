@@ -23,8 +23,8 @@ from dataclasses import asdict, replace
 from PySide6.QtCore import QObject, Signal, Slot
 
 from bd3lm_core import (
-    BD3LMError, DownloadCancelled, DownloadProgress, Judge, LoadedModel, SamplerSettings, encode_prompt,
-    generate, load_judge, load_model,
+    BD3LMError, DownloadCancelled, DownloadProgress, Judge, LoadedModel, SamplerSettings, encode_prompt, generate,
+    load_judge, load_model, render_chat,
 )
 from bd3lm_core import sampling  # its events, named apart from the records this thread makes of them
 from bd3lm_core.failures import describe
@@ -101,8 +101,8 @@ class EngineWorker(QObject):
             try:
                 model = self._model_for(request, batch.cancel)
                 outcomes = self._run(model, request, batch.cancel)
-                for run_id, outcome in zip(request.run_ids, outcomes):
-                    self.run_judged.emit(run_id, self._judge(model, request.prompt, outcome, batch.cancel))
+                for run_id, (prompt, outcome) in zip(request.run_ids, outcomes):
+                    self.run_judged.emit(run_id, self._judge(model, prompt, outcome, batch.cancel))
             except DownloadCancelled:
                 for run_id in request.run_ids:
                     self.run_failed.emit(run_id, "not run: its model's download was stopped.")
@@ -124,8 +124,9 @@ class EngineWorker(QObject):
             self._others[source] = self._load(source, *self._placement, cancel)
         return self._others[source]
 
-    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> list[Finished]:
-        """Generate, turning the sampler's events into each sample's frames and outcome (in row order)."""
+    def _run(self, model: LoadedModel, request: RunRequest, cancel: threading.Event) -> list[tuple[str, Finished]]:
+        """Generate, turning the sampler's events into each sample's frames; (the prompt given, how each sample
+        ended), in row order."""
         settings = request.settings.resolved(model.config.block_size)
         tokenizer = model.tokenizer
         texts: dict[int, str] = {}  # each token's text, decoded once per run (five alternatives a token add up)
@@ -135,7 +136,10 @@ class EngineWorker(QObject):
                 texts[tid] = tokenizer.token_text(tid)
             return texts[tid]
 
-        prompt_ids = encode_prompt(model, request.prompt)
+        prompt = request.prompt
+        if request.messages is not None:  # a chat turn: the model is given what its template makes of the conversation
+            prompt = render_chat(model, list(request.messages), request.enable_thinking)
+        prompt_ids = encode_prompt(model, prompt)
         prompt_tokens = tuple(
             Reveal(pos, tid, "" if pos == 0 else text(tid), -1, 0, 1.0, -1) for pos, tid in enumerate(prompt_ids)
         )
@@ -143,14 +147,14 @@ class EngineWorker(QObject):
         for row, run_id in enumerate(ids):  # the engine's rule: sample i of a batch draws with seed + i
             own = replace(settings, seed=settings.seed + row) if settings.seed is not None else settings
             self.run_started.emit(run_id, Trace(
-                request.prompt, model.name, *model.placement, asdict(own), tokenizer.eos_id, prompt_tokens,
+                prompt, model.name, *model.placement, asdict(own), tokenizer.eos_id, prompt_tokens,
             ))
         began = time.perf_counter()
         last_emit = [began] * len(ids)
         pending: list[list[Frame]] = [[] for _ in ids]
         counts = [0] * len(ids)
         outcomes: dict[int, Finished] = {}
-        for event in generate(model, request.prompt, settings, cancel=cancel, num_samples=len(ids),
+        for event in generate(model, prompt, settings, cancel=cancel, num_samples=len(ids),
                               alternatives=ALTERNATIVES):
             row = event.row
             if isinstance(event, sampling.Step):
@@ -177,7 +181,7 @@ class EngineWorker(QObject):
                 self.run_finished.emit(ids[row], outcomes[row])
         if len(outcomes) != len(ids):
             raise AssertionError("generate ended without a Finished for every sample")
-        return [outcomes[row] for row in range(len(ids))]
+        return [(prompt, outcomes[row]) for row in range(len(ids))]
 
     def _judge(
         self, model: LoadedModel, prompt: str, outcome: Finished, cancel: threading.Event,
@@ -246,18 +250,29 @@ class Engine(QObject):
         """Start a run on the loaded model (stopping any other) and return its id, which tags all its signals."""
         return self.run_all(prompt, [(None, settings)])[0]
 
+    def run_chat(self, messages: list[dict[str, str]], settings: SamplerSettings,
+                 enable_thinking: bool | None = None) -> int:
+        """Start the loaded chat model's reply to `messages` (stopping anything running); its run id."""
+        request = RunRequest(self._ids(1), "", settings, messages=tuple(messages), enable_thinking=enable_thinking)
+        return self._send([request])[0]
+
     def run_all(self, prompt: str, runs: list[tuple[OtherModel | None, SamplerSettings]], samples: int = 1) -> list[int]:
         """Start runs one after another (stopping anything running) and return their ids, in order.
 
         With `samples` > 1 each run draws that many samples in one batch (seeds seed, seed + 1, ...); the ids
         come run by run, each run's samples together.
         """
+        return self._send([RunRequest(self._ids(samples), prompt, settings, model, samples) for model, settings in runs])
+
+    def _ids(self, count: int) -> int:
+        """The first of `count` fresh run ids."""
+        self._next_run += count
+        return self._next_run - count + 1
+
+    def _send(self, requests: list[RunRequest]) -> list[int]:
+        """Stop what runs, then hand these requests to the worker as one batch; their run ids, in order."""
         self.stop()
         self._cancel = threading.Event()
-        requests = []
-        for model, settings in runs:
-            requests.append(RunRequest(self._next_run + 1, prompt, settings, model, samples))
-            self._next_run += samples
         self._run_requested.emit(Batch(tuple(requests), self._cancel))
         return [run_id for r in requests for run_id in r.run_ids]
 
