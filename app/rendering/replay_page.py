@@ -20,7 +20,7 @@ from importlib.resources import files
 
 from bd3lm_core.formatting import counted
 
-from ..records.comparison import FIGURES, best, label, summary
+from ..records.comparison import FIGURES, best, figures, label, summary
 from ..records.trace import Trace
 from . import frames, palette
 from .paces import DEFAULT_PACE, PACES, pace_name
@@ -44,6 +44,7 @@ _HEAD = """<!DOCTYPE html>
  #controls { display: flex; gap: 0.6em; align-items: center; margin: 1em 0; flex-wrap: wrap; }
  #timeline { flex: 1; min-width: 10em; }
  .text { white-space: pre-wrap; border: 1px solid var(--mask-bg); border-radius: 6px; padding: 1em; min-height: 8em; }
+ .seedtext { white-space: pre-wrap; overflow-wrap: break-word; margin: 0.2em 0 0.6em; }
 __CLASSES__ .blockbox { display: grid; border: 2px solid var(--block-edge); background: var(--block); margin-top: 0.4em; }
  .cell { border: 1px solid var(--block-edge); padding: 0.1em 0.3em; min-height: 1.6em; overflow-wrap: break-word; }
  .legend span { padding: 0 0.3em; }
@@ -76,7 +77,7 @@ __CONTROLS__
 <div id="text" class="text"></div>
 """
 
-_COMPARISON = """<p class="meta">Prompt: <b>__PROMPT__</b> · the same seed for every run · best figure of each kind in bold with &#9733;</p>
+_COMPARISON = """<p class="meta">Prompt: <b>__PROMPT__</b> · __SEEDS__ · best figure of each kind in bold with &#9733;</p>
 __FIGURES__
 __CONTROLS__
 <div id="columns" style="grid-template-columns: repeat(__COUNT__, minmax(0, 1fr))">__COLUMNS__</div>
@@ -216,6 +217,21 @@ def replay_page(trace: Trace) -> str:
     )
 
 
+def _every_seed(runs: Sequence[Trace]) -> str:
+    """A column's runs, one per seed, each with its figures and its whole text: the page replays only one of them,
+    and the spread above is over all of them."""
+    if len(runs) < 2:
+        return ""
+    items = "".join(
+        f"<li><b>seed {t.settings['seed']}</b>: "
+        + " · ".join(f"{f.name} {'–' if v is None else f'{v:.{f.digits}f}'}"
+                     for f, v in ((f, figures(t)[f.key]) for f in FIGURES))
+        + f'<div class="seedtext">{html.escape(t.outcome.text if t.outcome else "")}</div></li>'
+        for t in runs
+    )
+    return f'<details class="meta"><summary>Every seed\'s run ({len(runs)})</summary><ul>{items}</ul></details>'
+
+
 def comparison_page(columns: Sequence[Sequence[Trace]], shown: Sequence[int] | None = None) -> str:
     """Columns of runs of one prompt side by side, each replaying one of its runs (`shown`: which, else the first),
     replayed together, with each column's figures (mean ± standard deviation over its seeds) and the best marked."""
@@ -240,9 +256,14 @@ def comparison_page(columns: Sequence[Sequence[Trace]], shown: Sequence[int] | N
     titles = [label(t.settings, t.model) + (f" · seed {t.settings['seed']}" if len(groups[i]) > 1 else "")
               for i, t in enumerate(traces)]
     columns_html = "".join(
-        f'<div><h2>{chr(65 + i)}: {html.escape(title)}</h2><div id="text{i}" class="text"></div></div>'
+        f'<div><h2>{chr(65 + i)}: {html.escape(title)}</h2><div id="text{i}" class="text"></div>'
+        f"{_every_seed(groups[i])}</div>"
         for i, title in enumerate(titles)
     )
+    n = max((len(runs) for runs in groups), default=1)
+    seed = traces[0].settings["seed"] if traces else 0
+    seeds = (f"seeds {seed} to {seed + n - 1} in every column, each column replaying one of them"
+             if n > 1 else "the same seed for every run")
     replay = _Replay()
     for i, trace in enumerate(traces):
         replay.add(trace, f"text{i}", palette.COLUMN_CELLS_PER_ROW)  # as the compare window's columns
@@ -253,7 +274,7 @@ def comparison_page(columns: Sequence[Sequence[Trace]], shown: Sequence[int] | N
         {
             "__PROMPT__": html.escape(traces[0].prompt if traces else ""),
             "__FIGURES__": f'<table class="figures"><tr><th></th>{header}<th></th></tr>{rows}</table>',
-            "__COUNT__": str(len(traces)), "__COLUMNS__": columns_html,
+            "__COUNT__": str(len(traces)), "__COLUMNS__": columns_html, "__SEEDS__": seeds,
         },
         "95em",
     )

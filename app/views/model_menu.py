@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
-from bd3lm_core import DEFAULT_MODEL, installed_models
+from bd3lm_core import DEFAULT_MODEL, installed_models, models_dir
 
 from ..engine.requests import ModelInfo
 
@@ -56,9 +56,17 @@ class ModelMenu(QMenu):
         if not models:
             self.installed.addAction("(none yet: Download models…)").setEnabled(False)
 
+    def start_folder(self) -> str:
+        """Where the folder dialog opens: beside the loaded folder, else our models folder, else home (it opened in
+        whatever folder the app was started from, seen in a tryout)."""
+        if self.loaded is not None and self.loaded.source is not None and Path(self.loaded.source).expanduser().is_dir():
+            return str(Path(self.loaded.source).expanduser().parent)
+        return str(models_dir() if models_dir().is_dir() else Path.home())
+
     def _ask_folder(self) -> None:
+        # a short title: the window manager elided the longer one (tokenizer.json is optional anyway)
         folder = QFileDialog.getExistingDirectory(
-            self.parentWidget(), "Open a model folder (config.json, model.safetensors, tokenizer.json)"
+            self.parentWidget(), "Open a model folder (config.json, model.safetensors)", self.start_folder()
         )
         if folder:
             self.load_requested.emit(folder)

@@ -53,12 +53,20 @@ class ServeDialog(QDialog):
         address_row = QHBoxLayout()
         address_row.addWidget(self.address, 1)
         address_row.addWidget(self.copy)
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 64)  # the title and the address in full
+        # the width on the labels, not the dialog: the layout's minimum size would override the dialog's own
+        for label in (self.what, self.message):
+            label.setMinimumWidth(self.fontMetrics().averageCharWidth() * 64)  # the title and the address in full
         layout = QVBoxLayout(self)
         layout.setSizeConstraint(QLayout.SetMinimumSize)  # grows with its messages instead of clipping them
         for part in (self.what, port_row, address_row, self.message):
             (layout.addLayout if isinstance(part, QHBoxLayout) else layout.addWidget)(part)
         QApplication.instance().aboutToQuit.connect(self.stop)
+
+    def _say(self, text: str) -> None:
+        """Show a message, the dialog taller where it wraps: a window's layout does not grow it for a longer label."""
+        self.message.setText(text)
+        self.layout().activate()
+        self.resize(self.width(), max(self.height(), self.heightForWidth(self.width())))
 
     def _what_text(self) -> str:
         if self.model is None:
@@ -87,7 +95,7 @@ class ServeDialog(QDialog):
         self.process.start(sys.executable, arguments)
         self.start_stop.setText("Stop")
         self.port.setEnabled(False)
-        self.message.setText("Starting the server (it loads the model)…")
+        self._say("Starting the server (it loads the model)…")
 
     def stop(self) -> None:
         if not self.serving:
@@ -102,10 +110,10 @@ class ServeDialog(QDialog):
             if line.startswith("serving "):
                 self.address.setText(line.split(" at ")[1].split()[0])
                 self.copy.setEnabled(True)
-                self.message.setText(f"Serving. Point a client at the address, with model \"{line.split()[1]}\" "
+                self._say(f"Serving. Point a client at the address, with model \"{line.split()[1]}\" "
                                      "(any API key).")
             elif line.strip():
-                self.message.setText(line.strip())
+                self._say(line.strip())
 
     def _ended(self) -> None:
         self.address.clear()
@@ -113,4 +121,4 @@ class ServeDialog(QDialog):
         self.start_stop.setText("Start")
         self.port.setEnabled(True)
         if self.message.text().startswith(("Serving", "Starting")):
-            self.message.setText("The server has stopped.")
+            self._say("The server has stopped.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -270,6 +271,13 @@ def test_the_exported_comparison_holds_every_seeds_run_and_each_loads_back(windo
     assert compare.export_to(tmp_path / "seeds.html")
     page = (tmp_path / "seeds.html").read_text(encoding="utf-8")
     assert page.count("2 seeds, mean &plusmn; sd") == 3 and "seed 21" in page
+    # the page replays one run a column, and lists every seed's run with its figures and whole text
+    assert "seeds 21 to 22 in every column" in page and "the same seed for every run" not in page
+    assert page.count("Every seed's run (2)") == 3
+    for column in compare.columns:
+        for trace in column.finished_runs():
+            assert html.escape(trace.outcome.text) in page
+    assert page.count("<b>seed 22</b>: tokens/s") == 3
 
 
 def test_exporting_an_empty_comparison_is_one_line_and_writes_nothing(tmp_path):

@@ -137,3 +137,31 @@ def test_loading_a_chat_model_that_will_not_fit_asks_and_yes_loads_it_in_the_pre
     assert "4.0 MB is missing" in box.text()
     box.button(QMessageBox.No).click()
     assert not window.loading and window.model.dtype == "bfloat16" and dtype.currentData() == "bfloat16"
+
+
+def test_open_model_folder_starts_beside_the_loaded_folder_else_in_the_models_folder(
+        window, qtbot, monkeypatch, sdar_bs8, bd3lm_home):
+    """It opened in the app's working folder, which means nothing to a user."""
+    from dataclasses import replace
+
+    from bd3lm_core import models_dir
+
+    asked = []
+
+    def answer(parent, title, folder=""):
+        asked.append(folder)
+        return str(sdar_bs8) if len(asked) == 1 else ""  # the second time: Cancel
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", answer)
+    [action] = [a for a in window.model_menu.actions() if a.text() == "Open model folder…"]
+    action.trigger()
+    qtbot.waitUntil(lambda: not window.loading, timeout=60_000)
+    assert window.model.path == str(sdar_bs8)
+    action.trigger()  # cancelled: the model stays
+    assert asked[1] == str(sdar_bs8.parent) and window.model.path == str(sdar_bs8)
+
+    by_repo_id = replace(window.model, source="test-org/tiny-bd3lm")  # as Installed models loads one
+    window.model_menu.mark(by_repo_id)
+    assert window.model_menu.start_folder() == str(Path.home())  # no models folder yet
+    models_dir().mkdir(parents=True)
+    assert window.model_menu.start_folder() == str(models_dir())

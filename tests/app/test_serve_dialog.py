@@ -45,6 +45,12 @@ def test_serve_from_the_model_menu_answers_openai_requests_until_stopped(window,
         pass
 
 
+def shown_in_full(dialog) -> bool:
+    """Each wrapped label as tall as its text needs at its width (a tryout saw both clipped once serving)."""
+    dialog.layout().activate()
+    return all(label.height() >= label.heightForWidth(label.width()) for label in (dialog.what, dialog.message))
+
+
 def test_a_taken_port_shows_the_servers_one_line_error(window, qtbot) -> None:
     import socket
 
@@ -54,10 +60,14 @@ def test_a_taken_port_shows_the_servers_one_line_error(window, qtbot) -> None:
     try:
         menu_action(window, "Serve on localhost…").trigger()
         dialog = window.findChild(ServeDialog)
+        # wide enough for its title: the layout's minimum once overrode the dialog's, leaving 255 px
+        assert dialog.width() >= dialog.fontMetrics().averageCharWidth() * 64 and shown_in_full(dialog)
         dialog.port.setValue(taken.getsockname()[1])
         qtbot.mouseClick(dialog.start_stop, Qt.LeftButton)
         qtbot.waitUntil(lambda: not dialog.serving, timeout=60_000)
         assert dialog.message.text().startswith("bd3lm: cannot listen on 127.0.0.1")
+        assert dialog.message.heightForWidth(dialog.message.width()) > dialog.fontMetrics().height() * 1.5  # wraps
+        assert shown_in_full(dialog)
         assert dialog.address.text() == "" and dialog.start_stop.text() == "Start"
     finally:
         taken.close()
