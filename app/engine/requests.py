@@ -25,6 +25,8 @@ class ModelInfo:
     block_size: int
     model_length: int
     defaults: tuple[tuple[str, object], ...] = ()  # its authors' sampler settings (catalog), under the user's choices
+    chat: bool = False  # it has a chat template: the Chat view can talk to it
+    reads_thinking: bool = False  # its template reads enable_thinking (Qwen3's): the Chat view offers the switch
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,8 @@ class EngineWorker(QObject):
         self.loaded.emit(ModelInfo(
             request.source, model.name, str(model.path), request.device, request.dtype,
             *model.placement, model.config.block_size, model.config.model_length, tuple(model.sampler_defaults.items()),
+            model.chat_template is not None,
+            model.chat_template is not None and model.chat_template.reads_enable_thinking,
         ))
 
     def _load(self, source: str | None, device: str, dtype: str, cancel: threading.Event) -> LoadedModel:

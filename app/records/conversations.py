@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bd3lm_core import BD3LMError
+from bd3lm_core import BD3LMError, models_dir
 from bd3lm_core.files import read_limited, write_atomically
 
 from .checks import short
@@ -84,6 +84,11 @@ class Conversation:
             "turns": [{"role": t.role, "text": t.text, "shown": t.shown,
                        "replies": [{"text": r.text, "trace": r.trace} for r in t.replies]} for t in self.turns],
         }
+
+
+def chats_dir() -> Path:
+    """Where conversations are kept: beside the models, in the user data folder (BD3LM_HOME moves both)."""
+    return models_dir().parent / "chats"
 
 
 def new_conversation(system: str = "") -> Conversation:

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QSplitter,
-    QToolButton, QVBoxLayout, QWidget,
+    QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from bd3lm_core import (
@@ -28,11 +28,13 @@ from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo, NoJudgement
 from ..engine.worker import Engine
-from ..records.trace import Judgement, Finished, Trace, text_matches_tokens
+from ..records.conversations import ConversationStore, chats_dir
+from ..records.trace import Finished, Judgement, Trace, text_matches_tokens
 from ..records.trace_reader import load_trace
 from ..rendering import exports
 from ..settings import Choices, Settings, model_key
 from .about import AboutDialog
+from .chat_view import ChatView
 from .compare import CompareWindow
 from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, memory_shortfall, show_download_dialog
@@ -92,6 +94,8 @@ class MainWindow(QMainWindow):
         choices = self.settings.choices()
         self.view = LiveView(self.settings.colouring(), self.settings.pace())
         self.controls = ControlsPanel(choices)
+        self.chat = ChatView(self.engine, ConversationStore(chats_dir()), self._next_sampling,
+                             self.settings.colouring(), self.settings.pace())
         self.status = StatusArea()
         self.setStatusBar(self.status)
         self.status_labels = self.status.labels
@@ -207,8 +211,11 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(right.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        self.tabs = QTabWidget()  # Write: continue a text; Chat: talk to a chat model
+        self.tabs.addTab(left, "Write")
+        self.tabs.addTab(self.chat, "Chat")
         splitter = QSplitter()
-        splitter.addWidget(left)
+        splitter.addWidget(self.tabs)
         splitter.addWidget(scroll)
         splitter.setStretchFactor(0, 1)
         splitter.setChildrenCollapsible(False)
@@ -218,6 +225,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         worker = self.engine.worker
         worker.loaded.connect(self._on_loaded)
+        self.chat.message.connect(lambda text: self.status.show_message(text, 10000))
         worker.load_failed.connect(self._on_load_failed)
         worker.load_cancelled.connect(self._on_load_cancelled)
         worker.load_progressed.connect(self._on_load_progress)
@@ -295,6 +303,8 @@ class MainWindow(QMainWindow):
         note, self._settings_note = self._settings_note, ""
         self.status.show_message(f"Loaded {info.name}. {note}".strip(), 30000 if note else 5000)
         self._show_model_status()
+        self.chat.set_model(info)
+        self.tabs.setCurrentWidget(self.chat if info.chat else self.tabs.widget(0))  # a chat model opens in Chat
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -386,16 +396,21 @@ class MainWindow(QMainWindow):
         """Generate after the prompt (with a fresh seed first, when "New seed each run" is ticked)."""
         if self.model is None or self.loading or self._run_id is not None:
             return
+        self.settings.save_prompt(self.prompt.toPlainText())
+        self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), self._next_sampling())
+        self._run_choices = self.controls.choices()
+        self.status.show_message("Generating…")
+        self.status.set_stat("judgement", "")
+        self._update_actions()
+
+    def _next_sampling(self) -> SamplerSettings:
+        """The settings of the next run, Write's or Chat's: a fresh seed first when "New seed each run" is ticked;
+        the choices are remembered for the model."""
         if self.controls.new_seed.isChecked():
             self.controls.seed.setValue(random_seed())
         choices = self.controls.choices()
         self.settings.save_choices(choices, self._model_key)
-        self.settings.save_prompt(self.prompt.toPlainText())
-        self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), choices.sampling)
-        self._run_choices = choices
-        self.status.show_message("Generating…")
-        self.status.set_stat("judgement", "")
-        self._update_actions()
+        return choices.sampling
 
     def continue_text(self) -> None:
         """Write on: the text so far (prompt and what was generated) becomes the prompt.

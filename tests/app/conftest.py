@@ -49,8 +49,10 @@ def gui_thread_garbage_collection(qapp) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def private_settings(tmp_path: Path) -> Iterator[None]:
-    """Any QSettings made during a test lands under tmp_path, never in the user's real settings."""
+def private_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any QSettings made during a test lands under tmp_path, never in the user's real settings; so do models and
+    conversations (BD3LM_HOME; a test that asks for `bd3lm_home` gets its own)."""
+    monkeypatch.setenv("BD3LM_HOME", str(tmp_path / "home"))
     QSettings.setDefaultFormat(QSettings.IniFormat)
     for scope in (QSettings.UserScope, QSettings.SystemScope):
         QSettings.setPath(QSettings.IniFormat, scope, str(tmp_path / "qsettings"))

@@ -1,0 +1,230 @@
+"""The Chat view: a conversation with a chat model, each reply unmasking block by block as the Write view shows.
+
+The conversation lives in `records/conversations.py` and is saved as each message completes; the model runs on
+the engine thread (`Engine.run_chat`), which renders the conversation with the model's own template.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout,
+    QWidget,
+)
+
+from bd3lm_core import BD3LMError, SamplerSettings
+
+from ..engine.requests import ModelInfo
+from ..engine.worker import Engine
+from ..records.conversations import Conversation, ConversationStore, Reply, Turn, new_conversation
+from ..records.trace import Finished, Trace
+from .live_view import LiveView
+
+NO_TEMPLATE = ("{name} has no chat template, so it writes rather than chats: use Write, or get a chat model from "
+               "Model → Download models….")
+
+
+class _EnterSends(QObject):
+    """Enter sends the message; Shift+Enter makes a new line, as in every chat app."""
+
+    def __init__(self, send: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self.send = send
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (event.type() == QEvent.KeyPress and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key_Return, Qt.Key_Enter) and not event.modifiers() & Qt.ShiftModifier):
+            self.send()
+            return True
+        return False
+
+
+class ChatView(QWidget):
+    """Turns above, the reply being written as cells below them, the message box at the bottom."""
+
+    message = Signal(str)  # a line for the status bar
+
+    def __init__(self, engine: Engine, store: ConversationStore, settings: Callable[[], SamplerSettings],
+                 colouring: str, pace: int) -> None:
+        super().__init__()
+        self.engine, self.store, self.next_settings = engine, store, settings
+        self.model: ModelInfo | None = None
+        self._run_id: int | None = None
+        self.trace: Trace | None = None  # the reply being written
+        conversations, notes = store.load_all()
+        self.conversations: list[Conversation] = conversations or [new_conversation()]
+        self.conversation = self.conversations[0]
+
+        self.picker = QComboBox()
+        self.picker.setToolTip("Your conversations, the latest first; each is saved as every message completes.")
+        self.picker.currentIndexChanged.connect(self._pick)
+        self.new_button = QPushButton("New chat")
+        self.new_button.clicked.connect(self.new_chat)
+        self.system = QLineEdit(self.conversation.system)
+        self.system.setPlaceholderText("System prompt (optional): how the model should answer")
+        self.thinking = QCheckBox("Thinking")
+        self.thinking.setToolTip("Let the model reason before it answers (its template reads enable_thinking).")
+        self.thinking.hide()
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.transcript = QTextBrowser()
+        self.transcript.setOpenLinks(False)
+        self.transcript.setPlaceholderText("Type a message below and press Enter.")
+        self.live = LiveView(colouring, pace)
+        self.live.hide()
+        self.input = QPlainTextEdit()
+        self.input.setPlaceholderText("Message (Enter sends, Shift+Enter makes a new line, Esc stops a reply)")
+        self.input.setFixedHeight(self.input.fontMetrics().lineSpacing() * 3 + 12)
+        self.input.installEventFilter(_EnterSends(self.send, self))
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, self.stop, context=Qt.WidgetWithChildrenShortcut)
+
+        top = QHBoxLayout()
+        top.addWidget(self.picker, 1)
+        top.addWidget(self.new_button)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.input, 1)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        bottom.addLayout(buttons)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.system)
+        layout.addWidget(self.thinking)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.transcript, 2)
+        layout.addWidget(self.live, 1)
+        layout.addLayout(bottom)
+
+        worker = engine.worker
+        worker.run_started.connect(self._on_started)
+        worker.run_progressed.connect(self._on_progressed)
+        worker.run_finished.connect(self._on_finished)
+        worker.run_failed.connect(self._on_failed)
+        self._fill_picker()
+        self._show_conversation()
+        self._update()
+        if notes:
+            self.notice.setText("; ".join(notes))
+
+    # --- the model and the conversations ------------------------------------------
+    def set_model(self, model: ModelInfo | None) -> None:
+        self.model = model
+        self.thinking.setVisible(bool(model and model.reads_thinking))
+        self.notice.setText("" if model is None or model.chat else NO_TEMPLATE.format(name=model.name))
+        self._update()
+
+    def new_chat(self) -> None:
+        if self.running:
+            return
+        self.conversation = new_conversation(self.system.text())
+        self.conversations.insert(0, self.conversation)
+        self._fill_picker()
+        self._show_conversation()
+
+    def _pick(self, index: int) -> None:
+        if 0 <= index < len(self.conversations) and not self.running:
+            self.conversation = self.conversations[index]
+            self.system.setText(self.conversation.system)
+            self._show_conversation()
+
+    def _fill_picker(self) -> None:
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        for c in self.conversations:
+            self.picker.addItem(c.title)
+        self.picker.setCurrentIndex(self.conversations.index(self.conversation))
+        self.picker.blockSignals(False)
+
+    # --- sending and the reply ---------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._run_id is not None
+
+    def send(self) -> None:
+        """Send the message box's text as the next user turn (saved at once) and start the reply."""
+        text = self.input.toPlainText().strip()
+        if not text or self.running or self.model is None or not self.model.chat:
+            return
+        self.conversation.system = self.system.text()
+        self.conversation.turns.append(Turn("user", text))
+        if self.conversation.title == "New chat":
+            self.conversation.title = text.splitlines()[0][:48]
+            self._fill_picker()
+        self._save()
+        self.input.clear()
+        thinking = self.thinking.isChecked() if self.thinking.isVisible() else None
+        self._run_id = self.engine.run_chat(self.conversation.messages(), self.next_settings(), thinking)
+        self._show_conversation()
+        self._update()
+
+    def stop(self) -> None:
+        """Esc: the reply ends after its current step and keeps what it wrote."""
+        if self.running:
+            self.engine.stop()
+
+    @Slot(int, object)
+    def _on_started(self, run_id: int, trace: Trace) -> None:
+        if run_id == self._run_id:
+            self.trace = trace
+            self.live.show()
+            self.live.begin(trace)
+
+    @Slot(int, object)
+    def _on_progressed(self, run_id: int, frames: list) -> None:
+        if run_id == self._run_id and self.trace is not None:
+            self.trace.add(frames)
+            self.live.refresh()
+
+    @Slot(int, object)
+    def _on_finished(self, run_id: int, finished: Finished) -> None:
+        if run_id != self._run_id:
+            return
+        self._run_id = None
+        self.trace.outcome = finished
+        self.live.finish(skip=True)
+        self.conversation.add_reply(Reply(finished.text, self.trace.to_json()))
+        self._save()
+        self._show_conversation()
+        self._update()
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        if run_id == self._run_id:
+            self._run_id = None
+            self.notice.setText(message[:1].upper() + message[1:])
+            self._update()
+
+    def _save(self) -> None:
+        try:
+            self.store.save(self.conversation)
+        except BD3LMError as err:  # the conversation stays on screen; the next message tries again
+            self.message.emit(str(err))
+
+    # --- drawing -------------------------------------------------------------------
+    def _show_conversation(self) -> None:
+        """Every turn as a paragraph: who, then the text (selectable, copyable)."""
+        parts = []
+        for turn in self.conversation.turns:
+            who = "You" if turn.role == "user" else "Model"
+            versions = f" ({turn.shown + 1}/{len(turn.replies)})" if len(turn.replies) > 1 else ""
+            body = html.escape(turn.text).replace("\n", "<br>")
+            parts.append(f"<p><b>{who}{versions}</b><br>{body}</p>")
+        self.transcript.setHtml("".join(parts))
+        self.transcript.verticalScrollBar().setValue(self.transcript.verticalScrollBar().maximum())
+
+    def _update(self) -> None:
+        chat = self.model is not None and self.model.chat
+        self.input.setEnabled(chat)
+        self.send_button.setEnabled(chat and not self.running)
+        self.stop_button.setEnabled(self.running)
+        self.new_button.setEnabled(not self.running)
+        self.picker.setEnabled(not self.running)

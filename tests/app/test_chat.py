@@ -1,0 +1,94 @@
+"""The Chat view, used as a person does: type, Enter, Esc; on the shared chat fixture (random weights, so the
+replies are nonsense of a known length)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from bd3lm_core import load_model, render_chat
+from bd3lm_studio.records.conversations import chats_dir
+
+BACKBONE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "backbones" / "a2d-qwen3-bs4" / "checkpoint"
+
+
+@pytest.fixture
+def chat_window(open_window, settings):
+    w = open_window(str(BACKBONE), settings)
+    assert w.model is not None and w.model.chat
+    c = w.controls
+    c.tokens.set_value(6)
+    c.stop_at_eos.setChecked(False)
+    c.stop_on_repetition.setChecked(False)
+    c.seed.setValue(11)
+    return w
+
+
+def say(window, qtbot, text: str) -> None:
+    """Type a message in the Chat view and press Enter; wait for the reply."""
+    chat = window.chat
+    qtbot.keyClicks(chat.input, text)
+    qtbot.keyClick(chat.input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not chat.running, timeout=60_000)
+
+
+def test_a_chat_model_opens_in_chat_and_the_second_turn_is_given_the_first_and_its_reply(chat_window, qtbot):
+    chat = chat_window.chat
+    assert chat_window.tabs.currentWidget() is chat and chat.input.isEnabled()
+    say(chat_window, qtbot, "Hi")
+    say(chat_window, qtbot, "And then?")
+    turns = chat.conversation.turns
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert [t.text for t in turns[::2]] == ["Hi", "And then?"]
+    first, second = turns[1].replies[0], turns[3].replies[0]
+    assert len(first.trace["token_ids"]) == len(second.trace["token_ids"]) == 6
+    loaded = load_model(str(BACKBONE), device="cpu")
+    expected = render_chat(loaded, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": first.text},
+                                    {"role": "user", "content": "And then?"}])
+    assert second.trace["prompt"] == expected and "Hi" in expected
+    assert chat.live.trace.prompt == expected  # the reply unmasked in the cells, as Write shows a run
+    assert "And then?" in chat.transcript.toPlainText()
+
+
+def test_shift_enter_makes_a_new_line_and_does_not_send(chat_window, qtbot):
+    chat = chat_window.chat
+    qtbot.keyClicks(chat.input, "line one")
+    qtbot.keyClick(chat.input, Qt.Key_Return, Qt.ShiftModifier)
+    qtbot.keyClicks(chat.input, "line two")
+    assert chat.input.toPlainText() == "line one\nline two" and chat.conversation.turns == []
+
+
+def test_esc_stops_a_reply_and_keeps_what_it_wrote(chat_window, qtbot):
+    chat = chat_window.chat
+    chat_window.controls.tokens.set_value(1000)
+    qtbot.keyClicks(chat.input, "Tell me a long story")
+    qtbot.keyClick(chat.input, Qt.Key_Return)
+    # a reply keeps its finished blocks (the first ends where the prompt's last block does): wait for one
+    qtbot.waitUntil(lambda: chat.trace is not None and len({f.block for f in chat.trace.frames}) >= 2, timeout=60_000)
+    qtbot.keyClick(chat.input, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not chat.running, timeout=60_000)
+    reply = chat.conversation.turns[-1]
+    assert reply.role == "assistant" and reply.replies[0].trace["stop_reason"] == "cancelled"
+    assert 0 < len(reply.replies[0].trace["token_ids"]) < 1000 and reply.text
+
+
+def test_a_conversation_comes_back_after_the_window_is_closed_and_opened_again(chat_window, qtbot, open_window,
+                                                                                 settings):
+    say(chat_window, qtbot, "Remember me")
+    before = chat_window.chat.conversation
+    chat_window.close()
+    [path] = chats_dir().glob("*.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["turns"][0]["text"] == "Remember me"
+    again = open_window(str(BACKBONE), settings)
+    as_saved = json.loads(json.dumps(before.to_json()))  # the trace's tuples come back as lists
+    assert again.chat.conversation.to_json() == as_saved
+    assert "Remember me" in again.chat.transcript.toPlainText()
+
+
+def test_a_model_without_a_chat_template_opens_in_write_and_chat_says_why(window):
+    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "Write"
+    assert "has no chat template" in window.chat.notice.text() and "Download models" in window.chat.notice.text()
+    assert not window.chat.input.isEnabled()
