@@ -9,14 +9,15 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout,
-    QWidget,
+    QCheckBox, QComboBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton,
+    QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
 from bd3lm_core import BD3LMError, SamplerSettings
+from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo
 from ..engine.worker import Engine
@@ -64,6 +65,21 @@ class ChatView(QWidget):
         self.picker.currentIndexChanged.connect(self._pick)
         self.new_button = QPushButton("New chat")
         self.new_button.clicked.connect(self.new_chat)
+        self.rename_button = QPushButton("Rename…")
+        self.rename_button.clicked.connect(self.ask_rename)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.clicked.connect(self.ask_delete)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("Write the last reply again with a new seed; the earlier one stays (◀ ▶).")
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.older = QToolButton()
+        self.older.setText("\u25c0")
+        self.older.setToolTip("The previous version of the last reply")
+        self.older.clicked.connect(lambda: self.show_version(-1))
+        self.newer = QToolButton()
+        self.newer.setText("\u25b6")
+        self.newer.setToolTip("The next version of the last reply")
+        self.newer.clicked.connect(lambda: self.show_version(+1))
         self.system = QLineEdit(self.conversation.system)
         self.system.setPlaceholderText("System prompt (optional): how the model should answer")
         self.thinking = QCheckBox("Thinking")
@@ -73,6 +89,7 @@ class ChatView(QWidget):
         self.notice.setWordWrap(True)
         self.transcript = QTextBrowser()
         self.transcript.setOpenLinks(False)
+        self.transcript.anchorClicked.connect(self._on_link)  # "edit" under a message of yours
         self.transcript.setPlaceholderText("Type a message below and press Enter.")
         self.live = LiveView(colouring, pace)
         self.live.hide()
@@ -88,12 +105,17 @@ class ChatView(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.picker, 1)
-        top.addWidget(self.new_button)
+        for widget in (self.new_button, self.rename_button, self.delete_button):
+            top.addWidget(widget)
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        versions = QHBoxLayout()
+        versions.addWidget(self.older)
+        versions.addWidget(self.regenerate_button)
+        versions.addWidget(self.newer)
         bottom.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -102,6 +124,7 @@ class ChatView(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self.transcript, 2)
         layout.addWidget(self.live, 1)
+        layout.addLayout(versions)
         layout.addLayout(bottom)
 
         worker = engine.worker
@@ -130,6 +153,36 @@ class ChatView(QWidget):
         self._fill_picker()
         self._show_conversation()
 
+    def ask_rename(self) -> None:
+        title, ok = QInputDialog.getText(self, "Rename the chat", "Name", text=self.conversation.title)
+        if ok and title.strip():
+            self.conversation.title = title.strip()[:120]
+            self._save()
+            self._fill_picker()
+
+    def ask_delete(self) -> QMessageBox | None:
+        """Asks first; Yes deletes the file and shows the next conversation (or a new one)."""
+        if self.running:
+            return None
+        box = QMessageBox(QMessageBox.Question, "Delete the chat",
+                          f"Delete “{self.conversation.title}” and every reply in it? This cannot be undone.",
+                          QMessageBox.Yes | QMessageBox.No, self)
+        box.setDefaultButton(QMessageBox.No)
+
+        def answered(button) -> None:
+            if box.standardButton(button) == QMessageBox.Yes:
+                self.store.delete(self.conversation.id)
+                self.conversations.remove(self.conversation)
+                self.conversations = self.conversations or [new_conversation()]
+                self.conversation = self.conversations[0]
+                self._fill_picker()
+                self._show_conversation()
+
+        box.buttonClicked.connect(answered)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        return box
+
     def _pick(self, index: int) -> None:
         if 0 <= index < len(self.conversations) and not self.running:
             self.conversation = self.conversations[index]
@@ -152,7 +205,7 @@ class ChatView(QWidget):
     def send(self) -> None:
         """Send the message box's text as the next user turn (saved at once) and start the reply."""
         text = self.input.toPlainText().strip()
-        if not text or self.running or self.model is None or not self.model.chat:
+        if not text or self.running or not self._can_chat:
             return
         self.conversation.system = self.system.text()
         self.conversation.turns.append(Turn("user", text))
@@ -161,8 +214,52 @@ class ChatView(QWidget):
             self._fill_picker()
         self._save()
         self.input.clear()
+        self._reply_to(self.conversation.messages())
+
+    def regenerate(self) -> None:
+        """The last reply again, with the next seed's luck; the earlier versions stay reachable with ◀ ▶."""
+        if self.running or not self._can_chat or not self._last_reply():
+            return
+        self._reply_to(self.conversation.messages()[:-1])
+
+    def show_version(self, step: int) -> None:
+        """◀ ▶: continue the conversation from another version of the last reply."""
+        last = self._last_reply()
+        if last is not None and not self.running:
+            last.show(last.shown + step)
+            self._save()
+            self._show_conversation()
+            self._update()
+
+    def edit(self, index: int) -> None:
+        """Put user message `index` back in the message box and drop it and every later turn: Enter resends it."""
+        if self.running or not 0 <= index < len(self.conversation.turns):
+            return
+        text = self.conversation.turns[index].text
+        self.conversation.edit(index, text)
+        del self.conversation.turns[index]
+        self._save()
+        self.input.setPlainText(text)
+        self.input.moveCursor(QTextCursor.End)
+        self.input.setFocus()
+        self._show_conversation()
+        self._update()
+
+    def _on_link(self, url: QUrl) -> None:
+        if url.scheme() == "edit" and url.path().isdigit():
+            self.edit(int(url.path()))
+
+    def _last_reply(self) -> Turn | None:
+        turns = self.conversation.turns
+        return turns[-1] if turns and turns[-1].role == "assistant" and turns[-1].replies else None
+
+    @property
+    def _can_chat(self) -> bool:
+        return self.model is not None and self.model.chat
+
+    def _reply_to(self, messages: list[dict[str, str]]) -> None:
         thinking = self.thinking.isChecked() if self.thinking.isVisible() else None
-        self._run_id = self.engine.run_chat(self.conversation.messages(), self.next_settings(), thinking)
+        self._run_id = self.engine.run_chat(messages, self.next_settings(), thinking)
         self._show_conversation()
         self._update()
 
@@ -195,6 +292,7 @@ class ChatView(QWidget):
         self._save()
         self._show_conversation()
         self._update()
+        self.message.emit(reply_figures(self.trace))
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
@@ -213,11 +311,12 @@ class ChatView(QWidget):
     def _show_conversation(self) -> None:
         """Every turn as a paragraph: who, then the text (selectable, copyable)."""
         parts = []
-        for turn in self.conversation.turns:
+        for i, turn in enumerate(self.conversation.turns):
             who = "You" if turn.role == "user" else "Model"
             versions = f" ({turn.shown + 1}/{len(turn.replies)})" if len(turn.replies) > 1 else ""
+            edit = f' <a href="edit:{i}">edit</a>' if turn.role == "user" else ""
             body = html.escape(turn.text).replace("\n", "<br>")
-            parts.append(f"<p><b>{who}{versions}</b><br>{body}</p>")
+            parts.append(f"<p><b>{who}{versions}</b>{edit}<br>{body}</p>")
         self.transcript.setHtml("".join(parts))
         self.transcript.verticalScrollBar().setValue(self.transcript.verticalScrollBar().maximum())
 
@@ -226,5 +325,28 @@ class ChatView(QWidget):
         self.input.setEnabled(chat)
         self.send_button.setEnabled(chat and not self.running)
         self.stop_button.setEnabled(self.running)
-        self.new_button.setEnabled(not self.running)
-        self.picker.setEnabled(not self.running)
+        last = self._last_reply()
+        for widget in (self.new_button, self.picker, self.rename_button, self.delete_button):
+            widget.setEnabled(not self.running)
+        self.regenerate_button.setEnabled(chat and not self.running and last is not None)
+        self.older.setEnabled(not self.running and last is not None and last.shown > 0)
+        self.newer.setEnabled(not self.running and last is not None and last.shown < len(last.replies) - 1)
+
+
+def reply_figures(trace: Trace) -> str:
+    """The status bar's line for a finished reply: speed, forwards per token, tokens per step (what block diffusion
+    buys) and how long the first block took."""
+    out = trace.outcome
+    n = len(out.token_ids)
+    if not n:
+        return "The reply is empty."
+    first_block = next((f.elapsed for f in trace.frames if f.block != trace.frames[0].block), None)
+    parts = [f"Reply: {counted(n, 'token')}"]
+    if trace.tokens_per_second:
+        parts.append(f"{trace.tokens_per_second:.1f} tokens/s")
+    parts.append(f"{out.nfe / n:.2f} forwards per token")
+    if trace.frames:
+        parts.append(f"{n / len(trace.frames):.2f} tokens per step")
+    if first_block is not None:
+        parts.append(f"first block in {first_block:.2f} s")
+    return ", ".join(parts) + "."

@@ -92,3 +92,61 @@ def test_a_model_without_a_chat_template_opens_in_write_and_chat_says_why(window
     assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "Write"
     assert "has no chat template" in window.chat.notice.text() and "Download models" in window.chat.notice.text()
     assert not window.chat.input.isEnabled()
+
+
+def test_regenerate_keeps_both_replies_and_the_arrows_choose_which_the_chat_goes_on_from(chat_window, qtbot):
+    chat = chat_window.chat
+    say(chat_window, qtbot, "Hi")
+    first = chat.conversation.turns[-1].text
+    qtbot.mouseClick(chat.regenerate_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not chat.running, timeout=60_000)
+    last = chat.conversation.turns[-1]
+    assert len(chat.conversation.turns) == 2 and len(last.replies) == 2 and last.shown == 1
+    assert last.replies[0].text == first and last.replies[1].trace["prompt"] == last.replies[0].trace["prompt"]
+    assert "Model (2/2)" in chat.transcript.toPlainText()
+    qtbot.mouseClick(chat.older, Qt.LeftButton)  # ◀
+    assert last.shown == 0 and chat.conversation.messages()[-1]["content"] == first
+    assert not chat.older.isEnabled() and chat.newer.isEnabled()
+    [saved] = chats_dir().glob("*.json")
+    assert json.loads(saved.read_text(encoding="utf-8"))["turns"][1]["shown"] == 0
+
+
+def test_editing_a_message_drops_the_later_turns_and_enter_resends_it(chat_window, qtbot):
+    from PySide6.QtCore import QUrl
+
+    chat = chat_window.chat
+    say(chat_window, qtbot, "Hi")
+    say(chat_window, qtbot, "Second")
+    chat.transcript.anchorClicked.emit(QUrl("edit:0"))  # the "edit" link under the first message
+    assert chat.conversation.turns == [] and chat.input.toPlainText() == "Hi"
+    qtbot.keyClicks(chat.input, " again")
+    qtbot.keyClick(chat.input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not chat.running, timeout=60_000)
+    assert [t.text for t in chat.conversation.turns[::2]] == ["Hi again"] and len(chat.conversation.turns) == 2
+
+
+def test_a_finished_reply_puts_its_figures_in_the_status_bar(chat_window, qtbot):
+    say(chat_window, qtbot, "Hi")
+    line = chat_window.status.current_message()
+    trace = chat_window.chat.trace
+    n = len(trace.outcome.token_ids)
+    assert line.startswith(f"Reply: {n} tokens, ") and f"{trace.outcome.nfe / n:.2f} forwards per token" in line
+    assert f"{n / len(trace.frames):.2f} tokens per step" in line
+
+
+def test_rename_and_delete_which_asks_first(chat_window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    chat = chat_window.chat
+    say(chat_window, qtbot, "Hi")
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Greetings", True))
+    qtbot.mouseClick(chat.rename_button, Qt.LeftButton)
+    assert chat.picker.currentText() == "Greetings"
+    [path] = chats_dir().glob("*.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["title"] == "Greetings"
+    box = chat.ask_delete()
+    box.button(QMessageBox.No).click()
+    assert path.exists()
+    box = chat.ask_delete()
+    box.button(QMessageBox.Yes).click()
+    assert not path.exists() and chat.conversation.turns == []
