@@ -86,6 +86,16 @@ class Conversation:
         }
 
 
+def last_reply_trace(data: Any) -> dict[str, Any]:
+    """The trace of the reply a conversation file goes on from (its last reply, the version shown): what File →
+    Open trace opens from an exported conversation."""
+    conversation = read_conversation(data)
+    replies = [t for t in conversation.turns if t.role == "assistant" and t.replies]
+    if not replies:
+        raise BD3LMError("this conversation has no reply yet, so there is no trace to open.")
+    return replies[-1].replies[replies[-1].shown].trace
+
+
 def chats_dir() -> Path:
     """Where conversations are kept: beside the models, in the user data folder (BD3LM_HOME moves both)."""
     return models_dir().parent / "chats"

@@ -20,6 +20,7 @@ from bd3lm_core import BD3LMError
 from bd3lm_core.errors import one_line
 
 from .checks import checked_sampling, short
+from .conversations import CHAT_FORMAT, last_reply_trace
 from .trace import STOP_REASONS, TRACE_FORMAT, TRACE_VERSION, Frame, Judgement, Finished, Reveal, Trace, replay
 
 MAX_TRACE_BYTES = 256 * 2**20  # a 1024-token run with alternatives is a few MB
@@ -28,7 +29,7 @@ INT64 = 2**63 - 1
 
 
 def load_trace(path: str | Path) -> Trace:
-    """Read and check a JSON trace written by File → Export."""
+    """Read and check a JSON trace written by File → Export (or, from a chat exported as JSON, its last reply's)."""
     path = Path(path)
     try:
         info = path.stat()
@@ -51,6 +52,8 @@ def load_trace(path: str | Path) -> Trace:
         raise BD3LMError(f"{path.name} holds more JSON values than fit in memory; it is not a trace.") from None
     except ValueError as err:  # JSONDecodeError, and a number of more digits than Python converts
         raise BD3LMError(f"{path.name} is not valid JSON ({one_line(err, 120)}).") from None
+    if isinstance(data, dict) and data.get("format") == CHAT_FORMAT:  # an exported chat: its last reply's trace
+        data = last_reply_trace(data)
     return read_trace(data)
 
 

@@ -19,6 +19,7 @@ from bd3lm_core import BD3LMError
 from bd3lm_core.files import write_atomically
 
 from ..records import comparison, samplers
+from ..records.conversations import Conversation
 from ..records.trace import Trace
 from .replay_page import comparison_page, replay_page
 
@@ -101,6 +102,26 @@ COMPARISON_FORMATS = (
 )
 
 
+def conversation_markdown(conversation: Conversation) -> str:
+    """The conversation under a front matter with the model and the settings of its first reply."""
+    first = next((t.replies[t.shown].trace for t in conversation.turns if t.replies), {})
+    fields = {"title": conversation.title, "model": first.get("model"), "system": conversation.system,
+              "settings": first.get("settings")}
+    front = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items())
+    turns = "\n\n".join(f"**{'You' if t.role == 'user' else 'Model'}:** {t.text}" for t in conversation.turns)
+    return f"---\n{front}\n---\n\n{turns}\n"
+
+
+def conversation_json(conversation: Conversation) -> str:
+    return json.dumps(conversation.to_json(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+CHAT_FORMATS = (
+    Format(".md", "Markdown with the settings (*.md)", conversation_markdown),
+    Format(".json", "Every turn with each reply's trace, JSON (*.json)", conversation_json),
+)
+
+
 def labels(formats: Sequence[Format]) -> dict[str, str]:
     """Suffix -> label, as the save dialogs take them."""
     return {f.suffix: f.label for f in formats}
@@ -126,6 +147,12 @@ def export(trace: Trace, path: Path) -> Path:
     """Write `trace` in the format its suffix names; returns the path written."""
     path = Path(path)
     return _write(path, _format(RUN_FORMATS, path, "a run").write(trace))
+
+
+def export_conversation(conversation: Conversation, path: Path) -> Path:
+    """Write a conversation as .md (the turns and the settings) or .json (every turn, each reply's full trace)."""
+    path = Path(path)
+    return _write(path, _format(CHAT_FORMATS, path, "a conversation").write(conversation))
 
 
 def export_comparison(columns: Sequence[Sequence[Trace]], path: Path, shown: Sequence[int] | None = None) -> Path:

@@ -7,7 +7,9 @@ the engine thread (`Engine.run_chat`), which renders the conversation with the m
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QTextCursor
@@ -23,8 +25,11 @@ from ..engine.requests import ModelInfo
 from ..engine.worker import Engine
 from ..records.conversations import Conversation, ConversationStore, Reply, Turn, new_conversation
 from ..records.trace import Finished, Trace
+from ..rendering import exports
+from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
 
+THINKING = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)  # Qwen3's reasoning; unclosed while still written
 NO_TEMPLATE = ("{name} has no chat template, so it writes rather than chats: use Write, or get a chat model from "
                "Model → Download models….")
 
@@ -50,11 +55,12 @@ class ChatView(QWidget):
     message = Signal(str)  # a line for the status bar
 
     def __init__(self, engine: Engine, store: ConversationStore, settings: Callable[[], SamplerSettings],
-                 colouring: str, pace: int) -> None:
+                 colouring: str, pace: int, export_folder: Callable[[], Path]) -> None:
         super().__init__()
-        self.engine, self.store, self.next_settings = engine, store, settings
+        self.engine, self.store, self.next_settings, self.export_folder = engine, store, settings, export_folder
         self.model: ModelInfo | None = None
         self._run_id: int | None = None
+        self._unfolded: set[int] = set()  # the turns whose thinking is shown
         self.trace: Trace | None = None  # the reply being written
         conversations, notes = store.load_all()
         self.conversations: list[Conversation] = conversations or [new_conversation()]
@@ -69,6 +75,8 @@ class ChatView(QWidget):
         self.rename_button.clicked.connect(self.ask_rename)
         self.delete_button = QPushButton("Delete…")
         self.delete_button.clicked.connect(self.ask_delete)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self._ask_export)
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.setToolTip("Write the last reply again with a new seed; the earlier one stays (◀ ▶).")
         self.regenerate_button.clicked.connect(self.regenerate)
@@ -105,7 +113,7 @@ class ChatView(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.picker, 1)
-        for widget in (self.new_button, self.rename_button, self.delete_button):
+        for widget in (self.new_button, self.rename_button, self.delete_button, self.export_button):
             top.addWidget(widget)
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
@@ -183,6 +191,22 @@ class ChatView(QWidget):
         box.open()
         return box
 
+    def export_to(self, path: str | Path) -> bool:
+        try:
+            written = exports.export_conversation(self.conversation, Path(path))
+        except BD3LMError as err:
+            QMessageBox.warning(self, "Export failed", str(err))
+            return False
+        self.message.emit(f"Saved {written}.")
+        return True
+
+    def _ask_export(self) -> None:
+        formats = exports.labels(exports.CHAT_FORMATS)
+        dialog = save_dialog(self, "Export the chat", self.export_folder(), formats, "bd3lm-chat.md")
+        path = chosen_path(dialog, formats)
+        if path is not None:
+            self.export_to(path)
+
     def _pick(self, index: int) -> None:
         if 0 <= index < len(self.conversations) and not self.running:
             self.conversation = self.conversations[index]
@@ -246,8 +270,13 @@ class ChatView(QWidget):
         self._update()
 
     def _on_link(self, url: QUrl) -> None:
-        if url.scheme() == "edit" and url.path().isdigit():
+        if not url.path().isdigit():
+            return
+        if url.scheme() == "edit":
             self.edit(int(url.path()))
+        elif url.scheme() == "think":  # fold or unfold a reply's thinking
+            self._unfolded ^= {int(url.path())}
+            self._show_conversation()
 
     def _last_reply(self) -> Turn | None:
         turns = self.conversation.turns
@@ -315,8 +344,15 @@ class ChatView(QWidget):
             who = "You" if turn.role == "user" else "Model"
             versions = f" ({turn.shown + 1}/{len(turn.replies)})" if len(turn.replies) > 1 else ""
             edit = f' <a href="edit:{i}">edit</a>' if turn.role == "user" else ""
-            body = html.escape(turn.text).replace("\n", "<br>")
-            parts.append(f"<p><b>{who}{versions}</b>{edit}<br>{body}</p>")
+            thought, answer = split_thinking(turn.text) if turn.role == "assistant" else ("", turn.text)
+            fold = ""
+            if thought:
+                shown = i in self._unfolded
+                arrow = "\u25be" if shown else "\u25b8"
+                fold = f'<br><a href="think:{i}">{arrow} thinking ({counted(len(thought.split()), "word")})</a>'
+                if shown:
+                    fold += f'<br><span style="color:gray">{_html(thought)}</span>'
+            parts.append(f"<p><b>{who}{versions}</b>{edit}{fold}<br>{_html(answer)}</p>")
         self.transcript.setHtml("".join(parts))
         self.transcript.verticalScrollBar().setValue(self.transcript.verticalScrollBar().maximum())
 
@@ -326,7 +362,7 @@ class ChatView(QWidget):
         self.send_button.setEnabled(chat and not self.running)
         self.stop_button.setEnabled(self.running)
         last = self._last_reply()
-        for widget in (self.new_button, self.picker, self.rename_button, self.delete_button):
+        for widget in (self.new_button, self.picker, self.rename_button, self.delete_button, self.export_button):
             widget.setEnabled(not self.running)
         self.regenerate_button.setEnabled(chat and not self.running and last is not None)
         self.older.setEnabled(not self.running and last is not None and last.shown > 0)
@@ -350,3 +386,14 @@ def reply_figures(trace: Trace) -> str:
     if first_block is not None:
         parts.append(f"first block in {first_block:.2f} s")
     return ", ".join(parts) + "."
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(the model's thinking, the answer): what Qwen3-style models write between <think> and </think> is shown
+    apart from the answer, folded."""
+    thoughts = " ".join(m.strip() for m in THINKING.findall(text))
+    return thoughts, THINKING.sub("", text).strip()
+
+
+def _html(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")

@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.view = LiveView(self.settings.colouring(), self.settings.pace())
         self.controls = ControlsPanel(choices)
         self.chat = ChatView(self.engine, ConversationStore(chats_dir()), self._next_sampling,
-                             self.settings.colouring(), self.settings.pace())
+                             self.settings.colouring(), self.settings.pace(), self.settings.export_folder)
         self.status = StatusArea()
         self.setStatusBar(self.status)
         self.status_labels = self.status.labels

@@ -150,3 +150,40 @@ def test_rename_and_delete_which_asks_first(chat_window, qtbot, monkeypatch):
     box = chat.ask_delete()
     box.button(QMessageBox.Yes).click()
     assert not path.exists() and chat.conversation.turns == []
+
+
+def test_the_exported_chat_holds_every_turns_trace_and_opens_with_open_trace(chat_window, qtbot, tmp_path):
+    from bd3lm_studio.records.trace_reader import read_trace
+
+    chat = chat_window.chat
+    say(chat_window, qtbot, "Hi")
+    say(chat_window, qtbot, "And then?")
+    assert chat.export_to(tmp_path / "chat.json") and chat.export_to(tmp_path / "chat.md")
+    data = json.loads((tmp_path / "chat.json").read_text(encoding="utf-8"))
+    replies = [t["replies"][0]["trace"] for t in data["turns"] if t["role"] == "assistant"]
+    assert len(replies) == 2
+    for reply, turn in zip(replies, chat.conversation.turns[1::2]):
+        back = read_trace(reply)  # every reply's whole trace, readable as a saved run
+        assert list(back.outcome.token_ids) == turn.replies[0].trace["token_ids"]
+    chat_window.tabs.setCurrentIndex(0)
+    assert chat_window.open_trace(tmp_path / "chat.json")  # File → Open trace: the last reply's run
+    assert chat_window.trace.prompt == chat.conversation.turns[-1].replies[0].trace["prompt"]
+    markdown = (tmp_path / "chat.md").read_text(encoding="utf-8")
+    assert markdown.startswith("---\ntitle: \"Hi\"") and "**You:** And then?" in markdown and '"top_p"' in markdown
+
+
+def test_thinking_is_shown_apart_from_the_answer_folded_and_a_click_unfolds_it(chat_window):
+    from PySide6.QtCore import QUrl
+
+    from bd3lm_studio.records.conversations import Reply, Turn
+    from bd3lm_studio.views.chat_view import split_thinking
+
+    assert split_thinking("<think>\nLet me see.\n</think>\n\nYes.") == ("Let me see.", "Yes.")
+    chat = chat_window.chat
+    chat.conversation.turns.append(Turn("user", "Well?"))
+    chat.conversation.add_reply(Reply("<think>weighing it up carefully</think>Yes.", {}))
+    chat._show_conversation()
+    text = chat.transcript.toPlainText()
+    assert "thinking (4 words)" in text and "weighing" not in text and text.rstrip().endswith("Yes.")
+    chat.transcript.anchorClicked.emit(QUrl("think:1"))  # the fold's link
+    assert "weighing it up carefully" in chat.transcript.toPlainText()
