@@ -113,8 +113,8 @@ class ChatView(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.picker, 1)
-        for widget in (self.new_button, self.rename_button, self.delete_button, self.export_button):
-            top.addWidget(widget)
+        top.addWidget(self.new_button)
+        top.addWidget(self.export_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
         buttons = QVBoxLayout()
@@ -124,6 +124,9 @@ class ChatView(QWidget):
         versions.addWidget(self.older)
         versions.addWidget(self.regenerate_button)
         versions.addWidget(self.newer)
+        versions.addStretch(1)
+        for widget in (self.rename_button, self.delete_button):
+            versions.addWidget(widget)
         bottom.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
