@@ -187,3 +187,36 @@ def test_thinking_is_shown_apart_from_the_answer_folded_and_a_click_unfolds_it(c
     assert "thinking (4 words)" in text and "weighing" not in text and text.rstrip().endswith("Yes.")
     chat.transcript.anchorClicked.emit(QUrl("think:1"))  # the fold's link
     assert "weighing it up carefully" in chat.transcript.toPlainText()
+
+
+@pytest.mark.slow  # a child process loads the app and the model
+def test_killed_mid_reply_the_app_comes_back_with_every_completed_message_and_valid_files(tmp_path, open_window):
+    """SIGKILL while a reply is written: no handler runs. Every completed message was saved when it completed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from PySide6.QtCore import QSettings
+
+    from bd3lm_studio.settings import Settings
+
+    ini = tmp_path / "crash.ini"
+    child = Path(__file__).with_name("chat_crash_child.py")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}  # BD3LM_HOME: this test's
+    process = subprocess.Popen([sys.executable, str(child), str(BACKBONE), str(ini)], stdout=subprocess.PIPE,
+                               text=True, env=env)
+    try:
+        assert process.stdout.readline().strip() == "REPLYING"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    [path] = chats_dir().glob("*.json")
+    saved = json.loads(path.read_text(encoding="utf-8"))  # valid JSON, written whole
+    assert [(t["role"], t["text"]) for t in saved["turns"]][::2] == [("user", "First message"),
+                                                                     ("user", "Second message, never answered")]
+    assert len(saved["turns"]) == 3 and len(saved["turns"][1]["replies"][0]["trace"]["token_ids"]) == 6
+    settings = Settings(QSettings(str(ini), QSettings.IniFormat))
+    assert settings.notes == []  # the settings file reads back with nothing reset
+    again = open_window(str(BACKBONE), settings)
+    assert [t.text for t in again.chat.conversation.turns[::2]] == ["First message", "Second message, never answered"]
