@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal, Slot
@@ -18,13 +19,14 @@ from PySide6.QtWidgets import (
     QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
-from bd3lm_core import BD3LMError, SamplerSettings
+from bd3lm_core import BD3LMError, SamplerSettings, random_seed
 from bd3lm_core.formatting import counted
 
 from ..engine.requests import ModelInfo
 from ..engine.worker import Engine
 from ..records.conversations import Conversation, ConversationStore, Reply, Turn, new_conversation
 from ..records.trace import Finished, Trace
+from ..records.trace_reader import read_trace
 from ..rendering import exports
 from .file_dialogs import chosen_path, save_dialog
 from .live_view import LiveView
@@ -247,7 +249,7 @@ class ChatView(QWidget):
         """The last reply again, with the next seed's luck; the earlier versions stay reachable with ◀ ▶."""
         if self.running or not self._can_chat or not self._last_reply():
             return
-        self._reply_to(self.conversation.messages()[:-1])
+        self._reply_to(self.conversation.messages()[:-1], new_seed=True)
 
     def show_version(self, step: int) -> None:
         """◀ ▶: continue the conversation from another version of the last reply."""
@@ -277,6 +279,15 @@ class ChatView(QWidget):
             return
         if url.scheme() == "edit":
             self.edit(int(url.path()))
+        elif url.scheme() == "replay":  # a past reply's run, back in the cells to replay
+            turn = self.conversation.turns[int(url.path())]
+            try:
+                trace = read_trace(turn.replies[turn.shown].trace)
+            except BD3LMError as err:
+                self.message.emit(str(err))
+                return
+            self.live.show()
+            self.live.open(trace)
         elif url.scheme() == "think":  # fold or unfold a reply's thinking
             self._unfolded ^= {int(url.path())}
             self._show_conversation()
@@ -289,9 +300,12 @@ class ChatView(QWidget):
     def _can_chat(self) -> bool:
         return self.model is not None and self.model.chat
 
-    def _reply_to(self, messages: list[dict[str, str]]) -> None:
+    def _reply_to(self, messages: list[dict[str, str]], new_seed: bool = False) -> None:
         thinking = self.thinking.isChecked() if self.thinking.isVisible() else None
-        self._run_id = self.engine.run_chat(messages, self.next_settings(), thinking)
+        settings = self.next_settings()
+        if new_seed:  # another version of a reply: the same seed would write the same one
+            settings = replace(settings, seed=random_seed())
+        self._run_id = self.engine.run_chat(messages, settings, thinking)
         self._show_conversation()
         self._update()
 
@@ -346,7 +360,9 @@ class ChatView(QWidget):
         for i, turn in enumerate(self.conversation.turns):
             who = "You" if turn.role == "user" else "Model"
             versions = f" ({turn.shown + 1}/{len(turn.replies)})" if len(turn.replies) > 1 else ""
-            edit = f' <a href="edit:{i}">edit</a>' if turn.role == "user" else ""
+            edit = f' <a href="edit:{i}">edit</a>' if turn.role == "user" else f' <a href="replay:{i}">replay</a>'
+            if turn.role == "assistant" and not turn.replies:
+                edit = ""
             thought, answer = split_thinking(turn.text) if turn.role == "assistant" else ("", turn.text)
             fold = ""
             if thought:

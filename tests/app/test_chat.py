@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from app_helpers import fragments
 from PySide6.QtCore import Qt
 
 from bd3lm_core import load_model, render_chat
@@ -103,6 +104,7 @@ def test_regenerate_keeps_both_replies_and_the_arrows_choose_which_the_chat_goes
     last = chat.conversation.turns[-1]
     assert len(chat.conversation.turns) == 2 and len(last.replies) == 2 and last.shown == 1
     assert last.replies[0].text == first and last.replies[1].trace["prompt"] == last.replies[0].trace["prompt"]
+    assert last.replies[1].trace["settings"]["seed"] != last.replies[0].trace["settings"]["seed"]  # a new seed
     assert "Model (2/2)" in chat.transcript.toPlainText()
     qtbot.mouseClick(chat.older, Qt.LeftButton)  # ◀
     assert last.shown == 0 and chat.conversation.messages()[-1]["content"] == first
@@ -220,3 +222,34 @@ def test_killed_mid_reply_the_app_comes_back_with_every_completed_message_and_va
     assert settings.notes == []  # the settings file reads back with nothing reset
     again = open_window(str(BACKBONE), settings)
     assert [t.text for t in again.chat.conversation.turns[::2]] == ["First message", "Second message, never answered"]
+
+
+def test_a_past_reply_replays_in_the_cells_with_its_tooltips(chat_window, qtbot):
+    from PySide6.QtCore import QUrl
+
+    chat = chat_window.chat
+    say(chat_window, qtbot, "Hi")
+    say(chat_window, qtbot, "Again")
+    first = chat.conversation.turns[1].replies[0].trace
+    chat.transcript.anchorClicked.emit(QUrl("replay:1"))  # the "replay" link beside the first reply
+    assert chat.live.trace.prompt == first["prompt"] and list(chat.live.trace.outcome.token_ids) == first["token_ids"]
+    assert chat.live.player.count == len(first["frames"])
+    tips = [tip for _, tip, _ in fragments(chat.live) if tip]
+    assert any("step" in tip for tip in tips)  # its tokens keep their tooltips
+
+
+def test_the_thinking_switch_shows_only_for_a_template_that_reads_enable_thinking(open_window, settings, tmp_path):
+    import shutil
+
+    folder = tmp_path / "thinking-model"
+    shutil.copytree(BACKBONE, folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["chat_template"] = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                               "{% endfor %}<|im_start|>assistant\n{% if enable_thinking is false %}"
+                               "<think>\n\n</think>\n\n{% endif %}")
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    thinking = open_window(str(folder), settings)
+    assert thinking.chat.thinking.isVisibleTo(thinking)
+    plain = open_window(str(BACKBONE), settings)
+    assert not plain.chat.thinking.isVisibleTo(plain)
