@@ -49,9 +49,9 @@ WAIT = timedelta(hours=1)
 # How long the processes wait for each other to start. A WORLD_SIZE left over in a shell (no torchrun, no
 # peers) would otherwise wait the whole hour above in silence; BD3LM_JOIN_TIMEOUT (seconds) changes it.
 JOIN_WAIT = 60
-# Seconds of waiting before a rank says what it waits for: at once without torchrun (which sets
-# TORCHELASTIC_RUN_ID), where a WORLD_SIZE is most likely left over in a shell; after a few seconds under
-# torchrun, where the peers are normally there by then and the line would only be noise.
+# Seconds of waiting before rank 0 says what it waits for under torchrun (which sets TORCHELASTIC_RUN_ID),
+# where the peers are normally there by then and the line would only be noise. Without torchrun, where a
+# WORLD_SIZE is most likely left over in a shell, every rank says it at once.
 JOIN_NOTE_AFTER = 5
 
 
@@ -186,8 +186,9 @@ def join_group(device: str = "cpu") -> Group:
     waits_for = f"{size - 1} more rank(s)" if rank == 0 else "rank 0 and the others"
     note = threading.Timer(JOIN_NOTE_AFTER, _say_waiting, (rank, size, join, waits_for, where_to))
     if "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:  # without them joining fails at once: no wait
-        if "TORCHELASTIC_RUN_ID" in os.environ:
-            note.start()
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: only rank 0 speaks, as for everything else
+            if rank == 0:
+                note.start()
         else:
             _say_waiting(rank, size, join, waits_for, where_to)
     try:
