@@ -33,10 +33,12 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context, operator: str, left: object, right: object) -> object:
         if operator == "*":
             sequence, times = (left, right) if isinstance(right, int) else (right, left)
-            if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) and len(sequence) * times > MAX_RENDERED:
-                raise SecurityError(f"the template repeats a value {times} times, more than it may build")
-        elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 8 * MAX_RENDERED:
-            raise SecurityError(f"the template raises {left} to the power {right}, a number larger than it may build")
+            if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                if len(sequence) * times > MAX_RENDERED:
+                    raise SecurityError(f"the template repeats a value {times} times, more than it may build")
+        elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right * abs(left).bit_length() > 8 * MAX_RENDERED:  # the power's bits
+                raise SecurityError(f"the template raises {left} to the power {right}, a number larger than it may build")
         return super().call_binop(context, operator, left, right)
 
 
