@@ -331,7 +331,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     from .training.group import TRAIN_DEVICES
 
     d = TrainSettings(data=[], out="")
-    p = sub.add_parser("train", help="train a BD3-LM on your own text", description="Train a BD3-LM on plain-text files.")
+    p = sub.add_parser("train", help="train a BD3-LM on your own text", description="Train a BD3-LM on plain-text files.",
+                       epilog="Under torchrun (WORLD_SIZE and RANK set) the processes wait BD3LM_JOIN_TIMEOUT seconds "
+                              "(default 60) for each other to start, then give up in one line.")
     p.add_argument("--data", action="append", required=True, metavar="FILE", help="a UTF-8 text file (repeat for several)")
     p.add_argument("--separator", action="append", metavar="RULE",
                    help="where documents end: blank (an empty line), newline (one newline; blank lines stay inside), "

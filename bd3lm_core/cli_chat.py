@@ -119,4 +119,14 @@ class _Chat:
                 print("(a new conversation)", file=sys.stderr)
                 continue
             if text.strip():
-                self.answer(text)
+                self._try_turn(text)
+
+    def _try_turn(self, text: str) -> None:
+        """One typed turn; a mistake in it (not UTF-8, refused by the template, too large for memory) is one line,
+        the turn is dropped, and the conversation so far is kept: a chat is not lost to one bad line."""
+        kept = len(self.messages)
+        try:
+            self.answer(checks.text(text, "that line"))
+        except BD3LMError as err:
+            del self.messages[kept:]
+            print(f"bd3lm: {err}", file=sys.stderr, flush=True)

@@ -212,13 +212,46 @@ def bd3lm_fails(*args: str) -> str:
     ("{% for m in messages %}", "is broken: Unexpected end of template"),
     ("{{ messages.__class__.__mro__ }}", "unsafe"),
     (None, "has no chat template, so it cannot chat; use `bd3lm generate`"),
-])
+    # hostile templates tried for issue 21: the first three allocated gigabytes or were read as no template at all
+    ("{{ 'a' * 1000000000 }}", "refused the conversation: the template repeats a value 1000000000 times"),
+    ("{{ 2 ** 1000000000 }}", "refused the conversation: the template raises 2 to the power 1000000000"),
+    ("{% for i in range(100000) %}{{ 'a' * 1000 }}{% endfor %}", "refused the conversation: its prompt grew past"),
+    (42, "tokenizer_config.json: chat_template is int, not a template's text"),
+    ("{% for i in range(1000000000) %}a{% endfor %}", "failed: OverflowError: Range too big"),
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "failed: RecursionError"),
+    ("{{ messages[5].content }}", "refused the conversation: list object has no element 5"),
+    ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "is unsafe"),
+], ids=["raises", "broken", "unsafe", "none", "repeat-1e9", "power-1e9", "renders-100MB", "a-number", "range-1e9",
+        "recursion", "bad-index", "sandbox-escape"])
 def test_chat_template_problems_are_one_line(tmp_path: Path, template: str | None, expected: str) -> None:
     folder = make_backbone_folder(tmp_path / "m")
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config["chat_template"] = template
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     assert expected in bd3lm_fails("chat", "--model", str(folder), "--message", "Hi", "--json", "--tokens", "2")
+
+
+@pytest.mark.parametrize("plant, expected", [
+    (os.mkfifo, "chat_template.jinja is a pipe, a device or a socket"),
+    (lambda path: path.mkdir(), "chat_template.jinja is a folder"),
+    (lambda path: path.write_bytes(b"\xff\xfe{{ x }}"), "chat_template.jinja is not valid UTF-8 text"),
+    (lambda path: path.write_bytes(b" " * 2_000_000), "more than the 1.0 MB a chat_template.jinja can be"),
+], ids=["fifo", "folder", "not-utf8", "2MB"])
+def test_a_chat_template_jinja_that_is_no_readable_template_is_one_line(tmp_path: Path, plant, expected: str) -> None:
+    """The file that wins over tokenizer_config.json's template is refused, not passed over or read with U+FFFD."""
+    folder = make_backbone_folder(tmp_path / "m")
+    plant(folder / "chat_template.jinja")
+    assert expected in bd3lm_fails("chat", "--model", str(folder), "--message", "Hi", "--json", "--tokens", "2")
+
+
+def test_a_typed_line_that_is_not_utf8_is_one_line_and_the_chat_goes_on(tmp_path: Path) -> None:
+    folder = make_backbone_folder(tmp_path / "m")
+    result = subprocess.run([sys.executable, "-m", "bd3lm_core.cli", "chat", "--model", str(folder), "--tokens", "2",
+                             "--seed", "0"], input=b"\xff\xfe hi\nHi\n/exit\n", capture_output=True, timeout=300)
+    err = result.stderr.decode()
+    assert result.returncode == 0 and "Traceback" not in err, err
+    assert "bd3lm: that line is not valid UTF-8 text; pass it in UTF-8.\n" in err
+    assert "tokens," in err  # the next line was answered: its "[N tokens, ...]" summary
 
 
 def test_chat_template_jinja_file_wins_and_thinking_reaches_it(tmp_path: Path) -> None:

@@ -577,36 +577,84 @@ def test_a_closed_pipe_ends_generate_quietly(pristine: Workspace) -> None:
 
 
 # --- memory budgets (issue 21): refused before any allocation, in one line with the number -------------------------
-@pytest.mark.parametrize("args, limit, expected", [
-    ("generate --model {model} --tokens 4 --num-samples 1024", "1M", "sampling 1024 rows at once needs at least"),
+SMALL_GPT2 = ROOT / "tests" / "fixtures" / "gpt2-judge-small" / "checkpoint"
+# What the refusal may cost, interpreter and imports included. The issue asks for 2 s; on the shared 2-core machine
+# these rows measured 1.7-1.9 s quiet and up to 2.2 s beside another test, of which `import torch` alone is 1.3-1.5 s
+# (python -X importtime; time.process_time around `import bd3lm_core.cli`, then 0.04 s to refuse). The bound
+# leaves that noise room; any allocation of the sizes asked for would fail under the cap or take far longer.
+MEMORY_CPU_SECONDS = 2.5
+
+
+def huge_gpt2(ws: Workspace) -> None:
+    """The small GPT-2 judge with a config.json asking for the largest network its checks allow (~2 TB)."""
+    folder = Path(shutil.copytree(SMALL_GPT2, ws.tmp / "gpt2"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "n_positions": 2**20, "n_embd": 65536, "n_layer": 1024}))
+
+
+def huge_config(ws: Workspace) -> None:
+    """A checkpoint whose config.json claims the largest network our checks allow, over the tiny model's weights."""
+    edit_config(hidden_dim=65536, n_blocks=1024, n_heads=4096, cond_dim=65536, vocab_size=2**22)(ws)
+
+
+@pytest.mark.parametrize("args, limit, prepare, expected", [
+    ("generate --model {model} --tokens 4 --num-samples 1024", "1M", None, "sampling 1024 rows at once needs at least"),
     ("train --data {corpus} --out {tmp}/big --steps 1 --hidden-dim 65536 --n-heads 2 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
-     "training this model needs at least"),
+     None, "training this model needs at least"),
     ("train --data {corpus} --out {tmp}/big --steps 1 --batch-size 100000 --vocab-size 300 --model-length 32 --holdout-bytes 600", "",
-     "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length"),
-    ("generate --model {model} --tokens 4", "lots", "BD3LM_MEMORY_LIMIT must be a number of bytes"),
-], ids=["num-samples-1024-under-a-1M-cap", "train-hidden-dim-65536", "train-batch-size-100000", "bad-limit"])
+     None, "use a smaller --hidden-dim, --n-layers, --batch-size or --model-length"),
+    ("judge --judge {tmp}/gpt2 --device cpu {corpus}", "", huge_gpt2, "does not match its config.json"),
+    ("generate --model {model} --tokens 4", "", huge_config, "but the embedding is (301, 32)"),
+    ("generate --model {model} --tokens 4", "lots", None, "BD3LM_MEMORY_LIMIT must be a number of bytes"),
+], ids=["num-samples-1024-under-a-1M-cap", "train-hidden-dim-65536", "train-batch-size-100000", "judge-gpt2-config-2TB",
+        "config-claims-the-largest-network", "bad-limit"])
 def test_a_run_too_large_for_memory_is_refused_before_it_allocates(pristine: Workspace, tmp_path: Path, args, limit,
-                                                                  expected) -> None:
-    argv = args.format(model=pristine.model, corpus=pristine.corpus, tmp=tmp_path).split()
+                                                                  prepare, expected) -> None:
+    """Each run under the 4 GB address-space cap (`ulimit -v`, as `prlimit --as`): any allocation of the sizes asked
+    for would fail there, and the refusal must cost under 2 s of the child's CPU (user + system), which a loaded
+    shared machine barely changes, unlike the wall clock."""
+    ws = copy_of(pristine, tmp_path)
+    if prepare is not None:
+        prepare(ws)
+    argv = args.format(model=ws.model, corpus=ws.corpus, tmp=tmp_path).split()
     result, cpu_seconds = bd3lm_with_cpu(argv, tmp_path, **({"BD3LM_MEMORY_LIMIT": limit} if limit else {}))
     assert_one_line(result, 2, expected)
-    # Refused before allocating: about 1.7 s of CPU on a quiet 2-core machine (torch's import is most of it);
-    # the bound leaves room for a busy one, and any allocation of the sizes asked for would take far longer.
-    assert cpu_seconds < 4, cpu_seconds
+    assert cpu_seconds < MEMORY_CPU_SECONDS, cpu_seconds
     assert not (tmp_path / "big").exists() or not any((tmp_path / "big").glob("*.safetensors"))
 
 
-def test_a_stray_world_size_with_no_peer_gives_up_in_one_line(pristine: Workspace, tmp_path: Path) -> None:
-    """WORLD_SIZE=2 left in a shell, no torchrun: the lone rank 0 waits BD3LM_JOIN_TIMEOUT, not an hour, then says why."""
+def free_port() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return str(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("rank, address, waiting, expected", [
+    ("0", True, "rank 0 of 2 is waiting up to 3 s for 1 more rank(s) at 127.0.0.1:",
+     "the other processes of WORLD_SIZE=2 did not join within 3 s at 127.0.0.1:"),
+    ("1", True, "rank 1 of 2 is waiting up to 3 s for rank 0 and the others at 127.0.0.1:",
+     "the other processes of WORLD_SIZE=2 did not join within 3 s at 127.0.0.1:"),
+    ("0", False, None, "rank 0 could not join the group of 2 (")], ids=["rank-0", "rank-1", "no-master-addr"])
+def test_a_stray_world_size_with_no_peer_says_so_at_once_and_gives_up_in_one_line(
+        pristine: Workspace, tmp_path: Path, rank: str, address: bool, waiting: str | None, expected: str) -> None:
+    """WORLD_SIZE=2 left in a shell, no torchrun: a line at once saying what it waits for, then after
+    BD3LM_JOIN_TIMEOUT (not an hour) one line saying why it gave up, status 2."""
+    where = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": free_port()} if address else {}
+    env = {name: value for name, value in os.environ.items() if name not in ("MASTER_ADDR", "MASTER_PORT")}
     started = time.monotonic()
-    result = bd3lm(["train", "--data", str(pristine.corpus), "--out", str(tmp_path / "run"), "--steps", "1"], tmp_path,
-                   WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), BD3LM_JOIN_TIMEOUT="3")
-    assert_one_line(result, 2, "the other processes of WORLD_SIZE=2 did not join within 3 s")
-    assert "unset WORLD_SIZE and RANK to train alone" in result.stderr.decode()
-    assert time.monotonic() - started < 120
+    with pytest.MonkeyPatch.context() as patch:
+        for name in set(os.environ) - set(env):
+            patch.delenv(name)
+        result = bd3lm(["train", "--data", str(pristine.corpus), "--out", str(tmp_path / "run"), "--steps", "1"],
+                       tmp_path, WORLD_SIZE="2", RANK=rank, BD3LM_JOIN_TIMEOUT="3", **where)
+    if waiting is not None:
+        first, rest = result.stderr.split(b"\n", 1)
+        assert first.decode().startswith(f"bd3lm: {waiting}") and "unset WORLD_SIZE and RANK" in first.decode()
+        result = subprocess.CompletedProcess(result.args, result.returncode, result.stdout, rest)
+    assert_one_line(result, 2, expected)
+    assert "unset WORLD_SIZE and RANK" in result.stderr.decode() or "MASTER_ADDR" in result.stderr.decode()
+    assert time.monotonic() - started < 120  # the import and the 3 s, on a busy machine; not 60 s, not an hour
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("name, value", [("WORLD_SIZE", "\u00b2"), ("WORLD_SIZE", "9" * 30), ("RANK", "\u0661"),

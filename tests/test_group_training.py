@@ -50,7 +50,8 @@ def launch(settings: TrainSettings, *extra: str, size: int = 2) -> list[subproce
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(port), "WORLD_SIZE": str(size), "PYTHONFAULTHANDLER": "1"}
+           "MASTER_PORT": str(port), "WORLD_SIZE": str(size), "PYTHONFAULTHANDLER": "1",
+           "TORCHELASTIC_RUN_ID": "test"}  # as torchrun sets it: the ranks then wait 5 s before saying they wait
     command = [sys.executable, "-m", "bd3lm_core.cli", "train", *flags(settings), "--threads", "1", *extra]
     return [
         subprocess.Popen(command, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},

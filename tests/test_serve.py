@@ -171,6 +171,23 @@ def post(server: Server, body: object, path: str = "/completions", **headers: st
     (b'{"a": ' + b"1" * 100_000 + b"}", 400, "not valid JSON"),
     (b"\xff\xfe{", 400, "not valid JSON"),
     ({"model": SHIPPED, "prompt": "a", "stop": ["a"] * 1000}, 400, "stop must be"),
+    # more tried for issue 21 (hard2); each was already answered so, and stays so
+    ({"model": SHIPPED, "prompt": ["a", "b"]}, 400, "prompt must be text"),
+    ({"model": SHIPPED, "prompt": [1, 2, 3]}, 400, "prompt must be text"),
+    ({"model": SHIPPED, "prompt": None}, 400, "prompt is required"),
+    ({"model": SHIPPED, "prompt": "a", "max_tokens": -1}, 400, "max_tokens must be a whole number of at least 1"),
+    ({"model": SHIPPED, "prompt": "a", "n": 2.5}, 400, "n must be a whole number from 1 to 1024, not 2.5"),
+    ({"model": SHIPPED, "prompt": "a", "seed": -1}, 400, "the seed must be a whole number from 0"),
+    ({"model": SHIPPED, "prompt": "a", "temperature": "NaN"}, 400, "the temperature must be a finite number"),
+    ({"model": SHIPPED, "prompt": "a", "top_p": 0}, 400, "top-p must be a finite number in (0, 1]"),
+    ({"model": SHIPPED, "prompt": "a", "stop": 5}, 400, "stop must be a non-empty text"),
+    ({"model": SHIPPED, "prompt": "a", "bd3lm": []}, 400, "bd3lm must be an object"),
+    ({"model": SHIPPED, "prompt": "a", "stream": "yes"}, 400, "stream must be true or false"),
+    ({"model": 7, "prompt": "a"}, 400, "model must be text, not 7"),
+    ({"prompt": "a"}, 400, "model is required"),
+    (b"null", 400, "the request body must be a JSON object"),
+    (b"", 400, "the request body is not valid JSON"),
+    ({"model": SHIPPED, "messages": [{"role": "user", "content": "hi"}]}, 400, "prompt is required"),
 ])
 def test_bad_requests_get_openai_error_objects(shipped, body, status: int, says: str) -> None:
     response = post(shipped, body)
@@ -193,6 +210,28 @@ def test_a_body_over_the_limit_is_refused_without_being_read_whole(shipped) -> N
 def test_a_chat_request_to_a_model_without_a_template_is_a_400_that_says_so(shipped) -> None:
     response = post(shipped, {"model": SHIPPED, "messages": [{"role": "user", "content": "hi"}]}, "/chat/completions")
     assert response.status_code == 400 and "no chat template" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("messages, says", [
+    ("hi", "messages must be a list of messages"),
+    ([], "a conversation is a non-empty list of messages"),
+    ([{"role": "user"}], "message 1 must be a dict with text 'role' and 'content'"),
+    ([{"role": 5, "content": "x"}], "message 1 must be a dict with text 'role' and 'content'"),
+    ([{"role": "user", "content": None}], "message 1 must be a dict with text 'role' and 'content'"),
+    (["hi"], "message 1 must be a dict with text 'role' and 'content'"),
+    ([{"role": "user", "content": "\udc80"}], "not valid UTF-8 text"),
+], ids=["a-string", "empty", "no-content", "role-a-number", "content-null", "not-an-object", "lone-surrogate"])
+def test_bad_chat_messages_get_openai_error_objects(backbone, messages, says: str) -> None:
+    """Hostile `messages` tried for issue 21: each a 400 with one line, before the template or the model runs."""
+    response = post(backbone, {"model": backbone.model, "messages": messages}, "/chat/completions")
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert says in message and "\n" not in message
+
+
+def test_a_method_the_route_does_not_take_is_a_405_error_object(shipped) -> None:
+    response = httpx.get(shipped.url + "/completions", timeout=10)
+    assert response.status_code == 405 and "Method Not Allowed" in response.json()["error"]["message"]
 
 
 def test_an_unknown_route_is_a_404_error_object(shipped) -> None:

@@ -14,9 +14,32 @@ import json
 from datetime import datetime
 
 from jinja2 import TemplateError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import BD3LMError, one_line
+
+
+# The most characters a template may render, or build in one expression: far above any real conversation's prompt
+# (which the model's context bounds anyway), far below what `{{ 'a' * 10**10 }}` in a downloaded file would take.
+MAX_RENDERED = 16 * 2**20
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """jinja2's immutable sandbox whose `*` and `**` cannot ask for gigabytes: the sandbox already bounds range()."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator: str, left: object, right: object) -> object:
+        if operator == "*":
+            sequence, times = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                if len(sequence) * times > MAX_RENDERED:
+                    raise SecurityError(f"the template repeats a value {times} times, more than it may build")
+        elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right * abs(left).bit_length() > 8 * MAX_RENDERED:  # the power's bits
+                raise SecurityError(f"the template raises {left} to the power {right}, a number larger than it may build")
+        return super().call_binop(context, operator, left, right)
 
 
 class ChatTemplate:
@@ -25,7 +48,7 @@ class ChatTemplate:
     def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "", where: str = "the chat template") -> None:
         self.where = where
         self._special = {"bos_token": bos_token, "eos_token": eos_token}
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders them
+        env = _BoundedSandbox(trim_blocks=True, lstrip_blocks=True)  # as transformers renders them
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise_from_template
         env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -48,9 +71,15 @@ class ChatTemplate:
         check_messages(messages)
         extra = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
         try:
-            return self._template.render(
+            rendered, length = [], 0
+            for piece in self._template.generate(
                 messages=messages, add_generation_prompt=add_generation_prompt, **self._special, **extra
-            )
+            ):
+                length += len(piece)
+                if length > MAX_RENDERED:
+                    raise SecurityError(f"its prompt grew past {MAX_RENDERED} characters")
+                rendered.append(piece)
+            return "".join(rendered)
         except TemplateError as err:
             raise BD3LMError(f"{self.where} refused the conversation: {one_line(err)}") from None
         except Exception as err:  # noqa: BLE001 - a template can raise anything its expressions do (1/0, a bad index)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -185,14 +186,20 @@ def _chat_template(folder: Path, tok_config: dict) -> ChatTemplate | None:
         "bos_token": _token_text(tok_config.get("bos_token")) or "", "eos_token": _token_text(tok_config.get("eos_token")) or "",
     }
     path = folder / "chat_template.jinja"
-    if path.is_file():
-        text = read_limited(path, MAX_CONFIG_BYTES, "chat_template.jinja").decode("utf-8", errors="replace")
+    if os.path.lexists(path):  # a folder, a pipe or a dangling link there is refused, not silently passed over
+        try:
+            text = read_limited(path, MAX_CONFIG_BYTES, "chat_template.jinja").decode("utf-8")
+        except UnicodeDecodeError:
+            raise BD3LMError(f"{path} is not valid UTF-8 text; download the model again.") from None
         return ChatTemplate(text, where=str(path), **special)
     source = tok_config.get("chat_template")
     if isinstance(source, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
         source = next((t.get("template") for t in source if isinstance(t, dict) and t.get("name") == "default"), None)
-    if not isinstance(source, str):
+    if source is None:
         return None
+    if not isinstance(source, str):
+        raise BD3LMError(f"{folder / 'tokenizer_config.json'}: chat_template is {type(source).__name__}, "
+                         "not a template's text; download the model again.")
     return ChatTemplate(source, where=f"the chat template in {folder / 'tokenizer_config.json'}", **special)
 
 

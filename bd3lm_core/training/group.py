@@ -25,9 +25,10 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -47,8 +48,11 @@ TRAIN_DEVICES = ("cpu", "cuda")
 WAIT = timedelta(hours=1)
 # How long the processes wait for each other to start. A WORLD_SIZE left over in a shell (no torchrun, no
 # peers) would otherwise wait the whole hour above in silence; BD3LM_JOIN_TIMEOUT (seconds) changes it.
-JOIN_WAIT = 120
-JOIN_NOTE_AFTER = 5  # seconds of waiting before rank 0 says what it waits for
+JOIN_WAIT = 60
+# Seconds of waiting before rank 0 says what it waits for under torchrun (which sets TORCHELASTIC_RUN_ID),
+# where the peers are normally there by then and the line would only be noise. Without torchrun, where a
+# WORLD_SIZE is most likely left over in a shell, every rank says it at once.
+JOIN_NOTE_AFTER = 5
 
 
 class GroupFailed(BD3LMError):
@@ -179,13 +183,17 @@ def join_group(device: str = "cpu") -> Group:
     backend = "cpu:gloo,cuda:nccl" if device == "cuda" else "gloo"
     join = _join_wait()
     where_to = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-    note = threading.Timer(JOIN_NOTE_AFTER, lambda: print(
-        f"rank 0 of {size}: waiting up to {join} s for {size - 1} more process(es) at {where_to}; "
-        "if you meant to train alone, unset WORLD_SIZE and RANK.", file=sys.stderr, flush=True))
-    if rank == 0:
-        note.start()
+    waits_for = f"{size - 1} more rank(s)" if rank == 0 else "rank 0 and the others"
+    note = threading.Timer(JOIN_NOTE_AFTER, _say_waiting, (rank, size, join, waits_for, where_to))
+    if "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:  # without them joining fails at once: no wait
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: only rank 0 speaks, as for everything else
+            if rank == 0:
+                note.start()
+        else:
+            _say_waiting(rank, size, join, waits_for, where_to)
     try:
-        dist.init_process_group(backend, rank=rank, world_size=size, timeout=timedelta(seconds=join))
+        with _native_log_kept_unless_failed():
+            dist.init_process_group(backend, rank=rank, world_size=size, timeout=timedelta(seconds=join))
     except (RuntimeError, ValueError) as err:
         if "Timed out" in str(err) or "timed out" in str(err):
             raise BD3LMError(
@@ -208,6 +216,32 @@ def leave_group() -> None:
     if dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
+
+
+@contextmanager
+def _native_log_kept_unless_failed() -> Iterator[None]:
+    """What torch's C++ writes to stderr (fd 2) meanwhile, passed on only if the block succeeds.
+
+    A rank that cannot reach rank 0's store logs a C++ stack trace of 40 frames before the timeout
+    reaches Python; the one line made of that timeout says all of it that a user needs.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)  # reached only when the block succeeded
+        os.write(2, log.read())
+
+
+def _say_waiting(rank: int, size: int, join: int, waits_for: str, where_to: str) -> None:
+    """The one line that says why training has not started: a wait for peers a stray WORLD_SIZE asked for."""
+    print(f"bd3lm: rank {rank} of {size} is waiting up to {join} s for {waits_for} at {where_to}, as WORLD_SIZE={size} "
+          "in the environment asks; to train alone, unset WORLD_SIZE and RANK.", file=sys.stderr, flush=True)
 
 
 def _join_wait() -> int:

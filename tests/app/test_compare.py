@@ -292,3 +292,22 @@ def test_exporting_an_empty_comparison_is_one_line_and_writes_nothing(tmp_path):
             with pytest.raises(BD3LMError, match="no finished run to export yet"):
                 exports.export_comparison(columns, tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_comparison_too_large_for_memory_is_refused_in_each_column_and_the_window_goes_on(window, qtbot, monkeypatch):
+    """Eight seeds per column of 1000 tokens under a 1 kB BD3LM_MEMORY_LIMIT: the engine refuses each column's
+    batch before allocating its cache, each column says so in one line, and Run all works again once the limit goes."""
+    compare = open_compare(window, tokens=1000)
+    compare.seeds.setValue(8)
+    monkeypatch.setenv("BD3LM_MEMORY_LIMIT", "1K")
+    qtbot.mouseClick(compare.run_button, Qt.LeftButton)
+    wait_done(compare, qtbot)
+    for column in compare.columns:
+        message = column.view.placeholderText()
+        assert message.startswith("Sampling 8 rows at once needs at least") and "1.0 kB is BD3LM_MEMORY_LIMIT" in message
+        assert "\n" not in message and column.trace is None and column.finished_runs() == []
+    monkeypatch.delenv("BD3LM_MEMORY_LIMIT")
+    compare.seeds.setValue(1)
+    qtbot.mouseClick(compare.run_button, Qt.LeftButton)
+    wait_done(compare, qtbot)
+    assert all(len(column.finished_runs()) == 1 for column in compare.columns)
