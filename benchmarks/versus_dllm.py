@@ -266,7 +266,8 @@ def compare(args: argparse.Namespace) -> None:
     context = len(ids) + args.tokens // 2
     floor = compute_floor(config, args.block, context)
     bandwidth = read_bandwidth()
-    weight_bytes = {"float32": 4 * floor["params"], "int8": floor["params"]}  # int8: one byte a weight, scales aside
+    weight_bytes = {"float32": 4 * floor["params"], "bfloat16": 2 * floor["params"],
+                    "int8": floor["params"]}  # int8: one byte a weight, scales aside
     memory_floor = {dtype: n / bandwidth for dtype, n in weight_bytes.items()}
     print(f"checkpoint {args.checkpoint} ({layers} layers, {floor['params'] / 1e6:.0f} M weights in linears), "
           f"prompt {len(ids)} tokens, {args.tokens} new, block {args.block}, {args.threads} threads, torch {torch.__version__}")
@@ -283,9 +284,11 @@ def compare(args: argparse.Namespace) -> None:
         if not args.skip_dllm:
             reports.append(run_side(args.dllm_python, args, "dllm", prompt_file, args.block, "float32"))
         reports.append(run_side(sys.executable, args, "ours", prompt_file, args.block, "float32"))
-        int8 = []
-        if args.int8:
-            int8 = [run_side(sys.executable, args, "ours", prompt_file, INT8_BLOCK, dtype) for dtype in ("float32", "int8")]
+        small = {}  # ours at block INT8_BLOCK, by precision
+        for dtype in ("float32", *(["int8"] if args.int8 else []), *(["bfloat16"] if args.bfloat16 else [])):
+            if args.int8 or args.bfloat16:
+                small[dtype] = run_side(sys.executable, args, "ours", prompt_file, INT8_BLOCK, dtype)
+        large_bf16 = run_side(sys.executable, args, "ours", prompt_file, args.block, "bfloat16") if args.bfloat16 else None
 
     print(f"| side | tokens/s | forwards | seconds | peak RSS GB | ms per {args.block}-row step, median / max | "
           "step / compute floor, median / max | step / memory floor | other forwards: count, seconds |")
@@ -297,12 +300,17 @@ def compare(args: argparse.Namespace) -> None:
         print(f"\nours / dLLM tokens/s: **{theirs['seconds'] / ours['seconds']:.2f}x**; dLLM at commit {theirs['commit']}, "
               f"transformers {theirs['transformers']}; their prompt left-padded to {theirs['padded_prompt']} tokens.")
         print("Other forwards: dLLM recomputes the whole prefix once per block; ours prefills the prompt's whole blocks.")
-    if int8:
-        base, quantized = int8
-        print(f"\nours at block {INT8_BLOCK}, int8 beside float32:\n")
+    tables = [(INT8_BLOCK, small)]
+    if large_bf16 is not None:
+        tables.append((args.block, {"float32": reports[-1], "bfloat16": large_bf16}))
+    for block, by_dtype in tables:
+        if len(by_dtype) < 2:
+            continue
+        base = by_dtype["float32"]
+        print(f"\nours at block {block}, each precision beside float32:\n")
         print("| precision | tokens/s | forwards | seconds | peak RSS GB | ms per step, median | memory floor ms | speed-up |")
         print("|---|---|---|---|---|---|---|---|")
-        for report, dtype in ((base, "float32"), (quantized, "int8")):
+        for dtype, report in by_dtype.items():
             print(f"| {dtype} | {args.tokens / report['seconds']:.2f} | {report['forwards']} | {report['seconds']:.1f} | "
                   f"{report['peak_rss_bytes'] / 1e9:.2f} | {median(report['step_seconds']) * 1000:.0f} | "
                   f"{memory_floor[dtype] * 1000:.0f} | {base['seconds'] / report['seconds']:.2f}x |")
@@ -318,6 +326,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128, help="new tokens (default %(default)s)")
     parser.add_argument("--block", type=int, default=32, help="block size, and steps per block (default %(default)s)")
     parser.add_argument("--int8", action="store_true", help=f"also ours at block {INT8_BLOCK}, int8 beside float32")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help=f"also ours in bfloat16 beside float32, at --block and at block {INT8_BLOCK}")
     parser.add_argument("--quick", action="store_true", help="4 layers, a 96-token prompt, 32 new tokens: a smoke test")
     parser.add_argument("--skip-dllm", action="store_true", help="ours and the floors only")
     parser.add_argument("--side", choices=("dllm", "ours"), help=argparse.SUPPRESS)  # one side, in its own process
