@@ -325,3 +325,17 @@ def test_a_sharded_chat_model_in_the_hf_cache_is_listed_and_loaded_in_place(tmp_
     before = hf_cache.files()
     loaded = load_model("JetLM/SDAR-tiny-Chat", device="cpu")
     assert loaded.path == snapshot and loaded.family == "sdar" and hf_cache.files() == before
+
+
+def test_int8_gives_a_tied_model_an_int8_output_layer_and_close_logits() -> None:
+    """The tied output layer is a quarter of a small chat model's reads: int8 must quantize it too, not leave it float32."""
+    folder = SHARED_BACKBONES / "a2d-qwen3-bs4" / "checkpoint"
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"no fixture at {folder}")
+    full, int8 = (load_model(folder, device="cpu", dtype=d) for d in ("float32", "int8"))
+    assert isinstance(int8.model.lm_head, torch.ao.nn.quantized.dynamic.Linear)
+    assert not hasattr(full.model, "lm_head")  # float32 still multiplies by the embedding itself
+    ids = torch.randint(0, 1000, (1, 12), generator=torch.Generator().manual_seed(0))
+    a, b = last_block_logits(full, ids, 4)[1], last_block_logits(int8, ids, 4)[1]
+    assert (a - b).abs().max() < 0.05 * a.abs().max()
+    assert (a - b).abs().max() > 0

@@ -185,6 +185,7 @@ class Decoder(Denoiser):
         if rows.numel() == 0:
             return None
         x = self.model.norm(x[:, rows])  # [B, rows, d]
-        if self.config.tie_word_embeddings:
+        head = getattr(self, "lm_head", None)  # untied; or, tied, an int8 copy of the embedding (kernels.int8_head)
+        if head is None:
             return F.linear(x, self.embedding_weight).float()  # [B, rows, V]
-        return self.lm_head(x).float()  # [B, rows, V]
+        return head(x).float()  # [B, rows, V]

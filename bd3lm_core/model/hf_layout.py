@@ -43,7 +43,7 @@ from .chat_template import ChatTemplate
 from .checkpoints import WEIGHT_DTYPES, check_tensors, read_header
 from .config import MAX_CONFIG_BYTES, read_config_json
 from .decoder import Decoder, DecoderConfig
-from .kernels import quantize_linear_layers, use_sampling_kernels
+from .kernels import int8_head, quantize_linear_layers, use_sampling_kernels
 from .tokenizer import Tokenizer
 
 MODEL_TYPES = ("a2d-qwen3", "a2d-qwen2", "a2d-llama", "sdar")
@@ -285,6 +285,8 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
                 quantize_linear_layers(model, (prefix,))  # now, so a float32 copy of the whole model never exists
                 for linear in floats:  # torch's quantization leaves them in a reference cycle: free their weights now
                     linear.weight.data = torch.empty(0)
+    if int8 and folder.config.tie_word_embeddings:
+        model.lm_head = int8_head(model.model.embed_tokens.weight)
     model.eval()
     if not int8 and device.type == "cpu":
         use_sampling_kernels(model)

@@ -82,3 +82,20 @@ def quantize_linear_layers(model: nn.Module, parts: tuple[str, ...] = ("layers",
         # once per run); a chat model's loader quantizes each layer as soon as it is filled
         spec = {part: per_channel_dynamic_qconfig for part in parts}
         quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+
+
+def int8_head(embedding: torch.Tensor) -> nn.Module:
+    """An int8 output layer computing `x @ embedding.T`, for a model whose output layer is its token embedding.
+
+    The tied output layer is the largest matrix such a model reads at every
+    forward (a quarter of Qwen3-0.6B's weights); left in float32 it takes as
+    long as all the int8 layers together. The embedding itself stays float32
+    for its lookups, so this holds a second, int8 copy: a quarter of its size.
+    """
+    linear = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False, device="meta")
+    linear.weight = nn.Parameter(embedding.detach(), requires_grad=False)  # shared, not copied, until quantized
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        linear.qconfig = per_channel_dynamic_qconfig
+        return torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
