@@ -1,4 +1,5 @@
-"""The streaming sampler: same logits as a full recompute, the spec's step distribution, the stop rules."""
+"""The streaming sampler: same logits as a full recompute, the DDPM step distribution (a masked position stays
+masked with probability s/t, else takes a token from the nucleus), the stop rules."""
 
 from __future__ import annotations
 
