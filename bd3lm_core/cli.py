@@ -86,7 +86,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 finished.append(event)
                 if many and not args.json:
                     print(f"--- sample {event.row + 1} of {args.num_samples} (seed {event.settings.seed}, "
-                          f"stopped: {event.reason}) ---\n{args.prompt}{event.text}", flush=True)
+                          f"stopped: {event.stop_reason}) ---\n{args.prompt}{event.text}", flush=True)
     status = EXIT_INTERRUPTED if cancel.is_set() else 0
     finished.sort(key=lambda f: f.row)
     # an empty sample (end-of-text at once) has no Gen PPL; the run is still reported
@@ -99,7 +99,7 @@ def run_generate(args: argparse.Namespace) -> int:
     speed = tokens / seconds if seconds > 0 else 0.0
     if args.json:
         samples = [
-            {"text": f.text, "token_ids": list(f.token_ids), "stop_reason": f.reason, "seed": f.settings.seed,
+            {"text": f.text, "token_ids": list(f.token_ids), "stop_reason": f.stop_reason, "seed": f.settings.seed,
              **_quality_fields(judge, j)}
             for f, j in zip(finished, quality)
         ]
@@ -124,7 +124,7 @@ def run_generate(args: argparse.Namespace) -> int:
         scores = (f", Gen PPL {sum(j.gen_ppl for j in judged) / len(judged):.2f}, "
                   f"entropy {sum(j.entropy for j in judged) / len(judged):.2f}" + (" (means)" if many else ""))
     seed = f"seeds {finished[0].settings.seed}..{finished[-1].settings.seed}" if many else f"seed {finished[0].settings.seed}"
-    stops = ", ".join(sorted({f.reason for f in finished}))
+    stops = ", ".join(sorted({f.stop_reason for f in finished}))
     print(f"[{tokens} tokens, {nfe} forwards, {speed:.1f} tokens/s, stopped: {stops}, {seed}{scores}]", file=sys.stderr)
     return status
 

@@ -92,13 +92,13 @@ class _Chat:
             print(json.dumps({
                 "model": self.loaded.name, "prompt": prompt, "reply": finished.text, "token_ids": list(finished.token_ids),
                 "nfe": finished.nfe, "seconds": finished.seconds, "tokens_per_second": finished.tokens_per_second,
-                "stop_reason": finished.reason, "device": self.loaded.placement[0], "dtype": self.loaded.placement[1],
+                "stop_reason": finished.stop_reason, "device": self.loaded.placement[0], "dtype": self.loaded.placement[1],
                 "settings": asdict(finished.settings),
             }), flush=True)
         else:
             print()
             print(f"[{len(finished.token_ids)} tokens, {finished.nfe} forwards, {finished.tokens_per_second:.1f} tokens/s, "
-                  f"stopped: {finished.reason}]", file=sys.stderr)
+                  f"stopped: {finished.stop_reason}]", file=sys.stderr)
         return cancel.is_set()
 
     def interactive(self) -> int:

@@ -47,7 +47,7 @@ BUDGETS = (1.0, 0.5, 0.25)  # forward passes per generated token (steps per bloc
 RECIPE = dict(lr=1e-3, warmup=100, schedule="cosine", ema=0.995, batch_size=16, cond_dim=128, seed=0)
 FULL = dict(hidden_dim=128, n_layers=4, n_heads=2, steps=800, eval_every=200, eval_rows=64)
 QUICK = dict(hidden_dim=64, n_layers=2, n_heads=2, steps=120, eval_every=60, eval_rows=16)
-PAPER = {  # OpenWebText, context 1024 (spec section 6): perplexity bound, Gen PPL at 1024 tokens
+PAPER = {  # the BD3-LM paper's OpenWebText results, context 1024: perplexity bound, Gen PPL at 1024 tokens
     1: (17.54, 14.1), 4: (20.73, 25.7), 8: (21.68, 30.4), 16: (22.27, 33.4), CONTEXT: (22.98, 46.8),
 }
 

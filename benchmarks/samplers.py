@@ -92,7 +92,7 @@ def measure(loaded, judge, texts: list[str], fields: dict, tokens: int) -> dict:
         "tokens_per_second": generated / seconds,
         "gen_ppl": statistics.mean(j.gen_ppl for j in judged),
         "entropy": statistics.mean(j.entropy for j in judged),
-        "repetition_stops": sum(f.reason == "repetition" for f in finished) / len(finished),
+        "repetition_stops": sum(f.stop_reason == "repetition" for f in finished) / len(finished),
     }
 
 

@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 from bd3lm_core import BD3LMError, BlockDone, CATALOG, Finished, SamplerSettings, Step, generate, load_model, load_network
 from bd3lm_core.cli import main
 from bd3lm_core.hub.hf_cache import find_model
-from bd3lm_core.model.checkpoints import load_weights, published_name
+from bd3lm_core.model.checkpoints import load_weights
+from bd3lm_core.model.config import published_tensor_name
 from bd3lm_core.model.config import BD3LMConfig
 from bd3lm_core.model.network import BD3LM
 from bd3lm_core.sampling.context import CachedContext, FullContext, WindowContext
@@ -68,11 +69,11 @@ def test_an_mdlm_written_by_us_keeps_mdlms_config_layout(mdlm_folder: Path, tmp_
 def test_the_mdlm_tensor_layout_loads_unchanged_and_every_tensor_is_needed(mdlm_folder: Path, tmp_path: Path) -> None:
     tensors = load_file(str(mdlm_folder / "model.safetensors"))
     model = load_network(mdlm_folder)
-    ours = {published_name(name) for name in model.state_dict()}
+    ours = {published_tensor_name(name) for name in model.state_dict()}
     assert set(tensors) == ours | {"backbone.rotary_emb.inv_freq"}
     assert set(tensors) == set(mdlm_tensor_shapes(model.config.vocab_size, 32, 2, 2, 16))
     for name, t in model.state_dict().items():
-        assert torch.equal(t, tensors[published_name(name)])
+        assert torch.equal(t, tensors[published_tensor_name(name)])
     del tensors["backbone.blocks.1.adaLN_modulation.bias"]
     save_file(tensors, str(tmp_path / "model.safetensors"))
     with pytest.raises(BD3LMError, match=r"missing: backbone\.blocks\.1\.adaLN_modulation\.bias"):

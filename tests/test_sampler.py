@@ -1,4 +1,5 @@
-"""The streaming sampler: same logits as a full recompute, the spec's step distribution, the stop rules."""
+"""The streaming sampler: same logits as a full recompute, the DDPM step distribution (a masked position stays
+masked with probability s/t, else takes a token from the nucleus), the stop rules."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_revealed_tokens_never_change_and_prompt_is_kept(tiny) -> None:
 @pytest.mark.parametrize("block_size", [None, 1, 3, 8])
 def test_exact_length_without_masks(tiny, block_size) -> None:
     finished = run(tiny, "A dog", tokens=37, block_size=block_size, seed=2, stop_at_eos=False, stop_on_repetition=False)[-1]
-    assert finished.reason == "length"
+    assert finished.stop_reason == "length"
     assert len(finished.token_ids) == 37
     assert tiny.config.mask_id not in finished.token_ids
     assert finished.settings.block_size == (block_size or 4)
@@ -106,14 +107,14 @@ def test_cancel_stops_within_one_step(tiny) -> None:
         if isinstance(event, Step) and event.block == 2 and event.step == 3:
             cancel.set()
     assert steps_after_cancel == 0
-    assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
+    assert isinstance(events[-1], Finished) and events[-1].stop_reason == "cancelled"
 
 
 def test_stop_at_eos_truncates_after_it(tiny) -> None:
     eos = tiny.tokenizer.eos_id
     for seed in range(40):
         finished = run(tiny, tokens=60, seed=seed, temperature=3.0, top_p=1.0)[-1]
-        if finished.reason == "eos":
+        if finished.stop_reason == "eos":
             assert finished.token_ids[-1] == eos and eos not in finished.token_ids[:-1]
             return
     pytest.fail("no run ended at EOS")
@@ -128,7 +129,7 @@ def test_repetition_rule_stops_degenerate_text(tiny, monkeypatch) -> None:
 
     monkeypatch.setattr(CachedContext, "logits", constant)
     finished = run(tiny, tokens=400, seed=0, stop_at_eos=False)[-1]
-    assert finished.reason == "repetition"
+    assert finished.stop_reason == "repetition"
     assert 256 <= len(finished.token_ids) + 1 < 400
 
 
@@ -192,10 +193,10 @@ def test_each_sample_of_a_batch_is_the_single_run_with_its_own_seed(tiny, sample
     events = list(generate(tiny, "The dog", settings, num_samples=4))
     finished = {e.row: e for e in events if isinstance(e, Finished)}
     assert sorted(finished) == [0, 1, 2, 3]
-    reasons = {f.reason for f in finished.values()}
+    reasons = {f.stop_reason for f in finished.values()}
     for row, f in finished.items():
         single = run(tiny, "The dog", **{**settings.__dict__, "seed": row})[-1]
-        assert f.token_ids == single.token_ids and f.reason == single.reason and f.settings.seed == row
+        assert f.token_ids == single.token_ids and f.stop_reason == single.stop_reason and f.settings.seed == row
         streamed = "".join(e.text for e in events if isinstance(e, BlockDone) and e.row == row)
         assert streamed == f.text
     assert len({f.token_ids for f in finished.values()}) == 4

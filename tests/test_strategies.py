@@ -61,7 +61,7 @@ def test_every_sampler_writes_the_text_reproducibly(tiny, sampler: str) -> None:
     events = list(generate(tiny, "A cat", settings))
     again = list(generate(tiny, "A cat", settings))[-1]
     finished = events[-1]
-    assert isinstance(finished, Finished) and finished.reason == "length"
+    assert isinstance(finished, Finished) and finished.stop_reason == "length"
     assert len(finished.token_ids) == 45 and tiny.config.mask_id not in finished.token_ids
     assert again.token_ids == finished.token_ids
     steps = [e for e in events if isinstance(e, Step)]

@@ -5,10 +5,9 @@ loads from."""
 from . import hf_cache
 from .catalog import CATALOG, CatalogEntry
 from .download import DownloadCancelled, DownloadProgress, download_model
-from .lookup import gpt2_tokenizer, locate
-from .store import (
-    InstalledModel, installed_models, is_installed, model_folder, models_dir, partial_bytes, remove_model,
-)
+from .layout import InstalledModel
+from .lookup import gpt2_tokenizer, installed_models, locate
+from .store import is_installed, model_folder, models_dir, partial_bytes, remove_model
 
 __all__ = [
     "CATALOG", "CatalogEntry", "DownloadCancelled", "DownloadProgress", "download_model", "gpt2_tokenizer", "locate",

@@ -190,7 +190,7 @@ def _is_plain(path: Path) -> bool:
 
 
 def _is_complete(snapshot: Path) -> bool:
-    """config.json and the weights: one model.safetensors, or a chat model's shards (store.has_weights)."""
+    """config.json and the weights: one model.safetensors, or a chat model's shards (layout.has_weights)."""
     return _file(snapshot, CONFIG_FILE) is not None and (_file(snapshot, WEIGHTS_FILE) is not None or has_weights(snapshot))
 
 

@@ -1,7 +1,8 @@
 """Where a repo id's model is: the one place that owns the lookup order.
 
 Our models folder first (a download wins), then the Hugging Face cache (used in place, read one repo at a time),
-and only then the hub. GPT-2's tokenizer, which the published checkpoints lack, is found the same way.
+and only then the hub. The list of installed models follows the same order, so a model listed is the one loaded.
+GPT-2's tokenizer, which the published checkpoints lack, is taken from the cache, else from our copy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from . import hf_cache
 from .download import download_gpt2_tokenizer, download_model
-from .store import is_installed, model_folder
+from .layout import InstalledModel
+from .store import downloaded_models, is_installed, model_folder
 
 
 def locate(
@@ -26,6 +28,13 @@ def locate(
     if cached is not None or not download:
         return cached
     return download_model(repo_id, progress=progress, cancel=cancel)
+
+
+def installed_models() -> list[InstalledModel]:
+    """Our complete downloads and the Hugging Face cache's checkpoints, sorted by repo id; where both hold a repo,
+    ours is listed, as `locate` loads it."""
+    models = hf_cache.scan().models | {m.repo_id: m for m in downloaded_models()}
+    return [models[repo_id] for repo_id in sorted(models)]
 
 
 def gpt2_tokenizer(endpoint: str | None = None) -> Path:

@@ -9,8 +9,9 @@ appears there only once it is complete and matches the hub's hash (see
 download writes VERIFIED_MARKER last. Folders downloaded before files were
 verified have no marker: they still count as installed (they load and list
 as before) and are verified by the next download that reaches the hub.
-Checkpoints in the Hugging Face cache (`hf_cache.py`) are installed models
-too, but never ours to delete.
+This module knows only our folder: checkpoints in the Hugging Face cache
+(`hf_cache.py`) are installed models too, but never ours to delete, and
+`lookup.py` is where the two are combined, in one order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..errors import BD3LMError
-from .hf_cache import scan
 from .layout import CONFIG_FILE, TOKENIZER_FILE, VERIFIED_MARKER, InstalledModel, has_weights
 
 def models_dir() -> Path:
@@ -55,21 +55,19 @@ def is_verified(repo_id: str) -> bool:
     return _is_complete(folder) and (folder / VERIFIED_MARKER).is_file()
 
 
-def installed_models() -> list[InstalledModel]:
-    """Complete downloads and the Hugging Face cache's checkpoints (a download wins), sorted by repo id.
+def downloaded_models() -> list[InstalledModel]:
+    """The complete downloads in our folder, sorted by repo id (`lookup.installed_models` adds the cache's).
 
     Partial downloads and the shared GPT-2 tokenizer folder are not models.
     """
     root = models_dir()
     folders = sorted(root.iterdir()) if root.is_dir() else []
-    ours = [
+    return [
         # Hub ids cannot contain "--", so the folder name maps back to exactly one id.
         InstalledModel(folder.name.replace("--", "/"), folder, _model_bytes(folder))
         for folder in folders
         if _is_complete(folder)
     ]
-    models = scan().models | {m.repo_id: m for m in ours}  # ours win, as when loading
-    return [models[repo_id] for repo_id in sorted(models)]
 
 
 def partial_bytes(repo_id: str) -> int:

@@ -5,8 +5,9 @@ Published files name every tensor `backbone.<module path>`, call the layers
 `sampling_eps_min`, `sampling_eps_max`). MDLM checkpoints
 (`kuleshov-group/mdlm-owt`) name their tensors the same way: their model
 class keeps the same network under `backbone` and saves
-`backbone.rotary_emb.inv_freq`. `published_name` is the one place that maps
-our module paths to theirs. Everything else must match the network
+`backbone.rotary_emb.inv_freq`. `config.published_tensor_name` maps our
+module paths to theirs (config.py holds every translation of the authors'
+names). Everything else must match the network
 exactly: a missing, unexpected or mis-shaped tensor means the file belongs to
 another model, and the user is told which tensors are wrong in one message.
 
@@ -31,7 +32,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import BD3LMError
 from ..files import check_regular, write_atomically
-from .config import BD3LMConfig, published_key
+from .config import BD3LMConfig, published_key, published_tensor_name
 from .network import BD3LM, SigmaEmbedding
 
 OPTIONAL = {"backbone.rotary_emb.inv_freq", "sampling_eps_min", "sampling_eps_max"}
@@ -42,14 +43,7 @@ Shape = tuple[int, ...]
 Header = dict[str, tuple[str, Shape]]  # tensor name -> (dtype, shape)
 
 
-def published_name(name: str) -> str:
-    """Our parameter name -> the authors' tensor name: `layers.3.norm1.weight` -> `backbone.blocks.3.norm1.weight`."""
-    if name.startswith("layers."):
-        name = "blocks." + name.removeprefix("layers.")
-    return "backbone." + name
-
-
-LAYER_NAME = re.compile(re.escape(published_name("layers.")) + r"(\d+)\.")
+LAYER_NAME = re.compile(re.escape(published_tensor_name("layers.")) + r"(\d+)\.")
 
 
 def read_header(path: Path) -> Header:
@@ -124,13 +118,13 @@ def _check_sizes(config: BD3LMConfig, header: Header, path: Path) -> None:
     problems = []
     if found != list(range(config.n_layers)):
         problems.append(f"{published_key('n_layers')} {config.n_layers} but the file has {len(found)} layers")
-    embedding = header.get(published_name("vocab_embed.embedding"), ("", None))[1]
+    embedding = header.get(published_tensor_name("vocab_embed.embedding"), ("", None))[1]
     if embedding != (config.vocab_size, config.hidden_dim):
         problems.append(
             f"vocab_size x hidden_dim {config.vocab_size} x {config.hidden_dim} but the embedding is {embedding}"
         )
     if config.adaln:
-        sigma = header.get(published_name("sigma_map.mlp.0.weight"), ("", None))[1]
+        sigma = header.get(published_tensor_name("sigma_map.mlp.0.weight"), ("", None))[1]
         if sigma != (config.cond_dim, SigmaEmbedding.FREQ_DIM):
             problems.append(f"cond_dim {config.cond_dim} but the conditioning layer is {sigma}")
     if problems:
@@ -142,7 +136,7 @@ def _check_sizes(config: BD3LMConfig, header: Header, path: Path) -> None:
 
 def _check_header(path: Path, header: Header, model: BD3LM) -> None:
     """Every tensor `model` needs is in the header, with its shape and a float dtype."""
-    expected = {published_name(name): tuple(t.shape) for name, t in model.state_dict().items()}
+    expected = {published_tensor_name(name): tuple(t.shape) for name, t in model.state_dict().items()}
     check_tensors(path, {name: shape for name, (_, shape) in header.items()}, expected, OPTIONAL)
     wrong_type = [f"{name} {header[name][0]}" for name in expected if header[name][0] not in WEIGHT_DTYPES]
     if wrong_type:
@@ -157,10 +151,10 @@ def _fill(model: BD3LM, path: Path) -> None:
     tensors = {}
     with safe_open(str(path), framework="pt") as f:
         for name in model.state_dict():
-            tensors[name] = tensor = f.get_tensor(published_name(name))
+            tensors[name] = tensor = f.get_tensor(published_tensor_name(name))
             if not bool(torch.isfinite(tensor).all()):
                 raise BD3LMError(
-                    f"{path}: {published_name(name)} holds NaN or infinite values, so the model cannot compute anything; "
+                    f"{path}: {published_tensor_name(name)} holds NaN or infinite values, so the model cannot compute anything; "
                     "the file is damaged or comes from a run that diverged. Download or convert the model again."
                 )
     model.load_state_dict(tensors)
@@ -175,11 +169,11 @@ def save_weights(model: BD3LM, path: Path, dtype: torch.dtype | None = None) -> 
             cast = t.to(dtype)
             if not bool(torch.isfinite(cast).all()) and bool(torch.isfinite(t).all()):
                 raise BD3LMError(
-                    f"{published_name(name)} holds values up to {t.abs().max().item():.3g}, beyond what {dtype} can "
+                    f"{published_tensor_name(name)} holds values up to {t.abs().max().item():.3g}, beyond what {dtype} can "
                     "hold; keep float32 or convert to bfloat16."
                 )
             t = cast
-        tensors[published_name(name)] = t.contiguous()
+        tensors[published_tensor_name(name)] = t.contiguous()
     write_atomically(Path(path), save(tensors, metadata={"format": "pt"}))
 
 

@@ -8,7 +8,9 @@ unchanged.
 
 The authors call a transformer layer a "block" (`n_blocks`); here a block is
 always a block of tokens, and layers are layers. This file is the one place
-that translates: `n_blocks` in the file is `n_layers` in the code.
+that translates between their names and ours: `n_blocks` in config.json is
+`n_layers` in the code (`published_key`), and the tensor `backbone.blocks.3.*`
+in model.safetensors is our `layers.3.*` (`published_tensor_name`).
 
 MDLM checkpoints (`model_type: "mdlm"`, Sahoo et al. 2024, the BD3-LM paper's
 baseline) are the same network: one block over the whole context, adaLN on.
@@ -28,6 +30,8 @@ from ..errors import BD3LMError, one_line
 from ..files import read_limited, write_atomically
 
 PUBLISHED_NAMES = {"n_blocks": "n_layers"}  # key in config.json -> field here
+TENSOR_PREFIX = "backbone."  # every published tensor name starts so: their model class keeps the network there
+PUBLISHED_MODULES = {"layers": "blocks"}  # our module -> theirs, as the first part of a parameter name
 REQUIRED_KEYS = ("block_size", "cond_dim", "hidden_dim", "model_length", "n_blocks", "n_heads", "vocab_size")
 MODEL_TYPES = ("bd3lm", "mdlm")  # `model_type` in config.json; absent means bd3lm
 MAX_CONFIG_BYTES = 1_000_000  # published files are ~1 kB; anything near this is not a config
@@ -88,6 +92,12 @@ def check_model_values(values: Mapping[str, object], label: Callable[[str], str]
 def published_key(name: str) -> str:
     """A field's key in config.json: `n_layers` -> `n_blocks`."""
     return {here: there for there, here in PUBLISHED_NAMES.items()}.get(name, name)
+
+
+def published_tensor_name(name: str) -> str:
+    """Our parameter name -> the authors' tensor name: `layers.3.norm1.weight` -> `backbone.blocks.3.norm1.weight`."""
+    module, dot, rest = name.partition(".")
+    return TENSOR_PREFIX + PUBLISHED_MODULES.get(module, module) + dot + rest
 
 
 @dataclass(frozen=True)

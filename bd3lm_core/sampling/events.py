@@ -50,13 +50,18 @@ class Finished:
     text: str
     nfe: int
     seconds: float
-    reason: str  # "length", "eos", "repetition" or "cancelled"
+    stop_reason: str  # "length", "eos", "repetition" or "cancelled": the JSON key's word too
     settings: SamplerSettings  # resolved: every value that was used, this row's own seed included
     row: int = 0
 
     @property
     def tokens_per_second(self) -> float:
         return len(self.token_ids) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def reason(self) -> str:
+        """The old name of `stop_reason`, kept while the app's engine thread still reads it."""
+        return self.stop_reason
 
 
 Event = Step | BlockDone | Finished

@@ -165,5 +165,5 @@ class Runner:
             elif isinstance(event, Finished):
                 cut = cuts[event.row]
                 text = cut.cut(event.text)
-                ours = "stop-string" if cut.stopped else event.reason
+                ours = "stop-string" if cut.stopped else event.stop_reason
                 ticket.put(Done(event, text, "length" if ours == "length" else "stop", ours))

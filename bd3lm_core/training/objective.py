@@ -18,22 +18,22 @@ NEG_INF = -1e6  # what the authors add to the mask logit; exp() of it is 0
 
 def sample_block_times(
     batch: int,
-    n_blocks: int,
+    blocks_per_row: int,
     low: float,
     high: float,
     generator: torch.Generator | None = None,
     antithetic: bool = True,
 ) -> torch.Tensor:
-    """One time per block, `[batch, n_blocks]`, uniform on [low, high].
+    """One time per block of tokens, `[batch, blocks_per_row]`, uniform on [low, high].
 
     Antithetic (stratified) draws spread the batch's times evenly over the
     interval, which lowers the variance of the loss estimate.
     """
-    count = batch * n_blocks
+    count = batch * blocks_per_row
     u = torch.rand(count, generator=generator)
     if antithetic:
         u = (u / count + torch.arange(count) / count) % 1.0
-    return (low + (high - low) * u).view(batch, n_blocks)
+    return (low + (high - low) * u).view(batch, blocks_per_row)
 
 
 def mask_tokens(
