@@ -179,7 +179,7 @@ class EngineWorker(QObject):
                 if pending[row]:
                     self.run_progressed.emit(ids[row], pending[row])
                     pending[row] = []
-                outcomes[row] = Finished(event.token_ids, event.text, event.nfe, event.seconds, event.reason)
+                outcomes[row] = Finished(event.token_ids, event.text, event.nfe, event.seconds, event.stop_reason)
                 self.run_finished.emit(ids[row], outcomes[row])
         if len(outcomes) != len(ids):
             raise AssertionError("generate ended without a Finished for every sample")

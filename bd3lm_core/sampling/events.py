@@ -58,10 +58,5 @@ class Finished:
     def tokens_per_second(self) -> float:
         return len(self.token_ids) / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def reason(self) -> str:
-        """The old name of `stop_reason`, kept while the app's engine thread still reads it."""
-        return self.stop_reason
-
 
 Event = Step | BlockDone | Finished
