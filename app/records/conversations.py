@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ CHAT_FORMAT = "bd3lm-studio-chat"
 CHAT_VERSION = 1
 MAX_CHAT_BYTES = 256 * 2**20  # every reply's trace included; a file larger than this is not one of ours
 ROLES = ("user", "assistant")
+ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # what new_conversation makes: a file name that cannot leave the folder
 
 
 @dataclass
@@ -60,12 +62,13 @@ class Conversation:
         head = [{"role": "system", "content": self.system}] if self.system.strip() else []
         return head + [{"role": t.role, "content": t.text} for t in self.turns]
 
-    def edit(self, index: int, text: str) -> None:
-        """Change user message `index` and drop every turn after it: the next reply answers the new text."""
+    def take_back(self, index: int) -> str:
+        """Remove user message `index` and every turn after it, and give its text back to be edited and resent."""
         if self.turns[index].role != "user":
-            raise ValueError("only a user's message can be edited")
-        self.turns[index].text = text
-        del self.turns[index + 1:]
+            raise ValueError("only a user's message can be taken back")
+        text = self.turns[index].text
+        del self.turns[index:]
+        return text
 
     def add_reply(self, reply: Reply) -> None:
         """Answer the last user turn, or add another version of the last reply (Regenerate), shown from now on."""
@@ -124,7 +127,9 @@ def read_conversation(data: Any) -> Conversation:
     updated = _typed(data, "updated", (int, float))
     if isinstance(updated, bool) or not math.isfinite(updated):
         _damaged("updated", updated)
-    return Conversation(_typed(data, "id", str), _typed(data, "title", str), _typed(data, "system", str), turns,
+    if not ID.fullmatch(_typed(data, "id", str)):
+        _damaged("id", data["id"])
+    return Conversation(data["id"], _typed(data, "title", str), _typed(data, "system", str), turns,
                         float(updated))
 
 
@@ -135,7 +140,7 @@ class ConversationStore:
         self.folder = Path(folder)
 
     def path(self, conversation_id: str) -> Path:
-        if not conversation_id.replace("-", "").isalnum():  # ids are ours: digits, letters and dashes
+        if not ID.fullmatch(conversation_id):
             raise BD3LMError(f"{short(conversation_id)} is not a conversation id.")
         return self.folder / f"{conversation_id}.json"
 

@@ -262,11 +262,10 @@ class ChatView(QWidget):
 
     def edit(self, index: int) -> None:
         """Put user message `index` back in the message box and drop it and every later turn: Enter resends it."""
-        if self.running or not 0 <= index < len(self.conversation.turns):
+        turns = self.conversation.turns
+        if self.running or not 0 <= index < len(turns) or turns[index].role != "user":
             return
-        text = self.conversation.turns[index].text
-        self.conversation.edit(index, text)
-        del self.conversation.turns[index]
+        text = self.conversation.take_back(index)
         self._save()
         self.input.setPlainText(text)
         self.input.moveCursor(QTextCursor.End)

@@ -47,12 +47,12 @@ def test_regenerate_keeps_both_replies_and_either_can_be_shown():
     assert c.messages()[-1]["content"] == "Fine." and len(c.turns) == 4
 
 
-def test_editing_a_message_drops_the_turns_after_it():
+def test_taking_a_message_back_drops_it_and_the_turns_after_it():
     c = chat_of_two_turns()
-    c.edit(0, "Hello there")
-    assert [(t.role, t.text) for t in c.turns] == [("user", "Hello there")]
+    assert c.take_back(2) == "How are you?"
+    assert [(t.role, t.text) for t in c.turns] == [("user", "Hi"), ("assistant", "Hello!")]
     with pytest.raises(ValueError):
-        chat_of_two_turns().edit(1, "an assistant's turn")
+        chat_of_two_turns().take_back(1)  # an assistant's turn
 
 
 def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch):
@@ -79,7 +79,8 @@ def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     (lambda d: d["turns"][1]["replies"][0].__setitem__("trace", []), r"trace is \[\]"),
     (lambda d: d.__setitem__("updated", float("inf")), "updated is"),
     (lambda d: d.__setitem__("title", None), "title is None"),
-], ids=["format", "version", "role", "shown", "trace", "updated", "title"])
+    (lambda d: d.__setitem__("id", "../../elsewhere"), "id is"),
+], ids=["format", "version", "role", "shown", "trace", "updated", "title", "id-leaving-the-folder"])
 def test_a_damaged_conversation_is_refused_in_one_line(damage, says):
     data = json.loads(json.dumps(chat_of_two_turns().to_json()))
     damage(data)
