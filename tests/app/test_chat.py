@@ -146,11 +146,14 @@ def test_rename_and_delete_which_asks_first(chat_window, qtbot, monkeypatch):
     assert chat.picker.currentText() == "Greetings"
     [path] = chats_dir().glob("*.json")
     assert json.loads(path.read_text(encoding="utf-8"))["title"] == "Greetings"
-    box = chat.ask_delete()
-    box.button(QMessageBox.No).click()
+    def question() -> QMessageBox:
+        qtbot.mouseClick(chat.delete_button, Qt.LeftButton)  # Delete…, as a user presses it
+        [box] = [b for b in chat.findChildren(QMessageBox) if b.isVisible()]
+        return box
+
+    question().button(QMessageBox.No).click()
     assert path.exists()
-    box = chat.ask_delete()
-    box.button(QMessageBox.Yes).click()
+    question().button(QMessageBox.Yes).click()
     assert not path.exists() and chat.conversation.turns == []
 
 
