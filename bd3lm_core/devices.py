@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -72,16 +73,24 @@ AUTO_ORDER = {"cpu": ("float32", "bfloat16", "int8"), "cuda": ("bfloat16", "floa
 WORKING_SHARE = 0.1  # beyond the weights: the KV cache, activations and the logits of a step, as a share of them
 
 
-def weight_bytes(linear: int, other: int, dtype: torch.dtype) -> int:
-    """Bytes of a model's weights at `dtype`: `linear` parameters in linear layers, `other` elsewhere."""
+class WeightCount(NamedTuple):
+    """A chat model's parameters by how each precision stores them, counted from its files' headers."""
+
+    linear: int  # in linear layers: one byte each in int8
+    other: int  # the embedding and the norms: float32 in int8
+    tied_output: int = 0  # an output layer that is the embedding: int8 adds a one-byte copy of it (kernels.int8_head)
+
+
+def weight_bytes(count: WeightCount, dtype: torch.dtype) -> int:
+    """Bytes of a model's weights once loaded at `dtype`."""
     if dtype == torch.qint8:
-        return linear + 4 * other
-    return (linear + other) * dtype.itemsize
+        return count.linear + 4 * count.other + count.tied_output
+    return (count.linear + count.other) * dtype.itemsize
 
 
-def memory_needed(linear: int, other: int, dtype: torch.dtype) -> int:
-    """Bytes a model of (`linear`, `other`) parameters needs loaded at `dtype`: its weights and a working share."""
-    return int(weight_bytes(linear, other, dtype) * (1 + WORKING_SHARE))
+def memory_needed(count: WeightCount, dtype: torch.dtype) -> int:
+    """Bytes a model needs loaded at `dtype`: its weights and a working share."""
+    return int(weight_bytes(count, dtype) * (1 + WORKING_SHARE))
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,10 @@ class MemoryFit:
         return max(0, self.needed - self.available)
 
 
-def memory_fit(name: str, device: torch.device, linear: int, other: int) -> MemoryFit:
-    """How a model of (`linear`, `other`) parameters fits on `device` at the precision `name` (or `auto`)."""
+def memory_fit(name: str, device: torch.device, count: WeightCount) -> MemoryFit:
+    """How a model of `count` parameters fits on `device` at the precision `name` (or `auto`)."""
     available, source = capped(free_bytes(device), device)
-    need = {n: memory_needed(linear, other, DTYPES[n]) for n in AUTO_ORDER.get(device.type, ())}
+    need = {n: memory_needed(count, DTYPES[n]) for n in AUTO_ORDER.get(device.type, ())}
     fitting = next((n for n, b in need.items() if b <= available), None)
     if name != "auto":
         precision = PRECISION_NAMES[resolve_dtype(name, device)]
@@ -120,17 +129,17 @@ def memory_fit(name: str, device: torch.device, linear: int, other: int) -> Memo
         precision = fitting or min(need, key=need.get)
     else:  # a device with no list of its own: what auto means there
         precision = PRECISION_NAMES[resolve_dtype(name, device)]
-    needed = memory_needed(linear, other, DTYPES[precision])
+    needed = memory_needed(count, DTYPES[precision])
     return MemoryFit(precision, needed, available, source, fitting, need)
 
 
-def choose_precision(name: str, device: torch.device, linear: int, other: int) -> torch.dtype:
-    """The precision to load a model of (`linear`, `other`) parameters in: `name`, or for `auto` the best that fits.
+def choose_precision(name: str, device: torch.device, count: WeightCount) -> torch.dtype:
+    """The precision to load a model of `count` parameters in: `name`, or for `auto` the best that fits.
 
     A precision whose weights do not fit in the free memory of `device` is refused before anything is
     loaded, with the numbers and the precision that would fit.
     """
-    fit = memory_fit(name, device, linear, other)
+    fit = memory_fit(name, device, count)
     if fit.fits:
         return DTYPES[fit.precision]
     if name == "auto":

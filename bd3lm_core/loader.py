@@ -21,7 +21,7 @@ import torch
 
 from . import checks, hub
 from .devices import (
-    MAX_THREADS, PRECISION_NAMES, MemoryFit, choose_precision, choose_threads, memory_fit, resolve_device, resolve_dtype,
+    MAX_THREADS, PRECISION_NAMES, MemoryFit, WeightCount, choose_precision, choose_threads, memory_fit, resolve_device, resolve_dtype,
 )
 from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
@@ -133,8 +133,8 @@ def resolve_source(
 
 def chat_parameters(
     source: str | Path | None, catalog: Sequence[hub.CatalogEntry] = hub.CATALOG,
-) -> tuple[int, int] | None:
-    """(linear, other) parameters of a chat model, known without loading or downloading it: from a folder's headers,
+) -> WeightCount | None:
+    """The parameters of a chat model, known without loading or downloading it: from a folder's headers,
     a catalog entry, or the installed copy of a repo id. None for BD3-LMs and MDLMs (no precision question there)."""
     if source is None:
         return None
@@ -160,7 +160,7 @@ def memory_fit_for(
     """How a chat model would fit, loaded with these choices: the loader's own numbers (devices.memory_fit), asked
     before a download or a load starts. None when the size is no question (BD3-LMs) or not known."""
     parameters = chat_parameters(source, catalog)
-    return None if parameters is None else memory_fit(dtype, resolve_device(device), *parameters)
+    return None if parameters is None else memory_fit(dtype, resolve_device(device), parameters)
 
 
 def load_model(
@@ -207,12 +207,12 @@ def load_chat_model(folder: Path, name: str, device: torch.device, dtype: str, t
     from .hub.catalog import chat_defaults
 
     chat = hf_layout.read_folder(folder)
-    linear, other = hf_layout.weight_count(chat)
-    torch_dtype = choose_precision(dtype, device, linear, other)
+    count = hf_layout.weight_count(chat)
+    torch_dtype = choose_precision(dtype, device, count)
     model = hf_layout.build_decoder(chat, device, torch_dtype)
     used = None
     if device.type == "cpu":
-        used = threads or choose_threads(linear + other)
+        used = threads or choose_threads(count.linear + count.other)
         torch.set_num_threads(used)
     defaults = chat_defaults(chat.config.model_type)
     return LoadedModel(

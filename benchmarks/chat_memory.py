@@ -39,8 +39,8 @@ def weights_bytes(folder: Path, itemsize: int) -> int:
     """Parameters in the checkpoint (from the shards' headers) times `itemsize`."""
     from bd3lm_core.model.hf_layout import read_folder, weight_count
 
-    linear, other = weight_count(read_folder(folder))
-    return (linear + other) * itemsize
+    count = weight_count(read_folder(folder))
+    return (count.linear + count.other) * itemsize
 
 
 def peak_rss(folder: Path, dtype: str) -> tuple[int, dict]:

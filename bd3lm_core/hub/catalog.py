@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..devices import AUTO_ORDER, DTYPES, weight_bytes
+from ..devices import AUTO_ORDER, DTYPES, WeightCount, weight_bytes
 from ..formatting import size
 
 
@@ -55,9 +55,9 @@ class CatalogEntry:
     size_bytes: int  # download size, approximate (see _APPROX_SIZE)
     description: str
     family: str = "bd3lm"  # config.json's model_type
-    # chat models: (parameters in linear layers, all others), as the loader counts them from the files, so that
-    # the memory a model needs at each precision is known before it is downloaded (devices.memory_fit)
-    parameters: tuple[int, int] | None = None
+    # chat models: the parameters as the loader counts them from the files, so that the memory a model needs at
+    # each precision is known before it is downloaded (devices.memory_fit)
+    parameters: WeightCount | None = None
 
     @property
     def defaults(self) -> ChatDefaults | None:
@@ -69,16 +69,17 @@ class CatalogEntry:
         if self.parameters is None:
             return ""
         return "weights " + ", ".join(
-            f"{size(weight_bytes(*self.parameters, DTYPES[name]))} {name}" for name in AUTO_ORDER["cpu"]
+            f"{size(weight_bytes(self.parameters, DTYPES[name]))} {name}" for name in AUTO_ORDER["cpu"]
         )
 
 
-# Parameters (linear, other) of the Qwen3 shapes the chat models use, from each one's config.json: every layer's
-# q, k, v, o and MLP projections are linear, and an untied lm_head too; the embedding and the norms are the rest.
-_QWEN3_0_6B = (440_401_920, 155_648_000)  # hidden 1024, 28 layers, tied
-_QWEN3_1_7B = (1_720_451_072, 311_288_832)  # hidden 2048, 28 layers, untied
-_QWEN3_4B = (3_633_315_840, 389_152_256)  # hidden 2560, 36 layers, tied
-_QWEN3_8B = (7_568_097_280, 622_638_080)  # hidden 4096, 36 layers, untied
+# Parameters of the Qwen3 shapes the chat models use, from each one's config.json: every layer's q, k, v, o and
+# MLP projections are linear, and an untied lm_head too; the embedding and the norms are the rest; a tied output
+# layer is the embedding (151,936 ids x hidden).
+_QWEN3_0_6B = WeightCount(440_401_920, 155_648_000, 155_582_464)  # hidden 1024, 28 layers, tied
+_QWEN3_1_7B = WeightCount(1_720_451_072, 311_288_832)  # hidden 2048, 28 layers, untied
+_QWEN3_4B = WeightCount(3_633_315_840, 389_152_256, 388_956_160)  # hidden 2560, 36 layers, tied
+_QWEN3_8B = WeightCount(7_568_097_280, 622_638_080)  # hidden 4096, 36 layers, untied
 
 # model.safetensors holds ~170M float32 parameters (~680 MB); config.json and
 # the GPT-2 tokenizer.json add ~1.4 MB. Approximate: for showing sizes and

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from .. import checks
+from ..devices import WeightCount
 from ..errors import BD3LMError, one_line
 from ..files import read_limited
 from .chat_template import ChatTemplate
@@ -229,12 +230,12 @@ def read_weight_map(index: Path) -> dict[str, str]:
     return weight_map
 
 
-def weight_count(folder: ChatFolder) -> tuple[int, int]:
-    """(parameters of linear layers' weights, all other parameters), counted from the files' headers."""
+def weight_count(folder: ChatFolder) -> WeightCount:
+    """The parameters by how each precision stores them, counted from the files' headers."""
     return _count(_header(folder.shards), folder.config.tie_word_embeddings)
 
 
-def folder_weight_count(folder: Path) -> tuple[int, int]:
+def folder_weight_count(folder: Path) -> WeightCount:
     """weight_count of a chat model folder from its config.json and headers alone (no tokenizer read): what the
     app asks before a load, to say whether the model will fit."""
     raw = read_config_json(Path(folder) / "config.json")
@@ -242,7 +243,7 @@ def folder_weight_count(folder: Path) -> tuple[int, int]:
     return _count(_header(_shards(Path(folder))), tied)
 
 
-def _count(header: dict[str, tuple[str, tuple[int, ...]]], tied: bool) -> tuple[int, int]:
+def _count(header: dict[str, tuple[str, tuple[int, ...]]], tied: bool) -> WeightCount:
     linear = other = 0
     for name, (_, shape) in header.items():
         if name in TIED_EXTRA and tied:
@@ -252,7 +253,9 @@ def _count(header: dict[str, tuple[str, tuple[int, ...]]], tied: bool) -> tuple[
             linear += n
         else:
             other += n
-    return linear, other
+    embedding = header.get("model.embed_tokens.weight")  # missing: refused later, when the tensors are checked
+    tied_output = math.prod(embedding[1]) if tied and embedding else 0
+    return WeightCount(linear, other, tied_output)
 
 
 def _header(shards: dict[str, Path]) -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from bd3lm_core import CatalogEntry, devices, formatting, installed_models, models_dir
-from bd3lm_core.devices import memory_fit, memory_needed
+from bd3lm_core.devices import WeightCount, memory_fit, memory_needed
 from bd3lm_studio.views.download_dialog import COLUMNS, DownloadDialog
 from hubserver import tiny_checkpoint_files
 
@@ -234,7 +234,7 @@ def test_a_model_in_the_hugging_face_cache_shows_as_installed_there_and_is_never
 
 
 CHAT = "test-org/tiny-chat"
-QWEN3_0_6B = (440_401_920, 155_648_000)  # (linear, other) parameters, as the catalog's dLLM entries count them
+QWEN3_0_6B = WeightCount(440_401_920, 155_648_000, 155_582_464)  # as the catalog's dLLM entries count them
 CPU = torch.device("cpu")
 
 
@@ -261,10 +261,10 @@ def test_chat_models_show_their_size_and_the_memory_they_need_at_the_chosen_prec
     assert cell(chat_dialog, CHAT, "Size") == "1.2 GB"
     for precision, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16), ("int8", torch.qint8)):
         chat_dialog.set_placement("cpu", precision)
-        needed = memory_needed(*QWEN3_0_6B, dtype)  # the loader's own estimate, by which it refuses a load
-        assert needed == memory_fit(precision, CPU, *QWEN3_0_6B).needed
+        needed = memory_needed(QWEN3_0_6B, dtype)  # the loader's own estimate, by which it refuses a load
+        assert needed == memory_fit(precision, CPU, QWEN3_0_6B).needed
         assert cell(chat_dialog, CHAT, "Memory") == f"{formatting.size(needed)} {precision}"
-    assert cell(chat_dialog, CHAT, "Memory") == "1.2 GB int8"
+    assert cell(chat_dialog, CHAT, "Memory") == "1.3 GB int8"  # the int8 output layer (a copy of the embedding) counted
     chat_dialog.set_placement("cpu", "float32")
     assert cell(chat_dialog, CHAT, "Memory") == "2.6 GB float32"  # 2.4 GB of weights, and room to work
     chat_dialog.set_placement("cpu", "auto")  # auto: what the loader would choose here, named
@@ -275,7 +275,7 @@ def test_chat_models_show_their_size_and_the_memory_they_need_at_the_chosen_prec
 def test_a_download_that_will_not_fit_asks_first_and_no_starts_nothing(chat_dialog, qtbot, online, hub, monkeypatch):
     monkeypatch.setenv("BD3LM_MEMORY_LIMIT", "2G")  # float32 (2.6 GB) does not fit, bfloat16 (1.3 GB) does
     chat_dialog.refresh()
-    needed = memory_needed(*QWEN3_0_6B, torch.float32)
+    needed = memory_needed(QWEN3_0_6B, torch.float32)
     short = formatting.size(needed - 2**31)
     assert cell(chat_dialog, CHAT, "Memory") == f"2.6 GB float32 ({short} short)"
     chat_dialog.download_button.click()
