@@ -82,6 +82,20 @@ def test_exact_length_without_masks(tiny, block_size) -> None:
     assert finished.settings.block_size == (block_size or 4)
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "first-hitting", "low-confidence", "threshold", "entropy-bounded"])
+def test_no_token_is_drawn_past_the_last_position_asked_for(tiny, sampler: str) -> None:
+    events = run(tiny, "A dog", tokens=10, block_size=8, steps=8, sampler=sampler, seed=2, stop_at_eos=False,
+                 stop_on_repetition=False)
+    end = len(events[-1].prompt_ids) + 10
+    [last] = [e for e in events if isinstance(e, BlockDone) and e.start + 8 > end]  # the block the end falls in
+    assert last.start < end
+    assert all(tok == tiny.config.mask_id for tok in last.tokens[end - last.start:])  # left masked, not drawn
+    assert all(r.position < end for e in events if isinstance(e, Step) for r in e.revealed)
+    assert tiny.config.mask_id not in events[-1].token_ids and len(events[-1].token_ids) == 10
+    if sampler in ("first-hitting", "low-confidence"):  # one token per forward: one forward per token asked
+        assert events[-1].nfe == 10
+
+
 def test_same_seed_same_text(tiny) -> None:
     a = run(tiny, tokens=30, seed=11, stop_at_eos=False)[-1]
     b = run(tiny, tokens=30, seed=11, stop_at_eos=False)[-1]

@@ -61,7 +61,8 @@ def generate(
     """Stream the generation of `settings.tokens` new tokens after `prompt`, `num_samples` times at once.
 
     The prompt's whole blocks go straight into the context; its last partial
-    block is completed by the sampler. Keys and values of finished blocks are
+    block is completed by the sampler, and the last block only up to the
+    last token asked for. Keys and values of finished blocks are
     cached; an MDLM, which cannot cache them, runs in windows instead.
     `alternatives` > 0 lists, with every revealed token, that many of the ids
     the model found most likely there.
@@ -159,15 +160,21 @@ class _Generation:
     def _denoise(
         self, block: torch.Tensor, index: int, start: int, cancel: threading.Event | None
     ) -> Generator[Step, None, bool]:
-        """Unmask `block [batch, L]` in place, one Step per sample and step; False if cancelled first."""
+        """Unmask `block [batch, L]` in place, one Step per sample and step; False if cancelled first.
+
+        Positions past the last one the run asks for stay masked: the model
+        sees them as masks, as it sees any position not yet revealed, and no
+        forward is spent on tokens that would be thrown away.
+        """
         for s in self.samples:
             s.t = 1.0
+        in_run = block[:, : self.end - start]  # a view: what the run keeps of this block
         step = 0
-        while bool((block == self.mask_id).any()):
+        while bool((in_run == self.mask_id).any()):
             if cancel is not None and cancel.is_set():
                 return False
             step += 1
-            masked = [(row == self.mask_id).nonzero()[:, 0] for row in block]
+            masked = [(row == self.mask_id).nonzero()[:, 0] for row in in_run]
             asked = [self._ask(s, m, step) if len(m) else m for s, m in zip(self.samples, masked)]
             wanted = torch.cat(asked).unique()  # sorted offsets that need logits in some row
             logits = None

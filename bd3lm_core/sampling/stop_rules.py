@@ -25,7 +25,7 @@ def stop_reason(
     """"eos" (any of the model's stop ids) or "repetition" if the sample should stop after its latest block, else None."""
     if settings.stop_at_eos and any(tok in stop_ids for tok in sequence[n_prompt:end]):
         return "eos"
-    tail = sequence[-REPETITION_WINDOW:]
+    tail = sequence[:end][-REPETITION_WINDOW:]  # past `end` a last block holds masks, not tokens
     if settings.stop_on_repetition and len(tail) == REPETITION_WINDOW and histogram_entropy(tail) < REPETITION_MIN_ENTROPY:
         return "repetition"
     return None
