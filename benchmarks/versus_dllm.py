@@ -21,11 +21,15 @@ memory (the RSS high-water mark, load included) is its own. Each side's
 forwards are timed by a wrapper around its network's forward (two clock
 reads per forward).
 
-Floors, measured in the same run, in this process before the sides start:
-- compute: one 32-row (block-row) pass through every linear of the network
-  (28 layers x q, k, v, o, gate, up, down, then the output layer) and the
-  attention's two matrix products at the mid-generation context, as plain
-  float32 `torch.matmul`, the fastest of 3 passes;
+Floors, measured in the same run, in this process:
+- compute: plain float32 `torch.matmul`s with the network's shapes, the
+  fastest of 3 passes. A step that runs R query rows and asks logits for N
+  of them costs at least the trunk over R rows (28 layers x q, k, v, o,
+  gate, up, down, and attention's two products at the mid-generation
+  context, each layer over keys and values of its own) plus the output
+  layer over N rows; every step is set against the floor of its own R and
+  N. (Ours asks logits only for the rows still masked, and a block's first
+  step also writes the block before it into the cache: R = 2 x block.)
 - memory: the bytes of weights a forward reads (every linear, output layer
   included) divided by the read bandwidth of a `sum` over a 512 MB tensor,
   the fastest of 3.
@@ -56,22 +60,25 @@ INT8_BLOCK = 4  # SDAR's block size
 
 
 class ForwardTimer:
-    """Wall time of every call of `owner.method` (one forward of the network), and whether it was a denoising step.
+    """Wall time of every call of `owner.method` (one forward of the network), and what it computed.
 
-    `is_step(arguments)` gets the call's arguments by parameter name and
-    says whether the call computed logits for the block being denoised
-    (rather than a prompt prefill or a prefix written into a cache).
+    `step_rows(arguments)` gets the call's arguments by parameter name and
+    returns, for a call that computed logits for the block being denoised,
+    how many query rows it ran (the block, with any committed tokens written
+    into the cache in the same pass) and for how many of them it computed
+    logits; for a call that computed no step (a prompt prefill, or a prefix
+    recomputed into a cache), (0, 0).
     """
 
-    def __init__(self, owner: object, method: str, is_step: Callable[[dict], bool]) -> None:
-        self.forwards: list[tuple[bool, float]] = []  # (is a step, seconds)
+    def __init__(self, owner: object, method: str, step_rows: Callable[[dict], tuple[int, int]]) -> None:
+        self.forwards: list[tuple[tuple[int, int], float]] = []  # ((query rows, logit rows) of a step, or (0, 0); seconds)
         original = getattr(owner, method)
         signature = inspect.signature(original)
 
         def timed(*args, **kwargs):
             began = time.perf_counter()
             out = original(*args, **kwargs)
-            self.forwards.append((is_step(signature.bind(*args, **kwargs).arguments), time.perf_counter() - began))
+            self.forwards.append((step_rows(signature.bind(*args, **kwargs).arguments), time.perf_counter() - began))
             return out
 
         setattr(owner, method, timed)  # on the instance: nn.Module.__call__ finds it as self.forward
@@ -93,10 +100,10 @@ def peak_rss_bytes() -> int:
 
 
 def side_report(seconds: float, new_ids: list[int], mask_id: int, timer: ForwardTimer) -> dict:
-    steps = [s for step, s in timer.forwards if step]
-    others = [s for step, s in timer.forwards if not step]
+    steps = [(*rows, s) for rows, s in timer.forwards if rows[0]]  # (query rows, logit rows, seconds)
+    others = [s for rows, s in timer.forwards if not rows[0]]
     return {"seconds": seconds, "new_tokens": len(new_ids), "masks_left": new_ids.count(mask_id),
-            "forwards": len(timer.forwards), "step_seconds": steps, "other_forwards": others,
+            "forwards": len(timer.forwards), "steps": steps, "other_forwards": others,
             "peak_rss_bytes": peak_rss_bytes(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -123,7 +130,8 @@ def run_dllm(args: argparse.Namespace, prompt_ids: list[int]) -> dict:
     config = ref.samplers.BD3LMSamplerConfig(max_new_tokens=args.tokens, block_size=args.block, steps=args.tokens,
                                              steps_per_block=args.block, temperature=0.0, remasking="low_confidence")
     # a denoising step: the block alone over a copy of the prefix cache; the other calls recompute the prefix
-    timer = ForwardTimer(model, "forward", lambda a: a.get("past_key_values") is not None)
+    timer = ForwardTimer(model, "forward", lambda a: (a["input_ids"].shape[1],) * 2 if a.get("past_key_values") is not None
+                         else (0, 0))  # a step: logits for every row of the block
     sampler.sample([prompt_ids[:args.block]], config, max_new_tokens=4)  # warm-up: one short block
     timer.reset()
     began = time.perf_counter()
@@ -145,8 +153,10 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
     loaded = load_model(args.checkpoint, device="cpu", dtype=args.dtype, threads=args.threads)
     settings = SamplerSettings(tokens=args.tokens, block_size=args.block, steps=args.block, sampler="low-confidence",
                                top_p=1.0, temperature=1.0, seed=0, stop_at_eos=False, stop_on_repetition=False)
-    # a denoising step asks for logits; a call with no rows writes prompt blocks into the cache
-    timer = ForwardTimer(loaded.model, "block_logits", lambda a: a["rows"].numel() > 0)
+    # a denoising step asks for logits (its first pass of a block also writes the blocks committed before it into
+    # the cache); a call with no rows only writes prompt blocks
+    timer = ForwardTimer(loaded.model, "block_logits", lambda a: (a["tokens"].shape[1], a["rows"].numel())
+                         if a["rows"].numel() else (0, 0))
 
     def run(tokens: int) -> Finished:
         events = generate(loaded, prompt_text, settings if tokens == args.tokens else
@@ -173,31 +183,60 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def compute_floor(config: dict, rows: int, context: int) -> dict:
-    """Seconds of one `rows`-row pass of plain float32 matmuls with the network's shapes, by part."""
-    from chat_checkpoint import linear_shapes
+class ComputeFloor:
+    """Seconds of plain float32 matmuls with the network's shapes: the arithmetic a forward cannot avoid.
 
-    layers, hidden, vocab = config["num_hidden_layers"], config["hidden_size"], config["vocab_size"]
-    heads, head_dim = config["num_attention_heads"], config["head_dim"]
-    weights = [[torch.randn(shape) * 0.02 for shape in linear_shapes(config).values()] for _ in range(layers)]
-    output = torch.randn(vocab, hidden) * 0.02
-    x = {n: torch.randn(rows, n) for n in {s[1] for s in linear_shapes(config).values()} | {hidden}}
-    q, k, v = torch.randn(heads, rows, head_dim), torch.randn(heads, head_dim, context), torch.randn(heads, context, head_dim)
+    A forward of `query` rows that computes logits for `logits` of them
+    costs at least the trunk (every linear of every layer, and attention's two
+    products) over `query` rows plus the output layer over `logits` rows.
+    Each part is measured once per row count, the fastest of 3 passes.
+    """
 
-    def linears() -> None:
-        for layer in weights:
-            for w in layer:
-                torch.matmul(x[w.shape[1]], w.t())
+    def __init__(self, config: dict, context: int) -> None:
+        from chat_checkpoint import linear_shapes
 
-    def attention() -> None:
-        for _ in range(layers):
-            torch.matmul(torch.matmul(q, k), v)  # scores [h, rows, context], then [h, rows, head_dim]
+        self.context = context  # keys a step attends to (a longer pass: at least its own rows)
+        self.layers, self.hidden = config["num_hidden_layers"], config["hidden_size"]
+        self.heads, self.head_dim = config["num_attention_heads"], config["head_dim"]
+        self.kv_heads = config["num_key_value_heads"]
+        self.weights = [[torch.randn(shape) * 0.02 for shape in linear_shapes(config).values()] for _ in range(self.layers)]
+        self.output = torch.randn(config["vocab_size"], self.hidden) * 0.02
+        self.params = sum(w.numel() for layer in self.weights for w in layer) + self.output.numel()
+        self._parts: dict[tuple[str, int], float] = {}
 
-    parts = {"layers": best_of(linears), "output layer": best_of(lambda: torch.matmul(x[hidden], output.t())),
-             "attention": best_of(attention)}
-    params = sum(w.numel() for layer in weights for w in layer) + output.numel()
-    flops = 2 * rows * params + layers * 4 * heads * rows * context * head_dim
-    return {"parts": parts, "seconds": sum(parts.values()), "gflop": flops / 1e9, "params": params}
+    def __call__(self, query: int, logits: int) -> float:
+        return sum(self.parts(query, logits).values())
+
+    def parts(self, query: int, logits: int) -> dict[str, float]:
+        return {"layers": self._part("layers", query), "attention": self._part("attention", query),
+                "output layer": self._part("output layer", logits)}
+
+    def gflop(self, query: int, logits: int) -> float:
+        trunk = self.params - self.output.numel()
+        keys = max(query, self.context)
+        return (2 * query * trunk + 2 * logits * self.output.numel()
+                + self.layers * 4 * self.heads * query * keys * self.head_dim) / 1e9
+
+    def _part(self, part: str, rows: int) -> float:
+        if (part, rows) not in self._parts:
+            self._parts[part, rows] = best_of(self._pass(part, rows))
+        return self._parts[part, rows]
+
+    def _pass(self, part: str, rows: int) -> Callable[[], None]:
+        if part == "output layer":
+            x = torch.randn(rows, self.hidden)
+            return lambda: torch.matmul(x, self.output.t())
+        if part == "layers":
+            x = {n: torch.randn(rows, n) for n in {w.shape[1] for w in self.weights[0]}}
+            return lambda: [torch.matmul(x[w.shape[1]], w.t()) for layer in self.weights for w in layer]
+        keys = max(rows, self.context)
+        groups = self.heads // self.kv_heads  # query heads per key/value head, stacked as rows
+        q = torch.randn(self.kv_heads, groups * rows, self.head_dim)
+        # every layer reads keys and values of its own, as from a real cache: not the same ones, warm in a CPU cache
+        kv = [(torch.randn(self.kv_heads, self.head_dim, keys), torch.randn(self.kv_heads, keys, self.head_dim))
+              for _ in range(self.layers)]
+        # scores [kv heads, groups x rows, keys], then [kv heads, groups x rows, head_dim], in every layer
+        return lambda: [torch.matmul(torch.matmul(q, k), v) for k, v in kv]
 
 
 def read_bandwidth(megabytes: int = 512) -> float:
@@ -240,14 +279,25 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2] if values else float("nan")
 
 
-def row(report: dict, tokens: int, floor_s: float, memory_floor_s: float) -> str:
-    steps = report["step_seconds"]
+def side_row(report: dict, tokens: int) -> str:
     others = report["other_forwards"]
     other = f"{len(others)}, {sum(others):.1f} s" if others else "-"
     return (f"| {report['name']} | {tokens / report['seconds']:.2f} | {report['forwards']} | {report['seconds']:.1f} | "
-            f"{report['peak_rss_bytes'] / 1e9:.2f} | {median(steps) * 1000:.0f} / {max(steps, default=float('nan')) * 1000:.0f} | "
-            f"{median(steps) / floor_s:.2f}x / {max(steps, default=float('nan')) / floor_s:.2f}x | "
-            f"{median(steps) / memory_floor_s:.2f}x | {other} |")
+            f"{report['peak_rss_bytes'] / 1e9:.2f} | {other} |")
+
+
+def step_rows(report: dict, floor: ComputeFloor, memory_floor_s: float) -> list[str]:
+    """A side's steps, grouped by how many query rows they ran, each against the compute floor of what it computed."""
+    lines = []
+    for query in sorted({q for q, _, _ in report["steps"]}):
+        steps = [(seconds, floor(q, logits)) for q, logits, seconds in report["steps"] if q == query]
+        ratios = [seconds / f for seconds, f in steps]
+        seconds = [s for s, _ in steps]
+        lines.append(f"| {report['name']} | {query} | {len(steps)} | {median(seconds) * 1000:.0f} / {max(seconds) * 1000:.0f} | "
+                     f"{min(f for _, f in steps) * 1000:.0f}-{max(f for _, f in steps) * 1000:.0f} | "
+                     f"{median(ratios):.2f}x / {max(ratios):.2f}x | {sum(r <= 1.15 for r in ratios)} of {len(ratios)} | "
+                     f"{median(seconds) / memory_floor_s:.2f}x |")
+    return lines
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -264,16 +314,21 @@ def compare(args: argparse.Namespace) -> None:
     text, ids = prompt_of(args.checkpoint / "tokenizer.json", args.prompt)
     torch.set_num_threads(args.threads)
     context = len(ids) + args.tokens // 2
-    floor = compute_floor(config, args.block, context)
+    floor = ComputeFloor(config, context)
+    block_floor = floor.parts(args.block, args.block)
+    block_seconds = sum(block_floor.values())
+    for logits in range(1, args.block):  # a step asks logits for the rows still masked: measure each count now
+        floor(args.block, logits)
     bandwidth = read_bandwidth()
-    weight_bytes = {"float32": 4 * floor["params"], "bfloat16": 2 * floor["params"],
-                    "int8": floor["params"]}  # int8: one byte a weight, scales aside
+    weight_bytes = {"float32": 4 * floor.params, "bfloat16": 2 * floor.params,
+                    "int8": floor.params}  # int8: one byte a weight, scales aside
     memory_floor = {dtype: n / bandwidth for dtype, n in weight_bytes.items()}
-    print(f"checkpoint {args.checkpoint} ({layers} layers, {floor['params'] / 1e6:.0f} M weights in linears), "
+    print(f"checkpoint {args.checkpoint} ({layers} layers, {floor.params / 1e6:.0f} M weights in linears), "
           f"prompt {len(ids)} tokens, {args.tokens} new, block {args.block}, {args.threads} threads, torch {torch.__version__}")
-    print(f"compute floor, one {args.block}-row pass: {floor['seconds'] * 1000:.0f} ms = "
-          + " + ".join(f"{name} {s * 1000:.0f}" for name, s in floor["parts"].items())
-          + f" ({floor['gflop']:.1f} GFLOP at {floor['gflop'] / floor['seconds']:.0f} GFLOP/s; attention at {context} keys)")
+    gflop = floor.gflop(args.block, args.block)
+    print(f"compute floor, one {args.block}-row pass with logits for every row: {block_seconds * 1000:.0f} ms = "
+          + " + ".join(f"{name} {s * 1000:.0f}" for name, s in block_floor.items())
+          + f" ({gflop:.1f} GFLOP at {gflop / block_seconds:.0f} GFLOP/s; attention at {context} keys)")
     print(f"memory floor: {weight_bytes['float32'] / 1e9:.2f} GB of float32 weights / {bandwidth / 1e9:.1f} GB/s read = "
           f"{memory_floor['float32'] * 1000:.0f} ms per forward\n")
 
@@ -290,16 +345,23 @@ def compare(args: argparse.Namespace) -> None:
                 small[dtype] = run_side(sys.executable, args, "ours", prompt_file, INT8_BLOCK, dtype)
         large_bf16 = run_side(sys.executable, args, "ours", prompt_file, args.block, "bfloat16") if args.bfloat16 else None
 
-    print(f"| side | tokens/s | forwards | seconds | peak RSS GB | ms per {args.block}-row step, median / max | "
-          "step / compute floor, median / max | step / memory floor | other forwards: count, seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| side | tokens/s | forwards | seconds | peak RSS GB | other forwards: count, seconds |")
+    print("|---|---|---|---|---|---|")
     for report in reports:
-        print(row(report, args.tokens, floor["seconds"], memory_floor["float32"]))
+        print(side_row(report, args.tokens))
     if len(reports) == 2:
         theirs, ours = reports
         print(f"\nours / dLLM tokens/s: **{theirs['seconds'] / ours['seconds']:.2f}x**; dLLM at commit {theirs['commit']}, "
               f"transformers {theirs['transformers']}; their prompt left-padded to {theirs['padded_prompt']} tokens.")
-        print("Other forwards: dLLM recomputes the whole prefix once per block; ours prefills the prompt's whole blocks.")
+        print("Other forwards: dLLM recomputes the whole prefix once per block; ours writes prompt blocks only.")
+    print("\nsteps by query rows (ours: a block's first step also writes the blocks committed before it into the "
+          "cache, the first step of all the prompt's whole blocks), each against the compute floor of its own pass "
+          "(the trunk over its query rows, the output layer over the rows it asked logits for):\n")
+    print("| side | query rows | steps | ms, median / max | compute floor ms | step / floor, median / max | "
+          "within 1.15x | median / memory floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for report in reports:
+        print("\n".join(step_rows(report, floor, memory_floor["float32"])))
     tables = [(INT8_BLOCK, small)]
     if large_bf16 is not None:
         tables.append((args.block, {"float32": reports[-1], "bfloat16": large_bf16}))
@@ -311,8 +373,9 @@ def compare(args: argparse.Namespace) -> None:
         print("| precision | tokens/s | forwards | seconds | peak RSS GB | ms per step, median | memory floor ms | speed-up |")
         print("|---|---|---|---|---|---|---|---|")
         for dtype, report in by_dtype.items():
+            steps = [s for _, _, s in report["steps"]]
             print(f"| {dtype} | {args.tokens / report['seconds']:.2f} | {report['forwards']} | {report['seconds']:.1f} | "
-                  f"{report['peak_rss_bytes'] / 1e9:.2f} | {median(report['step_seconds']) * 1000:.0f} | "
+                  f"{report['peak_rss_bytes'] / 1e9:.2f} | {median(steps) * 1000:.0f} | "
                   f"{memory_floor[dtype] * 1000:.0f} | {base['seconds'] / report['seconds']:.2f}x |")
 
 
