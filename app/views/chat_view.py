@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton,
@@ -25,11 +25,11 @@ from bd3lm_core.formatting import counted
 from ..engine.requests import ModelInfo
 from ..engine.worker import Engine
 from ..records.conversations import Conversation, ConversationStore, Reply, Turn, new_conversation
-from ..records.trace import Finished, Trace
+from ..records.trace import Trace
 from ..records.trace_reader import read_trace
 from ..rendering import exports
 from .file_dialogs import chosen_path, save_dialog
-from .live_view import LiveView
+from .live_view import FollowedRun, LiveView
 
 THINKING = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)  # Qwen3's reasoning; unclosed while still written
 NO_TEMPLATE = ("{name} has no chat template, so it writes rather than chats: use Write, or get a chat model from "
@@ -61,9 +61,7 @@ class ChatView(QWidget):
         super().__init__()
         self.engine, self.store, self.next_settings, self.export_folder = engine, store, settings, export_folder
         self.model: ModelInfo | None = None
-        self._run_id: int | None = None
         self._unfolded: set[int] = set()  # the turns whose thinking is shown
-        self.trace: Trace | None = None  # the reply being written
         conversations, notes = store.load_all()
         self.conversations: list[Conversation] = conversations or [new_conversation()]
         self.conversation = self.conversations[0]
@@ -140,11 +138,10 @@ class ChatView(QWidget):
         layout.addLayout(versions)
         layout.addLayout(bottom)
 
-        worker = engine.worker
-        worker.run_started.connect(self._on_started)
-        worker.run_progressed.connect(self._on_progressed)
-        worker.run_finished.connect(self._on_finished)
-        worker.run_failed.connect(self._on_failed)
+        self.run = FollowedRun(engine.worker, self.live, self)  # the reply being written
+        self.run.started.connect(lambda trace: self.live.show())
+        self.run.finished.connect(self._on_finished)
+        self.run.failed.connect(self._on_failed)
         self._fill_picker()
         self._show_conversation()
         self._update()
@@ -229,7 +226,7 @@ class ChatView(QWidget):
     # --- sending and the reply ---------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._run_id is not None
+        return self.run.running
 
     def send(self) -> None:
         """Send the message box's text as the next user turn (saved at once) and start the reply."""
@@ -304,7 +301,7 @@ class ChatView(QWidget):
         settings = self.next_settings()
         if new_seed:  # another version of a reply: the same seed would write the same one
             settings = replace(settings, seed=random_seed())
-        self._run_id = self.engine.run_chat(messages, settings, thinking)
+        self.run.follow(self.engine.run_chat(messages, settings, thinking))
         self._show_conversation()
         self._update()
 
@@ -313,38 +310,17 @@ class ChatView(QWidget):
         if self.running:
             self.engine.stop()
 
-    @Slot(int, object)
-    def _on_started(self, run_id: int, trace: Trace) -> None:
-        if run_id == self._run_id:
-            self.trace = trace
-            self.live.show()
-            self.live.begin(trace)
-
-    @Slot(int, object)
-    def _on_progressed(self, run_id: int, frames: list) -> None:
-        if run_id == self._run_id and self.trace is not None:
-            self.trace.add(frames)
-            self.live.refresh()
-
-    @Slot(int, object)
-    def _on_finished(self, run_id: int, finished: Finished) -> None:
-        if run_id != self._run_id:
-            return
-        self._run_id = None
-        self.trace.outcome = finished
+    def _on_finished(self, trace: Trace) -> None:
         self.live.finish(skip=True)
-        self.conversation.add_reply(Reply(finished.text, self.trace.to_json()))
+        self.conversation.add_reply(Reply(trace.outcome.text, trace.to_json()))
         self._save()
         self._show_conversation()
         self._update()
-        self.message.emit(reply_figures(self.trace))
+        self.message.emit(reply_figures(trace))
 
-    @Slot(int, str)
-    def _on_failed(self, run_id: int, message: str) -> None:
-        if run_id == self._run_id:
-            self._run_id = None
-            self.notice.setText(message[:1].upper() + message[1:])
-            self._update()
+    def _on_failed(self, message: str) -> None:
+        self.notice.setText(message[:1].upper() + message[1:])
+        self._update()
 
     def _save(self) -> None:
         try:

@@ -8,16 +8,21 @@ frame is on screen, so the status bar can show that frame's numbers.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from ..records.trace import Trace
+from ..records.trace import Finished, Trace
 from ..rendering import frames
 from ..rendering.palette import COLOURINGS, CONFIDENCE_MARKS, MASK_GLYPH, Colours
 from .pace import Player
 from .theme import current_colours
 from .trace_view import TraceView
+
+if TYPE_CHECKING:
+    from ..engine.worker import EngineWorker
 
 MAX_RAMP = 8  # step swatches in the legend; more steps are sampled evenly
 
@@ -177,3 +182,64 @@ class LiveView(QWidget):
         super().changeEvent(event)
         if event.type() == QEvent.PaletteChange:
             self._update_legend()
+
+
+class FollowedRun(QObject):
+    """The run a view started, followed on the engine thread's signals into its LiveView.
+
+    The Write and Chat views each follow their own run: its trace starts in
+    the view, grows with each batch of frames and gets its outcome; the
+    signals of other runs (another view's, or one forgotten) are ignored. How
+    the view ends (at once, or playing to the end) is the owner's choice.
+    """
+
+    started = Signal(object)  # the Trace, no frames yet
+    finished = Signal(object)  # the Trace, its outcome set
+    failed = Signal(str)
+
+    def __init__(self, worker: EngineWorker, view: LiveView, parent: QObject) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.run_id: int | None = None
+        self.trace: Trace | None = None
+        worker.run_started.connect(self._on_started)
+        worker.run_progressed.connect(self._on_progressed)
+        worker.run_finished.connect(self._on_finished)
+        worker.run_failed.connect(self._on_failed)
+
+    @property
+    def running(self) -> bool:
+        return self.run_id is not None
+
+    def follow(self, run_id: int) -> None:
+        self.run_id, self.trace = run_id, None
+
+    def forget(self) -> None:
+        """Stop following: the run's later signals change nothing here."""
+        self.run_id = None
+
+    @Slot(int, object)
+    def _on_started(self, run_id: int, trace: Trace) -> None:
+        if run_id == self.run_id:
+            self.trace = trace
+            self.view.begin(trace)
+            self.started.emit(trace)
+
+    @Slot(int, object)
+    def _on_progressed(self, run_id: int, frames: list) -> None:
+        if run_id == self.run_id and self.trace is not None:
+            self.trace.add(frames)
+            self.view.refresh()
+
+    @Slot(int, object)
+    def _on_finished(self, run_id: int, outcome: Finished) -> None:
+        if run_id == self.run_id:
+            self.run_id = None
+            self.trace.outcome = outcome
+            self.finished.emit(self.trace)
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        if run_id == self.run_id:
+            self.run_id = None
+            self.failed.emit(message)

@@ -29,7 +29,7 @@ from bd3lm_core.formatting import counted
 from ..engine.requests import ModelInfo, NoJudgement
 from ..engine.worker import Engine
 from ..records.conversations import ConversationStore, chats_dir
-from ..records.trace import Finished, Judgement, Trace, text_matches_tokens
+from ..records.trace import Judgement, Trace, text_matches_tokens
 from ..records.trace_reader import load_trace
 from ..rendering import exports
 from ..settings import Choices, Settings, model_key
@@ -40,7 +40,7 @@ from .controls import ControlsPanel
 from .download_dialog import DownloadDialog, memory_shortfall, show_download_dialog
 from .file_dialogs import chosen_path, save_dialog
 from .labels import ElidedLabel
-from .live_view import LiveView
+from .live_view import FollowedRun, LiveView
 from .model_menu import ModelMenu
 from .pace import WIDGET_UPDATES, Throttle
 from .serve_dialog import ServeDialog
@@ -75,7 +75,6 @@ class MainWindow(QMainWindow):
         self.engine = Engine(self)
         self.model: ModelInfo | None = None
         self.trace: Trace | None = None
-        self._run_id: int | None = None  # the run in progress
         self._trace_run: int | None = None  # the run whose trace is on screen (its judgement may still come)
         self._run_choices: Choices | None = None  # the controls as they were for the running run
         self._loads_pending = 0
@@ -93,6 +92,7 @@ class MainWindow(QMainWindow):
         self.prompt.setFixedHeight(self.prompt.fontMetrics().lineSpacing() * 3 + 12)
         choices = self.settings.choices()
         self.view = LiveView(self.settings.colouring(), self.settings.pace())
+        self.run = FollowedRun(self.engine.worker, self.view, self)  # the Write tab's run in progress
         self.controls = ControlsPanel(choices)
         self.chat = ChatView(self.engine, ConversationStore(chats_dir()), self._next_sampling,
                              self.settings.colouring(), self.settings.pace(), self.settings.export_folder)
@@ -229,10 +229,9 @@ class MainWindow(QMainWindow):
         worker.load_failed.connect(self._on_load_failed)
         worker.load_cancelled.connect(self._on_load_cancelled)
         worker.load_progressed.connect(self._on_load_progress)
-        worker.run_started.connect(self._on_run_started)
-        worker.run_progressed.connect(self._on_run_progressed)
-        worker.run_finished.connect(self._on_run_finished)
-        worker.run_failed.connect(self._on_run_failed)
+        self.run.started.connect(self._on_run_started)
+        self.run.finished.connect(self._on_run_finished)
+        self.run.failed.connect(self._on_run_failed)
         worker.run_judged.connect(self._on_run_judged)
         worker.judge_progressed.connect(lambda p: self.status.show_download("the judge", p))
         self.view.rendered.connect(self._on_rendered)
@@ -394,10 +393,11 @@ class MainWindow(QMainWindow):
     # --- runs --------------------------------------------------------------------
     def generate(self) -> None:
         """Generate after the prompt (with a fresh seed first, when "New seed each run" is ticked)."""
-        if self.model is None or self.loading or self._run_id is not None:
+        if self.model is None or self.loading or self.running:
             return
         self.settings.save_prompt(self.prompt.toPlainText())
-        self._run_id = self._trace_run = self.engine.generate(self.prompt.toPlainText(), self._next_sampling())
+        self._trace_run = self.engine.generate(self.prompt.toPlainText(), self._next_sampling())
+        self.run.follow(self._trace_run)
         self._run_choices = self.controls.choices()
         self.status.show_message("Generating…")
         self.status.set_stat("judgement", "")
@@ -437,7 +437,7 @@ class MainWindow(QMainWindow):
         return self.trace is not None and self.trace.outcome is not None and self.trace.outcome.stop_reason == "eos"
 
     def stop(self) -> None:
-        if self._run_id is not None:
+        if self.running:
             self.engine.stop()
             self.status.show_message("Stopping…")
         elif self.loading:
@@ -445,30 +445,17 @@ class MainWindow(QMainWindow):
 
     @property
     def running(self) -> bool:
-        return self._run_id is not None
+        return self.run.running
 
     @property
     def loading(self) -> bool:
         return self._loads_pending > 0
 
-    @Slot(int, object)
-    def _on_run_started(self, run_id: int, trace: Trace) -> None:
-        if run_id == self._run_id:
-            self.trace = trace
-            self.view.begin(trace)
+    def _on_run_started(self, trace: Trace) -> None:
+        self.trace = trace
 
-    @Slot(int, object)
-    def _on_run_progressed(self, run_id: int, frames: list) -> None:
-        if run_id == self._run_id and self.trace is not None:
-            self.trace.add(frames)
-            self.view.refresh()
-
-    @Slot(int, object)
-    def _on_run_finished(self, run_id: int, outcome: Finished) -> None:
-        if run_id != self._run_id:
-            return
-        self._run_id = None
-        self.trace.outcome = outcome
+    def _on_run_finished(self, trace: Trace) -> None:
+        outcome = trace.outcome
         self.view.finish(skip=outcome.stop_reason == "cancelled")  # after Stop, the end state at once
         self.session_runs.add(self.trace, self._run_choices)
         self.status.show_message(
@@ -478,11 +465,7 @@ class MainWindow(QMainWindow):
         self.status.set_stat("judgement", "Gen PPL: judging…", "The judge model is reading the text")
         self._update_actions()
 
-    @Slot(int, str)
-    def _on_run_failed(self, run_id: int, message: str) -> None:
-        if run_id != self._run_id:
-            return
-        self._run_id = None
+    def _on_run_failed(self, message: str) -> None:
         self.status.clear_message()
         self._update_actions()
         self.show_error("Generation failed", message)
@@ -553,7 +536,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open the trace", str(err))
             return False
         self.stop()
-        self._run_id, self._trace_run = None, None
+        self.run.forget()
+        self._trace_run = None
         self.trace = trace
         self.view.open(trace)
         self.status.show_judgement(trace.judgement)
@@ -647,7 +631,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         ready = self.model is not None and not self.loading
-        running = self._run_id is not None
+        running = self.running
         finished = self.trace is not None and self.trace.outcome is not None and not running
         self.generate_action.setEnabled(ready and not running)
         self.continue_action.setEnabled(ready and finished and not self._story_ended)

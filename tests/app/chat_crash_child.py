@@ -33,7 +33,7 @@ def main(model: str, ini: str) -> None:
     controls.tokens.set_value(1000)
     QTest.keyClicks(chat.input, "Second message, never answered")
     QTest.keyClick(chat.input, Qt.Key_Return)
-    wait(app, lambda: chat.trace is not None and len(chat.trace.frames) > 3)
+    wait(app, lambda: chat.run.trace is not None and len(chat.run.trace.frames) > 3)
     print("REPLYING", flush=True)
     wait(app, lambda: False)  # until killed
 

@@ -68,7 +68,7 @@ def test_esc_stops_a_reply_and_keeps_what_it_wrote(chat_window, qtbot):
     qtbot.keyClicks(chat.input, "Tell me a long story")
     qtbot.keyClick(chat.input, Qt.Key_Return)
     # a reply keeps its finished blocks (the first ends where the prompt's last block does): wait for one
-    qtbot.waitUntil(lambda: chat.trace is not None and len({f.block for f in chat.trace.frames}) >= 2, timeout=60_000)
+    qtbot.waitUntil(lambda: chat.run.trace is not None and len({f.block for f in chat.run.trace.frames}) >= 2, timeout=60_000)
     qtbot.keyClick(chat.input, Qt.Key_Escape)
     qtbot.waitUntil(lambda: not chat.running, timeout=60_000)
     reply = chat.conversation.turns[-1]
@@ -130,7 +130,7 @@ def test_editing_a_message_drops_the_later_turns_and_enter_resends_it(chat_windo
 def test_a_finished_reply_puts_its_figures_in_the_status_bar(chat_window, qtbot):
     say(chat_window, qtbot, "Hi")
     line = chat_window.status.current_message()
-    trace = chat_window.chat.trace
+    trace = chat_window.chat.run.trace
     n = len(trace.outcome.token_ids)
     assert line.startswith(f"Reply: {n} tokens, ") and f"{trace.outcome.nfe / n:.2f} forwards per token" in line
     assert f"{n / len(trace.frames):.2f} tokens per step" in line
