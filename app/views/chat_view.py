@@ -370,7 +370,7 @@ def reply_figures(trace: Trace) -> str:
     n = len(out.token_ids)
     if not n:
         return "The reply is empty."
-    first_block = next((f.elapsed for f in trace.frames if f.block != trace.frames[0].block), None)
+    first_block = [f.elapsed for f in trace.frames if f.block == trace.frames[0].block][-1] if trace.frames else None
     parts = [f"Reply: {counted(n, 'token')}"]
     if trace.tokens_per_second:
         parts.append(f"{trace.tokens_per_second:.1f} tokens/s")

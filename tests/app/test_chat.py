@@ -134,6 +134,8 @@ def test_a_finished_reply_puts_its_figures_in_the_status_bar(chat_window, qtbot)
     n = len(trace.outcome.token_ids)
     assert line.startswith(f"Reply: {n} tokens, ") and f"{trace.outcome.nfe / n:.2f} forwards per token" in line
     assert f"{n / len(trace.frames):.2f} tokens per step" in line
+    first_block_done = [f for f in trace.frames if f.block == trace.frames[0].block][-1].elapsed  # its last step
+    assert f"first block in {first_block_done:.2f} s" in line
 
 
 def test_rename_and_delete_which_asks_first(chat_window, qtbot, monkeypatch):
