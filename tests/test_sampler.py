@@ -147,6 +147,17 @@ def test_repetition_rule_stops_degenerate_text(tiny, monkeypatch) -> None:
     assert 256 <= len(finished.token_ids) + 1 < 400
 
 
+def test_the_masks_a_last_block_keeps_past_the_end_are_not_read_as_repetition() -> None:
+    from bd3lm_core.sampling.stop_rules import REPETITION_WINDOW, stop_reason
+
+    text = list(range(1000, 1000 + REPETITION_WINDOW))  # varied text: every token once
+    settings = SamplerSettings(stop_at_eos=False, stop_on_repetition=True)
+    end = len(text)
+    sequence = text + [50257] * 200  # a wide last block, the run ending at its start: the rest stays masks
+    assert stop_reason(sequence, 0, end, {0}, settings) is None
+    assert stop_reason([7] * REPETITION_WINDOW, 0, REPETITION_WINDOW, {0}, settings) == "repetition"
+
+
 def test_first_hitting_reveals_one_position_per_step(tiny) -> None:
     events = run(tiny, "Lily", tokens=24, sampler="first-hitting", seed=3, stop_at_eos=False)
     steps = [e for e in events if isinstance(e, Step)]
