@@ -165,7 +165,11 @@ class ConversationStore:
         return sorted(found, key=lambda c: c.updated, reverse=True), notes
 
     def delete(self, conversation_id: str) -> None:
-        self.path(conversation_id).unlink(missing_ok=True)
+        path = self.path(conversation_id)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            raise BD3LMError(f"cannot delete {path}: {err.strerror or err}; the conversation is kept.") from None
 
 
 def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -181,7 +181,11 @@ class ChatView(QWidget):
 
         def answered(button) -> None:
             if box.standardButton(button) == QMessageBox.Yes:
-                self.store.delete(self.conversation.id)
+                try:
+                    self.store.delete(self.conversation.id)
+                except BD3LMError as err:  # the file stays, so the conversation stays on screen too
+                    self.message.emit(str(err))
+                    return
                 self.conversations.remove(self.conversation)
                 self.conversations = self.conversations or [new_conversation()]
                 self.conversation = self.conversations[0]

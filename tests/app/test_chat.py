@@ -155,6 +155,15 @@ def test_rename_and_delete_which_asks_first(chat_window, qtbot, monkeypatch):
 
     question().button(QMessageBox.No).click()
     assert path.exists()
+    with monkeypatch.context() as m:  # a file that cannot be removed (read-only folder, another owner)
+        def refused(self, missing_ok=False):
+            raise PermissionError(13, "Permission denied")
+
+        m.setattr(Path, "unlink", refused)
+        question().button(QMessageBox.Yes).click()
+    assert path.exists() and chat.picker.currentText() == "Greetings" and len(chat.conversation.turns) == 2
+    line = chat_window.status.current_message()
+    assert line.startswith("cannot delete ") and line.endswith("Permission denied; the conversation is kept.")
     question().button(QMessageBox.Yes).click()
     assert not path.exists() and chat.conversation.turns == []
 
