@@ -117,7 +117,7 @@ def attend_cached(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, H, S, K]
     if mask is not None:
-        scores = scores.masked_fill(~mask, -math.inf)
+        scores.masked_fill_(~mask, -math.inf)
     return scores.softmax(dim=-1) @ v  # [B, H, S, hd]
 
 
