@@ -45,6 +45,7 @@ def test_versus_reference_refuses_bad_input_in_one_line(tmp_path: Path, args: li
         (["--dllm", "{tmp}", "--dllm-python", sys.executable], "not a checkout of ZHZisZZ/dllm"),
         (["--tokens", "0"], "--tokens 0: give a whole number of at least 1"),
         (["--block", "-4"], "--block -4: give a whole number of at least 1"),
+        (["--repeats", "0"], "--repeats 0: give a whole number of at least 1"),
     ],
 )
 def test_versus_dllm_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
