@@ -23,8 +23,8 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -35,16 +35,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from backbone_factory import make_backbone_folder  # noqa: E402
 from bd3lm_core import load_model  # noqa: E402
 from bd3lm_core.sampling.context import CachedContext  # noqa: E402
+from versus_dllm import times_of  # noqa: E402
 
 
-def median_ms(step, repeats: int = 20) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - began)
-    return 1000 * statistics.median(times)
+def median_ms(step: Callable[[], object], repeats: int = 20) -> float:
+    return 1000 * statistics.median(times_of(step, repeats))
 
 
 def main() -> None:

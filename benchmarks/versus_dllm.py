@@ -184,14 +184,19 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
 
 # ---- floors (this process) ----
 
-def best_of(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
+def times_of(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn`, after one call that warms up."""
+    fn()
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
         fn()
         times.append(time.perf_counter() - began)
-    return min(times)
+    return times
+
+
+def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
+    return min(times_of(fn, repeats))
 
 
 class ComputeFloor:
