@@ -5,7 +5,12 @@ Nor do they see the developer's Hugging Face cache: tests that need one build it
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+
+# Ctrl+C as a terminal delivers it. A run started in the background of a non-interactive shell (`.ci/run &`)
+# inherits SIGINT ignored, and so would every process the tests start: the Ctrl+C tests would see nothing.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: it reads this once
 os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"  # never send a developer's hub token to test servers
