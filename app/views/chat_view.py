@@ -32,8 +32,8 @@ from .file_dialogs import chosen_path, save_dialog
 from .live_view import FollowedRun, LiveView
 
 THINKING = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)  # Qwen3's reasoning; unclosed while still written
-NO_TEMPLATE = ("{name} has no chat template, so it writes rather than chats: use Write, or get a chat model from "
-               "Model → Download models….")
+NO_TEMPLATE = ("{name} has no chat template, so it writes rather than chats: use Write, or download a chat model "
+               "(Model → Download models…).")
 
 
 class _EnterSends(QObject):
