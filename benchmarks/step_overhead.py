@@ -33,9 +33,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from backbone_factory import make_backbone_folder  # noqa: E402
-from bd3lm_core import load_model  # noqa: E402
+from bd3lm_core import BD3LMError, load_model  # noqa: E402
 from bd3lm_core.sampling.context import CachedContext  # noqa: E402
 from versus_dllm import times_of  # noqa: E402
+
+CONTEXT = 4096  # the test factory's max_position_embeddings
 
 
 def median_ms(step: Callable[[], object], repeats: int = 20) -> float:
@@ -52,12 +54,19 @@ def main() -> None:
     for name in ("layers", "prompt", "block", "threads"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} {getattr(args, name)}: give a whole number of at least 1")
+    if args.prompt + 4 * args.block > CONTEXT:
+        raise SystemExit(f"--prompt {args.prompt} and --block {args.block}: the prompt and four blocks must fit the "
+                         f"network's context of {CONTEXT} positions")
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = make_backbone_folder(Path(tmp) / "narrow", model_type="a2d-qwen3", hidden=64, layers=args.layers,
-                                      heads=16, kv_heads=8, head_dim=8, intermediate=192, tie=True)
-        loaded = load_model(folder, device="cpu", dtype="float32", threads=args.threads)
+        try:
+            folder = make_backbone_folder(Path(tmp) / "narrow", model_type="a2d-qwen3", hidden=64, layers=args.layers,
+                                          heads=16, kv_heads=8, head_dim=8, intermediate=192, tie=True)
+            loaded = load_model(folder, device="cpu", dtype="float32", threads=args.threads)
+        except BD3LMError as err:  # a layer count or thread count out of the loader's range
+            raise SystemExit(str(err)) from None
     model = loaded.model
+    assert model.context_length == CONTEXT
     context = CachedContext(model, args.block, positions=args.prompt + 4 * args.block)
     context.commit(torch.randint(0, 50000, (1, args.prompt)))
     block = torch.full((1, args.block), model.mask_id)

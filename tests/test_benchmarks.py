@@ -1,7 +1,8 @@
-"""The benchmarks against other projects' samplers refuse bad input in one line, before any heavy work.
+"""The benchmarks refuse bad input in one line, before any heavy work.
 
-Their real runs need the other projects' checkouts and packages, which the
-tests do not have; benchmarks/README.md says how to run them.
+The real runs of those against other projects' samplers need those projects'
+checkouts and packages, which the tests do not have; benchmarks/README.md
+says how to run them.
 """
 
 from __future__ import annotations
@@ -50,3 +51,15 @@ def test_versus_reference_refuses_bad_input_in_one_line(tmp_path: Path, args: li
 )
 def test_versus_dllm_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     assert_one_line(run(*[a.format(tmp=tmp_path) for a in args], script=BENCHMARKS / "versus_dllm.py"), message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--prompt", "100000000"], "the prompt and four blocks must fit the network's context of 4096 positions"),
+        (["--block", "0"], "--block 0: give a whole number of at least 1"),
+        (["--threads", "100000"], "the number of threads must be a whole number from 1 to 1024, not 100000."),
+    ],
+)
+def test_step_overhead_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    assert_one_line(run(*args, script=BENCHMARKS / "step_overhead.py"), message)
