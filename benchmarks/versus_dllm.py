@@ -103,11 +103,15 @@ def peak_rss_bytes() -> int:
     raise SystemExit("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
 
 
+def steps_of(forwards: list[tuple[tuple[int, int], float]]) -> list[tuple[int, int, float]]:
+    """The denoising steps among timed forwards, as (query rows, logit rows, seconds)."""
+    return [(*rows, s) for rows, s in forwards if rows[0]]
+
+
 def side_report(seconds: float, new_ids: list[int], mask_id: int, forwards: list[tuple[tuple[int, int], float]]) -> dict:
-    steps = [(*rows, s) for rows, s in forwards if rows[0]]  # (query rows, logit rows, seconds)
     others = [s for rows, s in forwards if not rows[0]]
     return {"seconds": seconds, "new_tokens": len(new_ids), "masks_left": new_ids.count(mask_id),
-            "forwards": len(forwards), "steps": steps, "other_forwards": others,
+            "forwards": len(forwards), "steps": steps_of(forwards), "other_forwards": others,
             "peak_rss_bytes": peak_rss_bytes(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -178,7 +182,7 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
     report = side_report(finished.seconds, list(finished.token_ids), loaded.config.mask_id, forwards)
     fastest = [(rows, min(f[i][1] for _, f in runs)) for i, (rows, _) in enumerate(forwards)]
     report.update(name=f"ours ({args.dtype})", nfe=finished.nfe, repeats=args.repeats,
-                  fastest_steps=side_report(0, [], 0, fastest)["steps"])
+                  fastest_steps=steps_of(fastest))
     return report
 
 
