@@ -91,8 +91,7 @@ def test_every_fixture_generates_and_chats_from_the_cli(fixture: Path) -> None:
     [run] = bd3lm("generate", "--model", folder, "--prompt", "Hello", "--tokens", "6", "--seed", "5", "--ignore-eos")
     assert len(run["token_ids"]) == 6 and run["stop_reason"] == "length"
     assert (run["settings"]["sampler"], run["settings"]["block_size"]) == (defaults.sampler, block)  # the authors'
-    prompt = len(loaded.tokenizer.encode("Hello", add_special_tokens=True))
-    assert (prompt + 6) % block  # the last block runs past the 6 tokens asked: no forward is spent on the rest
+    # no forward is spent on positions past the 6 tokens asked, wherever the last block ends
     if defaults.sampler == "low-confidence":  # dLLM's: one token per forward
         assert run["nfe"] == 6
     assert 1 <= run["nfe"] <= 6
