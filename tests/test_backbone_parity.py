@@ -140,17 +140,17 @@ def test_made_checkpoints_agree_with_and_without_the_cache(name: str, tmp_path: 
 
 def test_a_prompts_many_rows_and_a_steps_few_take_different_attention_kernels_and_agree(tmp_path: Path, monkeypatch) -> None:
     """Past FEW_QUERIES rows per key head attention runs in SDPA's kernel, below it in explicit products."""
-    from bd3lm_core.model import decoder
+    from bd3lm_core.model import network
 
     folder = make_backbone_folder(tmp_path / "qwen2", **MADE["qwen2-3layers"])  # 8 query heads over 4 key heads
     loaded = load_model(folder, device="cpu", dtype="float32")
     block, groups = 4, 2
-    length = (decoder.FEW_QUERIES // groups // block + 2) * block  # the full forward is past the threshold
+    length = (network.FEW_QUERIES // groups // block + 2) * block  # the full forward is past the threshold
     ids = torch.randint(0, 50000, (1, length), generator=torch.Generator().manual_seed(2))
     ids[0, -3:] = MASK_ID
     sdpa_rows = []
-    sdpa = decoder.F.scaled_dot_product_attention
-    monkeypatch.setattr(decoder.F, "scaled_dot_product_attention", lambda q, *a, **k: sdpa_rows.append(q.shape[2]) or sdpa(q, *a, **k))
+    sdpa = network.F.scaled_dot_product_attention
+    monkeypatch.setattr(network.F, "scaled_dot_product_attention", lambda q, *a, **k: sdpa_rows.append(q.shape[2]) or sdpa(q, *a, **k))
     full, cached = last_block_logits(loaded, ids, block)
     assert sdpa_rows and min(sdpa_rows) == groups * length  # only the whole-sequence forwards took SDPA
     assert full.abs().max() > 0.1

@@ -254,3 +254,24 @@ def test_top_p_matches_a_plain_reference_on_rows_full_of_ties() -> None:
         for top_p in (0.05, 0.25, 0.5, 0.6, 0.8, 0.999):
             got = top_p_cut(torch.tensor(probs[None, :]), top_p)[0].tolist()
             assert got == pytest.approx(reference_top_p(probs.tolist(), top_p), abs=1e-12), (row.tolist(), top_p)
+
+
+def test_a_prompt_past_few_queries_takes_sdpa_and_a_step_the_explicit_products_and_they_agree(tmp_path: Path, monkeypatch) -> None:
+    """The DiT takes the same attention rule as the chat decoders (network.attend)."""
+    from bd3lm_core.model import network
+
+    loaded = load_model(make_model_folder(tmp_path / "m", model_length=512), device="cpu", dtype="float32")
+    block, length = 4, network.FEW_QUERIES + 48
+    ids = torch.randint(0, 250, (1, length), generator=torch.Generator().manual_seed(3))
+    prefix, last, rows = ids[:, :-block], ids[:, -block:], torch.arange(block)
+    sdpa_rows = []
+    sdpa = network.F.scaled_dot_product_attention
+    monkeypatch.setattr(network.F, "scaled_dot_product_attention", lambda q, *a, **k: sdpa_rows.append(q.shape[2]) or sdpa(q, *a, **k))
+    full, cached = FullContext(loaded.model, block), CachedContext(loaded.model, block)
+    full.commit(prefix)
+    cached.commit(prefix)
+    cached.logits(last, rows)  # the prompt into the cache, with the block: SDPA
+    explicit = cached.logits(last, rows)  # the block alone over the cache: explicit products
+    whole = full.logits(last, rows)  # every token at once: SDPA
+    assert sdpa_rows == [length] * 2 * loaded.config.n_layers  # the cached prompt and the full forward, every layer
+    assert whole.abs().max() > 0.1 and (whole - explicit).abs().max() < 1e-4

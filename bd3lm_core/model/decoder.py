@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .denoiser import Denoiser
-from .network import Rotary, apply_rotary, attend_cached
+from .network import Rotary, apply_rotary, attend
 
 if TYPE_CHECKING:
     from ..sampling.kv_cache import CacheSpan
@@ -98,28 +98,19 @@ class Attention(nn.Module):
         return self.o_proj(a.transpose(1, 2).reshape(B, S, self.n_heads * self.head_dim))  # heads together: [B, S, H*hd]
 
 
-FEW_QUERIES = 256  # query rows per key head up to which explicit attention beats SDPA's kernel (benchmarks/README.md)
-
-
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Attention of queries `[B, H, S, hd]` over fewer key/value heads `[B, Hkv, K, hd]` (`mask [S, K]`).
 
     The g = H / Hkv query heads that share a key head are stacked as extra
     query rows, so the (cached) keys and values are read as they are, never
-    repeated or copied. A denoising step's few rows take the explicit
-    products of `attend_cached`; a prompt's many rows take SDPA's tiled
-    kernel, which never holds every score at once.
+    repeated or copied.
     """
     B, H, S, hd = q.shape
     g = H // k.shape[1]
     q = q.reshape(B, k.shape[1], g * S, hd)  # [B, Hkv, g*S, hd]: heads of a group one after another
     if mask is not None:
         mask = mask.repeat(g, 1)  # [g*S, K]
-    if g * S <= FEW_QUERIES:
-        a = attend_cached(q, k, v, mask)  # [B, Hkv, g*S, hd]
-    else:
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return a.reshape(B, H, S, hd)
+    return attend(q, k, v, mask).reshape(B, H, S, hd)
 
 
 class MLP(nn.Module):

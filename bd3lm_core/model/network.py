@@ -109,11 +109,27 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (xf * cos + rotate_half(xf) * sin).to(x.dtype)
 
 
-def attend_cached(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention of a few queries `[B, H, S, hd]` over a long cached span `[B, H, K, hd]`.
+FEW_QUERIES = 256  # query rows per key head up to which explicit products beat SDPA's kernel (benchmarks/README.md)
 
-    The same as scaled_dot_product_attention, but it scales the queries
-    rather than the keys, so the cached keys are only read, never copied.
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Attention of queries `[B, H, S, hd]` over keys and values `[B, H, K, hd]` (`mask [S, K]`, True: may attend).
+
+    A denoising step's few query rows take explicit products: on a CPU,
+    SDPA's tiled kernel, made for many rows, is slower there. A prompt's or
+    a training batch's many rows take SDPA, which never holds every score
+    at once.
+    """
+    if q.shape[-2] <= FEW_QUERIES:
+        return attend_explicit(q, k, v, mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def attend_explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """scaled_dot_product_attention as three plain steps: scores, softmax, weighted values.
+
+    It scales the queries rather than the keys, so cached keys are only
+    read, never copied.
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, H, S, K]
     if mask is not None:
@@ -161,9 +177,7 @@ class Layer(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # [B, H, K, hd]: every key this forward may see
-            a = attend_cached(q, k, v, attn_mask)
-        else:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        a = attend(q, k, v, attn_mask)
         a = self.attn_out(a.transpose(1, 2).reshape(B, S, d))  # heads back together: [B, S, d]
         x = x + gated(F.dropout(a, self.dropout, self.training), gate1)
         m = self.mlp(modulate(self.norm2(x), shift2, scale2))
