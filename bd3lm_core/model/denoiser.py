@@ -90,8 +90,9 @@ class Denoiser(nn.Module, metaclass=ABCMeta):
     ) -> torch.Tensor | None:
         """Raw float32 logits `[B, len(rows), V]` for `rows` of `tokens [B, S]` at `positions [S]`.
 
-        `attn_mask [S, keys]` (True: may attend; None: all) is over the
-        tokens themselves, or over the cache span's keys when `cache` is
-        given (then the tokens' keys/values are written there first). Empty
-        `rows` computes no logits and returns None.
+        `attn_mask [S, K']` (True: may attend; None: all) covers the last K'
+        keys: of the tokens themselves, or of the cache span when `cache` is
+        given (then the tokens' keys/values are written there first). Every
+        token sees the keys before those (`masks.trim_visible`). Empty `rows`
+        computes no logits and returns None.
         """

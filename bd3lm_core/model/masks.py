@@ -38,3 +38,14 @@ def sampling_mask(query_pos: torch.Tensor, key_pos: torch.Tensor, block_size: in
     block_end = (query_pos // block_size + 1) * block_size  # [queries]
     k = key_pos[None, :]
     return (k < block_end[:, None]) & (k >= block_end[:, None] - window)
+
+
+def trim_visible(mask: torch.Tensor) -> torch.Tensor | None:
+    """`mask [queries, keys]` without its leading key columns that every query sees; None when it sees all.
+
+    That is the form `network.attend` takes: masking costs a pass over
+    every score it covers, and in a sampling step only the last keys (the
+    blocks the forward itself writes) are hidden from anyone.
+    """
+    hidden = (~mask).any(dim=0).nonzero()  # key columns some query may not see
+    return None if len(hidden) == 0 else mask[:, int(hidden[0]):]

@@ -87,33 +87,40 @@ class Rotary(nn.Module):
         self._cos = self._sin = torch.empty(0)
 
     def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin `[len(positions), head_dim]` for the given absolute positions."""
+        """cos and signed sin `[len(positions), head_dim]` for the given absolute positions (see `apply_rotary`)."""
         needed = int(positions.max()) + 1
         if self._cos.shape[0] < needed or self._cos.device != positions.device:
             size = max(needed, 2 * self._cos.shape[0])
             angles = torch.arange(size, dtype=torch.float64)[:, None] * self._inv_freq64[None, :]  # [size, hd/2]
-            angles = torch.cat([angles, angles], dim=-1)  # [size, hd]
-            self._cos = angles.cos().float().to(positions.device)
-            self._sin = angles.sin().float().to(positions.device)
+            self._cos = torch.cat([angles.cos(), angles.cos()], dim=-1).float().to(positions.device)  # [size, hd]
+            self._sin = torch.cat([-angles.sin(), angles.sin()], dim=-1).float().to(positions.device)
         return self._cos[positions], self._sin[positions]
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat([-b, a], dim=-1)
-
-
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate `x [B, H, S, hd]` by the angles of its S positions."""
+    """Rotate `x [B, H, S, hd]` by the angles of its S positions ("rotate half" convention).
+
+    Element i and element i + hd/2 form a pair turned by angle a_i:
+    (x_i cos - x_j sin, x_j cos + x_i sin). That is x * cos + (x with its
+    halves swapped) * sin, with the minus folded into the first half of the
+    `sin` table: three operations where the textbook form takes five.
+    """
     xf = x.float()
-    return (xf * cos + rotate_half(xf) * sin).to(x.dtype)
+    half = x.shape[-1] // 2
+    swapped = torch.cat([xf[..., half:], xf[..., :half]], dim=-1)
+    return torch.addcmul(xf * cos, swapped, sin).to(x.dtype)
 
 
 FEW_QUERIES = 256  # query rows per key head up to which explicit products beat SDPA's kernel (benchmarks/README.md)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention of queries `[B, H, S, hd]` over keys and values `[B, H, K, hd]` (`mask [S, K]`, True: may attend).
+    """Attention of queries `[B, H, S, hd]` over keys and values `[B, H, K, hd]`.
+
+    `mask [S, K']` (True: may attend) covers the last K' <= K keys; every
+    query sees the keys before them (`masks.trim_visible` makes such a mask).
+    A sampling step sees its whole cache, so its mask, when it has one, is
+    only as wide as the blocks it writes.
 
     A denoising step's few query rows take explicit products: on a CPU,
     SDPA's tiled kernel, made for many rows, is slower there. A prompt's or
@@ -122,6 +129,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     """
     if q.shape[-2] <= FEW_QUERIES:
         return attend_explicit(q, k, v, mask)
+    if mask is not None and mask.shape[-1] < k.shape[-2]:
+        mask = F.pad(mask, (k.shape[-2] - mask.shape[-1], 0), value=True)  # SDPA takes a mask over every key
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
@@ -133,7 +142,7 @@ def attend_explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, H, S, K]
     if mask is not None:
-        scores.masked_fill_(~mask, -math.inf)
+        scores[..., scores.shape[-1] - mask.shape[-1]:].masked_fill_(~mask, -math.inf)  # the last K' keys
     return scores.softmax(dim=-1) @ v  # [B, H, S, hd]
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model.denoiser import Denoiser
-from ..model.masks import sampling_mask
+from ..model.masks import sampling_mask, trim_visible
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class FullContext:
         """Raw logits `[batch, len(rows), V]` of `rows` (offsets in `block [batch, L]`), the block after the committed tokens."""
         tokens = torch.cat([self.committed, block], dim=1)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        mask = sampling_mask(positions, positions, self.block_size, self.window)
+        mask = trim_visible(sampling_mask(positions, positions, self.block_size, self.window))
         return self.model.block_logits(tokens, positions, mask, None, rows + self.committed.shape[1], self.constants)
 
 
@@ -109,7 +109,7 @@ class CachedContext:
         span = self.cache.span(start, stop, oldest)
         positions = torch.arange(start, stop, device=tokens.device)
         mask = sampling_mask(positions, span.key_positions, self.block_size, self.window)
-        return self.model.block_logits(tokens, positions, None if bool(mask.all()) else mask, span, rows, self.constants)
+        return self.model.block_logits(tokens, positions, trim_visible(mask), span, rows, self.constants)
 
     @torch.no_grad()
     def logits(self, block: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
