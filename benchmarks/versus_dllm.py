@@ -33,7 +33,9 @@ Floors, measured in the same run, in this process:
   context, each layer over keys and values of its own) plus the output
   layer over N rows; every step is set against the floor of its own R and
   N. (Ours asks logits only for the rows still masked, and a block's first
-  step also writes the block before it into the cache: R = 2 x block.)
+  step also writes the block before it into the cache: R = 2 x block. Its
+  last layer runs queries, attention and MLP for the N rows alone, so its
+  floor holds that layer's share of them over N rows, not R.)
 - memory: the bytes of weights a forward reads (every linear, output layer
   included) divided by the read bandwidth of a `sum` over a 512 MB tensor,
   the fastest of 3.
@@ -182,7 +184,7 @@ def run_ours(args: argparse.Namespace, prompt_text: str) -> dict:
     report = side_report(finished.seconds, list(finished.token_ids), loaded.config.mask_id, forwards)
     fastest = [(rows, min(f[i][1] for _, f in runs)) for i, (rows, _) in enumerate(forwards)]
     report.update(name=f"ours ({args.dtype})", nfe=finished.nfe, repeats=args.repeats,
-                  fastest_steps=steps_of(fastest))
+                  fastest_steps=steps_of(fastest), last_layer_on_logit_rows=True)
     return report
 
 
@@ -209,8 +211,14 @@ class ComputeFloor:
     A forward of `query` rows that computes logits for `logits` of them
     costs at least the trunk (every linear of every layer, and attention's two
     products) over `query` rows plus the output layer over `logits` rows.
-    Each part is measured once per row count, the fastest of 3 passes.
+    Ours runs its last layer's queries, attention and MLP on the logit rows
+    alone (every row's keys and values are still written): pass those as
+    `last_rows` and the floor holds that layer over them. Each part is
+    measured over every layer once per row count, the fastest of 3 passes;
+    one layer is its 1/layers share.
     """
+
+    KEYS_AND_VALUES = ("self_attn.k_proj", "self_attn.v_proj")  # every row's, in every layer
 
     def __init__(self, config: dict, context: int) -> None:
         from chat_checkpoint import linear_shapes
@@ -219,17 +227,24 @@ class ComputeFloor:
         self.layers, self.hidden = config["num_hidden_layers"], config["hidden_size"]
         self.heads, self.head_dim = config["num_attention_heads"], config["head_dim"]
         self.kv_heads = config["num_key_value_heads"]
-        self.weights = [[torch.randn(shape) * 0.02 for shape in linear_shapes(config).values()] for _ in range(self.layers)]
+        self.weights = [{name: torch.randn(shape) * 0.02 for name, shape in linear_shapes(config).items()}
+                        for _ in range(self.layers)]
         self.output = torch.randn(config["vocab_size"], self.hidden) * 0.02
-        self.params = sum(w.numel() for layer in self.weights for w in layer) + self.output.numel()
+        self.params = sum(w.numel() for layer in self.weights for w in layer.values()) + self.output.numel()
         self._parts: dict[tuple[str, int], float] = {}
 
-    def __call__(self, query: int, logits: int) -> float:
-        return sum(self.parts(query, logits).values())
+    def __call__(self, query: int, logits: int, last_rows: int | None = None) -> float:
+        return sum(self.parts(query, logits, last_rows).values())
 
-    def parts(self, query: int, logits: int) -> dict[str, float]:
-        return {"layers": self._part("layers", query), "attention": self._part("attention", query),
-                "output layer": self._part("output layer", logits)}
+    def parts(self, query: int, logits: int, last_rows: int | None = None) -> dict[str, float]:
+        last = query if last_rows is None else last_rows
+        share = 1 / self.layers  # the last layer's share of a part measured over every layer
+
+        def layered(part: str) -> float:
+            return (1 - share) * self._part(part, query) + share * self._part(part, last)
+
+        return {"layers": self._part("keys and values", query) + layered("other linears"),
+                "attention": layered("attention"), "output layer": self._part("output layer", logits)}
 
     def gflop(self, query: int, logits: int) -> float:
         trunk = self.params - self.output.numel()
@@ -238,6 +253,8 @@ class ComputeFloor:
                 + self.layers * 4 * self.heads * query * keys * self.head_dim) / 1e9
 
     def _part(self, part: str, rows: int) -> float:
+        if rows == 0:
+            return 0.0
         if (part, rows) not in self._parts:
             self._parts[part, rows] = best_of(self._pass(part, rows))
         return self._parts[part, rows]
@@ -246,9 +263,11 @@ class ComputeFloor:
         if part == "output layer":
             x = torch.randn(rows, self.hidden)
             return lambda: torch.matmul(x, self.output.t())
-        if part == "layers":
-            x = {n: torch.randn(rows, n) for n in {w.shape[1] for w in self.weights[0]}}
-            return lambda: [torch.matmul(x[w.shape[1]], w.t()) for layer in self.weights for w in layer]
+        if part in ("keys and values", "other linears"):
+            chosen = [w for layer in self.weights for name, w in layer.items()
+                      if (name in self.KEYS_AND_VALUES) == (part == "keys and values")]
+            x = {n: torch.randn(rows, n) for n in {w.shape[1] for w in chosen}}
+            return lambda: [torch.matmul(x[w.shape[1]], w.t()) for w in chosen]
         keys = max(rows, self.context)
         groups = self.heads // self.kv_heads  # query heads per key/value head, stacked as rows
         q = torch.randn(self.kv_heads, groups * rows, self.head_dim)
@@ -309,14 +328,17 @@ def side_row(report: dict, tokens: int) -> str:
 
 def step_rows(report: dict, floor: ComputeFloor, memory_floor_s: float) -> list[str]:
     """A side's steps, grouped by how many query rows they ran, each against the compute floor of what it computed."""
+    def floor_of(query: int, logits: int) -> float:
+        return floor(query, logits, logits if report.get("last_layer_on_logit_rows") else None)
+
     def against_floor(steps: list[tuple[int, int, float]], query: int) -> str:
-        ratios = [seconds / floor(q, logits) for q, logits, seconds in steps if q == query]
+        ratios = [seconds / floor_of(q, logits) for q, logits, seconds in steps if q == query]
         return f"{median(ratios):.2f}x / {max(ratios):.2f}x | {sum(r <= 1.15 for r in ratios)} of {len(ratios)}"
 
     lines = []
     for query in sorted({q for q, _, _ in report["steps"]}):
         seconds = [s for q, _, s in report["steps"] if q == query]
-        floors = [floor(q, logits) for q, logits, _ in report["steps"] if q == query]
+        floors = [floor_of(q, logits) for q, logits, _ in report["steps"] if q == query]
         fastest = against_floor(report["fastest_steps"], query) if report.get("repeats", 1) > 1 else "- | -"
         lines.append(f"| {report['name']} | {query} | {len(seconds)} | {median(seconds) * 1000:.0f} / {max(seconds) * 1000:.0f} | "
                      f"{min(floors) * 1000:.0f}-{max(floors) * 1000:.0f} | {against_floor(report['steps'], query)} | "
@@ -342,7 +364,7 @@ def compare(args: argparse.Namespace) -> None:
     block_floor = floor.parts(args.block, args.block)
     block_seconds = sum(block_floor.values())
     for logits in range(1, args.block):  # a step asks logits for the rows still masked: measure each count now
-        floor(args.block, logits)
+        floor(args.block, logits, logits)
     bandwidth = read_bandwidth()
     weight_bytes = {"float32": 4 * floor.params, "bfloat16": 2 * floor.params,
                     "int8": floor.params}  # int8: one byte a weight, scales aside
@@ -380,7 +402,8 @@ def compare(args: argparse.Namespace) -> None:
         print("Other forwards: dLLM recomputes the whole prefix once per block; ours writes prompt blocks only.")
     print("\nsteps by query rows (ours: a block's first step also writes the blocks committed before it into the "
           "cache, the first step of all the prompt's whole blocks), each against the compute floor of its own pass "
-          "(the trunk over its query rows, the output layer over the rows it asked logits for); "
+          "(the trunk over its query rows, ours with its last layer's queries and MLP over the logit rows alone; "
+          "the output layer over the rows it asked logits for); "
           f"ours ran {args.repeats} times, dLLM once:\n")
     print("| side | query rows | steps | ms, median / max | compute floor ms | step / floor, median / max | "
           "within 1.15x | fastest of the repeats / floor, median / max | within 1.15x | median / memory floor |")

@@ -138,6 +138,33 @@ def test_made_checkpoints_agree_with_and_without_the_cache(name: str, tmp_path: 
     assert (full - cached).abs().max() < TOLERANCE
 
 
+def test_a_prompt_past_the_window_is_written_in_chunks_and_a_few_rows_get_their_own_logits(tmp_path: Path) -> None:
+    """Writes that ask no logits, and steps that ask a few rows, run the last layer on those rows alone."""
+    folder = make_backbone_folder(tmp_path / "qwen3", model_type="a2d-qwen3", tie=True,
+                                  extra={"max_position_embeddings": 16})
+    block = 4
+    ids = torch.randint(0, 50000, (1, 44), generator=torch.Generator().manual_seed(4))
+    ids[0, -3:] = MASK_ID
+    prefix, last = ids[:, :-block], ids[:, -block:]
+    every_row, two_rows = torch.arange(block), torch.tensor([1, 3])
+    logits = {}
+    for dtype in ("float32", "int8"):
+        loaded = load_model(folder, device="cpu", dtype=dtype)
+        full, cached = FullContext(loaded.model, block), CachedContext(loaded.model, block)
+        full.commit(prefix)
+        cached.commit(prefix)
+        written = cached.logits(last, every_row)  # two windows of 16 written with no logits, then the block
+        assert cached.cached == prefix.shape[1]
+        alone = cached.logits(last, two_rows)  # the block alone over the cache, two rows asked
+        logits[dtype] = full.logits(last, every_row), written, alone  # the first: all at once, sliding-window mask
+    whole, written, alone = logits["float32"]
+    assert whole.abs().max() > 0.1
+    assert (written - whole).abs().max() < TOLERANCE and (alone - whole[:, two_rows]).abs().max() < TOLERANCE
+    # int8 quantizes each forward's rows by their own range, so its forwards differ by about its error, no more
+    for int8, exact in zip(logits["int8"], (whole, whole, whole[:, two_rows])):
+        assert (int8 - exact).abs().max() < 0.1 * whole.abs().max()
+
+
 def test_a_prompts_many_rows_and_a_steps_few_take_different_attention_kernels_and_agree(tmp_path: Path, monkeypatch) -> None:
     """Past FEW_QUERIES rows per key head attention runs in SDPA's kernel, below it in explicit products."""
     from bd3lm_core.model import network

@@ -82,20 +82,25 @@ class Attention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-        cache: CacheSpan | None, layer: int,
+        cache: CacheSpan | None, layer: int, rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Attention output `[B, len(rows) or S, d]`: every token gives a key and a value, only `rows` ask (all: None)."""
         B, S, _ = x.shape
-        q = self.q_proj(x).view(B, S, self.n_heads, self.head_dim)  # [B, S, H, hd]
+        if rows is not None:
+            q_in, cos_q, sin_q, mask = x[:, rows], cos[rows], sin[rows], None if mask is None else mask[rows]
+        else:
+            q_in, cos_q, sin_q = x, cos, sin
+        q = self.q_proj(q_in).view(B, q_in.shape[1], self.n_heads, self.head_dim)  # [B, Sq, H, hd]
         k = self.k_proj(x).view(B, S, self.n_kv_heads, self.head_dim)  # [B, S, Hkv, hd]
         v = self.v_proj(x).view(B, S, self.n_kv_heads, self.head_dim)  # [B, S, Hkv, hd]
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H or Hkv, S, hd]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H or Hkv, Sq or S, hd]
+        q, k = apply_rotary(q, cos_q, sin_q), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # [B, Hkv, K, hd]: every key this forward may see
-        a = grouped_attention(q, k, v, mask)  # [B, H, S, hd]
-        return self.o_proj(a.transpose(1, 2).reshape(B, S, self.n_heads * self.head_dim))  # heads together: [B, S, H*hd]
+        a = grouped_attention(q, k, v, mask)  # [B, H, Sq, hd]
+        return self.o_proj(a.transpose(1, 2).reshape(B, q.shape[2], self.n_heads * self.head_dim))  # heads together
 
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -134,8 +139,10 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c)
 
-    def forward(self, x, cos, sin, mask, cache, layer) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
+    def forward(self, x, cos, sin, mask, cache, layer, rows=None) -> torch.Tensor:
+        """The layer's output for `rows` of `x` (all: None); every row's key and value reach the cache."""
+        a = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer, rows)
+        x = (x if rows is None else x[:, rows]) + a
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -179,11 +186,15 @@ class Decoder(Denoiser):
     ) -> torch.Tensor | None:
         cos, sin = self.rotary.tables(positions)  # [S, hd] each
         x = self.model.embed_tokens(tokens)  # [B, S, d]
-        for i, layer in enumerate(self.model.layers):
+        *layers, last = self.model.layers
+        for i, layer in enumerate(layers):
             x = layer(x, cos, sin, attn_mask, cache, i)
+        # Past the last layer's keys and values, only the rows that get logits matter: the last layer
+        # computes queries, attention and MLP for those alone (a step asks a few; a write, none).
+        x = last(x, cos, sin, attn_mask, cache, len(layers), rows)  # [B, rows, d]
         if rows.numel() == 0:
             return None
-        x = self.model.norm(x[:, rows])  # [B, rows, d]
+        x = self.model.norm(x)
         head = getattr(self, "lm_head", None)  # untied; or, tied, an int8 copy of the embedding (kernels.int8_head)
         if head is None:
             return F.linear(x, self.embedding_weight).float()  # [B, rows, V]

@@ -36,7 +36,7 @@ class FewRowsLinear(nn.Linear):
         rows = x.numel() // x.shape[-1]
         if rows > self.SMALL or torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
-        flat = x.reshape(rows, -1)  # [rows, in]
+        flat = x.reshape(rows, x.shape[-1])  # [rows, in]; rows may be 0 (a forward that only writes the cache)
         if self.weight.stride(0) == 1:  # column-major, see `store_column_major`
             y = F.linear(flat, self.weight, self.bias)  # one row: a fast GEMV; several: a GEMM with W.T row-major
         else:
@@ -44,7 +44,7 @@ class FewRowsLinear(nn.Linear):
             y = (self.weight @ flat.contiguous().T).T.contiguous()  # [rows, out]
             if self.bias is not None:
                 y = y + self.bias
-        return y.reshape(*x.shape[:-1], -1)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def store_column_major(self) -> None:
         """Keep the same weight (same values, same shape) in column-major memory.
