@@ -138,6 +138,25 @@ def test_made_checkpoints_agree_with_and_without_the_cache(name: str, tmp_path: 
     assert (full - cached).abs().max() < TOLERANCE
 
 
+def test_a_float32_chat_model_on_an_x86_cpu_samples_with_packed_layers_and_the_same_logits(tmp_path: Path, monkeypatch) -> None:
+    from bd3lm_core.model import hf_layout, kernels
+
+    if not kernels.packing_available():
+        pytest.skip("oneDNN's packed linear needs an x86 CPU and a torch built with oneDNN")
+    folder = make_backbone_folder(tmp_path / "qwen2", **MADE["qwen2-3layers"])  # biases on q, k and v
+    packed = load_model(folder, device="cpu", dtype="float32")
+    layer = packed.model.model.layers[0]
+    assert isinstance(layer.self_attn.q_proj, kernels.PackedLinear) and isinstance(layer.mlp.down_proj, kernels.PackedLinear)
+    assert isinstance(packed.model.lm_head, kernels.FewRowsLinear)  # the untied output layer keeps the few-rows kernel
+    monkeypatch.setattr(hf_layout, "packing_available", lambda: False)  # as on a CPU without it
+    unpacked = load_model(folder, device="cpu", dtype="float32")
+    assert isinstance(unpacked.model.model.layers[0].self_attn.q_proj, kernels.FewRowsLinear)
+    ids = torch.randint(0, 50000, (1, 12), generator=torch.Generator().manual_seed(5))
+    ids[0, -3:] = MASK_ID
+    a, b = last_block_logits(packed, ids, 4)[1], last_block_logits(unpacked, ids, 4)[1]
+    assert a.abs().max() > 0.1 and (a - b).abs().max() < TOLERANCE
+
+
 def test_a_prompt_past_the_window_is_written_in_chunks_and_a_few_rows_get_their_own_logits(tmp_path: Path) -> None:
     """Writes that ask no logits, and steps that ask a few rows, run the last layer on those rows alone."""
     folder = make_backbone_folder(tmp_path / "qwen3", model_type="a2d-qwen3", tie=True,

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from bd3lm_core import load_network
-from bd3lm_core.model.kernels import FewRowsLinear
+from bd3lm_core.model.kernels import FewRowsLinear, PackedLinear, packing_available
 from bd3lm_core.model.network import BD3LM
 from bd3lm_core.sampling.context import CachedContext
 from model_factory import make_model_folder
@@ -100,3 +100,19 @@ def test_column_major_linear_gives_the_same_products(rows: int) -> None:
         got = layer(x)
     assert got.shape == expected.shape
     assert (got - expected).abs().max() <= 1e-5
+
+
+@pytest.mark.skipif(not packing_available(), reason="oneDNN's packed linear needs an x86 CPU and a torch built with oneDNN")
+@pytest.mark.parametrize("rows", [0, 1, 4, 33])
+def test_packed_linear_gives_the_same_products_and_refuses_training(rows: int) -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 40)
+    packed = PackedLinear(linear)
+    x = torch.randn(2, rows, 24)
+    with torch.no_grad():
+        expected = x @ linear.weight.T + linear.bias
+        got = packed(x)
+    assert got.shape == (2, rows, 40) and torch.allclose(got, expected, rtol=0, atol=1e-5)
+    if rows:
+        with pytest.raises(RuntimeError, match="samples only"):
+            packed(x)  # with gradients on: the packed weight has none

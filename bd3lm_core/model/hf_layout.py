@@ -44,7 +44,7 @@ from .chat_template import ChatTemplate
 from .checkpoints import WEIGHT_DTYPES, check_tensors, read_header
 from .config import MAX_CONFIG_BYTES, read_config_json
 from .decoder import Decoder, DecoderConfig
-from .kernels import int8_head, quantize_linear_layers, use_sampling_kernels
+from .kernels import int8_head, pack_linear_layers, packing_available, quantize_linear_layers, use_sampling_kernels
 from .tokenizer import Tokenizer
 
 MODEL_TYPES = ("a2d-qwen3", "a2d-qwen2", "a2d-llama", "sdar")
@@ -292,7 +292,9 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
         model.lm_head = int8_head(model.model.embed_tokens.weight)
     model.eval()
     if not int8 and device.type == "cpu":
-        use_sampling_kernels(model)
+        if dtype == torch.float32 and packing_available():
+            pack_linear_layers(model.model.layers)
+        use_sampling_kernels(model)  # what is left: an untied output layer, or every layer where packing is not there
     return model
 
 
