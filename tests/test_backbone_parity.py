@@ -157,6 +157,35 @@ def test_a_float32_chat_model_on_an_x86_cpu_samples_with_packed_layers_and_the_s
     assert a.abs().max() > 0.1 and (a - b).abs().max() < TOLERANCE
 
 
+def test_each_layer_is_packed_before_the_next_is_read(tmp_path: Path, monkeypatch) -> None:
+    """Packing makes a copy of each matrix: done layer by layer, the plain weights of one layer at most are alive."""
+    from bd3lm_core.model import hf_layout
+
+    if not hf_layout.packing_available():
+        pytest.skip("oneDNN's packed linear needs an x86 CPU and a torch built with oneDNN")
+    events = []
+    fill, pack = hf_layout._fill, hf_layout.pack_linear_layers
+
+    def reading(tensor, files, name: str, shards) -> None:
+        if name.startswith("model.layers."):
+            events.append(("read", name.split(".")[2]))
+        fill(tensor, files, name, shards)
+
+    def packing(part) -> None:
+        events.append(("pack", None))
+        pack(part)
+
+    monkeypatch.setattr(hf_layout, "_fill", reading)
+    monkeypatch.setattr(hf_layout, "pack_linear_layers", packing)
+    load_model(make_backbone_folder(tmp_path / "m", **MADE["qwen2-3layers"]), device="cpu", dtype="float32")
+    layer_reads = [layer for kind, layer in events if kind == "read"]
+    assert sorted(set(layer_reads)) == ["0", "1", "2"]
+    packs = [i for i, (kind, _) in enumerate(events) if kind == "pack"]
+    assert len(packs) == 3
+    for pack_at, next_layer in zip(packs, ["1", "2", None]):  # layer i is packed before layer i + 1 is read
+        assert next_layer is None or ("read", next_layer) not in events[:pack_at]
+
+
 def test_a_prompt_past_the_window_is_written_in_chunks_and_a_few_rows_get_their_own_logits(tmp_path: Path) -> None:
     """Writes that ask no logits, and steps that ask a few rows, run the last layer on those rows alone."""
     folder = make_backbone_folder(tmp_path / "qwen3", model_type="a2d-qwen3", tie=True,

@@ -273,6 +273,7 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
     _check_tensors(folder, model)
     int8 = dtype == torch.qint8
     compute = torch.float32 if int8 else dtype
+    pack = dtype == torch.float32 and device.type == "cpu" and packing_available()
     with ExitStack() as stack:
         files = {p: stack.enter_context(TensorFile(p)) for p in sorted(set(folder.shards.values()))}
         parts = [("model.embed_tokens", model.model.embed_tokens), ("model.norm", model.model.norm)]
@@ -288,12 +289,12 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
                 quantize_linear_layers(model, (prefix,))  # now, so a float32 copy of the whole model never exists
                 for linear in floats:  # torch's quantization leaves them in a reference cycle: free their weights now
                     linear.weight.data = torch.empty(0)
+            if pack and prefix.startswith("model.layers."):
+                pack_linear_layers(part)  # now, each layer's plain weights freed before the next layer's are read
     if int8 and folder.config.tie_word_embeddings:
         model.lm_head = int8_head(model.model.embed_tokens.weight)
     model.eval()
     if not int8 and device.type == "cpu":
-        if dtype == torch.float32 and packing_available():
-            pack_linear_layers(model.model.layers)
         use_sampling_kernels(model)  # what is left: an untied output layer, or every layer where packing is not there
     return model
 
