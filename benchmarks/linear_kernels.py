@@ -43,9 +43,10 @@ def main() -> None:
         rows = [int(r) for r in args.rows.split(",")]
     except ValueError:
         raise SystemExit(f"--rows {args.rows}: give whole numbers separated by commas, such as 4,32,64") from None
-    for name, values in (("rows", rows), ("threads", [args.threads]), ("layers", [args.layers])):
-        if min(values) < 1 or max(values) > 100_000:
-            raise SystemExit(f"--{name} {getattr(args, name)}: give whole numbers from 1 to 100000")
+    # layers: 75 MB of weights each, held twice (plain and packed)
+    for name, values, most in (("rows", rows, 100_000), ("threads", [args.threads], 1024), ("layers", [args.layers], 64)):
+        if min(values) < 1 or max(values) > most:
+            raise SystemExit(f"--{name} {getattr(args, name)}: give whole numbers from 1 to {most}")
     if not packing_available():
         raise SystemExit("this machine has no oneDNN packed linear (an x86 CPU and a torch built with oneDNN): "
                          "nothing to compare")

@@ -63,3 +63,16 @@ def test_versus_dllm_refuses_bad_input_in_one_line(tmp_path: Path, args: list[st
 )
 def test_step_overhead_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     assert_one_line(run(*args, script=BENCHMARKS / "step_overhead.py"), message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rows", "4,x"], "--rows 4,x: give whole numbers separated by commas"),
+        (["--rows", "0,4"], "--rows 0,4: give whole numbers from 1 to 100000"),
+        (["--layers", "1000"], "--layers 1000: give whole numbers from 1 to 64"),
+        (["--threads", "0"], "--threads 0: give whole numbers from 1 to 1024"),
+    ],
+)
+def test_linear_kernels_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    assert_one_line(run(*args, script=BENCHMARKS / "linear_kernels.py"), message)
