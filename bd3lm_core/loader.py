@@ -27,7 +27,7 @@ from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
 from .model.config import BD3LMConfig, read_config_json
 from .model import hf_layout
-from .model.kernels import quantize_linear_layers, use_sampling_kernels
+from .model.kernels import pack_linear_layers, packing_available, quantize_linear_layers, use_sampling_kernels
 from .model.denoiser import Denoiser
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
@@ -88,6 +88,8 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     if int8:
         quantize_linear_layers(model)
     elif torch.device(device).type == "cpu":
+        if dtype == torch.float32 and packing_available():
+            pack_linear_layers(model.layers)
         use_sampling_kernels(model, column_major=("output_layer.linear",))
     return model
 

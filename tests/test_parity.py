@@ -61,6 +61,8 @@ def test_the_adaln_off_fixture_is_among_them() -> None:
 @pytest.mark.parametrize("folder", fixture_folders(), ids=lambda p: p.name)
 def test_logits_match_the_authors(folder: Path) -> None:
     model = load_network(folder / "checkpoint")
+    if packing_available():  # what a CPU sampling run computes with on an x86 machine
+        assert isinstance(model.layers[0].attn_qkv, PackedLinear) and isinstance(model.layers[0].mlp[2], PackedLinear)
     expected = load_file(str(folder / "expected.safetensors"))
     with torch.no_grad():
         train = model.forward_train(expected["xt"], expected["x0"])
@@ -113,6 +115,8 @@ def test_packed_linear_gives_the_same_products_and_refuses_training(rows: int) -
         expected = x @ linear.weight.T + linear.bias
         got = packed(x)
     assert got.shape == (2, rows, 40) and torch.allclose(got, expected, rtol=0, atol=1e-5)
+    saved = packed.state_dict()  # what `bd3lm convert` and `--init-from` read: the plain weight, unpacked
+    assert torch.equal(saved["weight"], linear.weight) and torch.equal(saved["bias"], linear.bias)
     if rows:
         with pytest.raises(RuntimeError, match="samples only"):
             packed(x)  # with gradients on: the packed weight has none

@@ -7,8 +7,10 @@ and runs at memory speed, and one row against a column-major W is faster
 still (benchmarks/README.md has the measurements). Training, and forwards of
 many rows, keep PyTorch's default path. `use_sampling_kernels` (or, for the
 int8 precision, `quantize_linear_layers`) is called by the loader for CPU
-models, so the network file stays plain PyTorch. A chat model's layers in
-float32 on an x86 CPU take `PackedLinear` instead (`pack_linear_layers`).
+models, so the network file stays plain PyTorch. In float32 on an x86 CPU
+the layers of both networks (the DiT's and a chat model's) take
+`PackedLinear` instead (`pack_linear_layers`); the output layers keep the
+kernels above.
 """
 
 from __future__ import annotations
@@ -64,13 +66,14 @@ class PackedLinear(nn.Module):
 
     A BLAS GEMM (MKL's, behind F.linear) packs the weight matrix into its
     own blocked layout at every call. For the 4 to a few hundred rows of a
-    chat model's denoising step that repacking costs about as much as the
-    multiply-adds; oneDNN's linear keeps the packed layout for good. Over
-    Qwen3-0.6B's 28 layers that takes 27% off a 32-row pass and 18% off a
-    64-row one, and 39% off a 4-row pass against the few-rows kernel; a single
-    row runs 10% slower, and a prompt of a thousand rows 7% slower
-    (benchmarks/README.md). The packed weight is opaque and has no gradient:
-    inference only, which is all a loaded model does.
+    denoising step that repacking costs about as much as the multiply-adds;
+    oneDNN's linear keeps the packed layout for good. Over Qwen3-0.6B's 28
+    layers it takes 0.68-0.80x a plain product's time from 4 rows to a
+    1,088-row prompt (0.95x in one 64-row run) and 1.21x for a single row;
+    a BD3-LM forward at block 4 takes a third less time (benchmarks/README.md). The packed weight is opaque and has no gradient:
+    inference only, which is all a loaded model does; its state dict still
+    holds the plain weight (unpacked on demand), so a loaded model can be
+    saved or copied from as before.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -78,6 +81,11 @@ class PackedLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach()))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        destination[prefix + "weight"] = self.weight.to_dense()  # [out, in], as nn.Linear keeps it
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
