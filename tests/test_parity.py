@@ -106,17 +106,20 @@ def test_column_major_linear_gives_the_same_products(rows: int) -> None:
 
 @pytest.mark.skipif(not packing_available(), reason="oneDNN's packed linear needs an x86 CPU and a torch built with oneDNN")
 @pytest.mark.parametrize("rows", [0, 1, 4, 33])
-def test_packed_linear_gives_the_same_products_and_refuses_training(rows: int) -> None:
+def test_packed_linear_gives_the_same_products_and_gradients(rows: int) -> None:
     torch.manual_seed(0)
     linear = torch.nn.Linear(24, 40)
     packed = PackedLinear(linear)
-    x = torch.randn(2, rows, 24)
+    x = torch.randn(2, rows, 24, requires_grad=True)
+    expected = x @ linear.weight.T + linear.bias
     with torch.no_grad():
-        expected = x @ linear.weight.T + linear.bias
-        got = packed(x)
+        got = packed(x)  # oneDNN's packed product: how sampling runs
     assert got.shape == (2, rows, 40) and torch.allclose(got, expected, rtol=0, atol=1e-5)
     saved = packed.state_dict()  # what `bd3lm convert` and `--init-from` read: the plain weight, unpacked
     assert torch.equal(saved["weight"], linear.weight) and torch.equal(saved["bias"], linear.bias)
-    if rows:
-        with pytest.raises(RuntimeError, match="samples only"):
-            packed(x)  # with gradients on: the packed weight has none
+    if rows:  # with gradients on (a caller without torch.no_grad), the same product, and a gradient for the input
+        (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+        tracked = packed(x)
+        assert torch.allclose(tracked, expected, rtol=0, atol=1e-5)
+        (grad,) = torch.autograd.grad(tracked.square().sum(), x)
+        assert torch.allclose(grad, expected_grad, rtol=0, atol=1e-4)

@@ -104,7 +104,7 @@ class Attention(nn.Module):
 
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention of queries `[B, H, S, hd]` over fewer key/value heads `[B, Hkv, K, hd]` (`mask [S, K]`).
+    """Attention of queries `[B, H, S, hd]` over fewer key/value heads `[B, Hkv, K, hd]` (`mask [S, K']`, see `attend`).
 
     The g = H / Hkv query heads that share a key head are stacked as extra
     query rows, so the (cached) keys and values are read as they are, never

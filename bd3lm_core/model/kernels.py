@@ -4,7 +4,9 @@ A sampling step multiplies a handful of rows by every weight matrix. CPU BLAS
 libraries handle `x @ W.T` with a tiny `x` poorly, far below the speed of
 reading W, which is what bounds the step; `(W @ x.T).T` is the same product
 and runs at memory speed, and one row against a column-major W is faster
-still (benchmarks/README.md has the measurements). Training, and forwards of
+still (benchmarks/README.md has the measurements, taken on an AMD EPYC; on
+an Intel Xeon a plain product was faster at 4 rows, `linear_kernels.py`).
+Training, and forwards of
 many rows, keep PyTorch's default path. `use_sampling_kernels` (or, for the
 int8 precision, `quantize_linear_layers`) is called by the loader for CPU
 models, so the network file stays plain PyTorch. In float32 on an x86 CPU
@@ -68,12 +70,14 @@ class PackedLinear(nn.Module):
     own blocked layout at every call. For the 4 to a few hundred rows of a
     denoising step that repacking costs about as much as the multiply-adds;
     oneDNN's linear keeps the packed layout for good. Over Qwen3-0.6B's 28
-    layers it takes 0.68-0.80x a plain product's time from 4 rows to a
-    1,088-row prompt (0.95x in one 64-row run) and 1.21x for a single row;
-    a BD3-LM forward at block 4 takes a third less time (benchmarks/README.md). The packed weight is opaque and has no gradient:
-    inference only, which is all a loaded model does; its state dict still
-    holds the plain weight (unpacked on demand), so a loaded model can be
-    saved or copied from as before.
+    layers it takes 0.62-0.92x a plain product's time from 4 to 256 rows,
+    1.2x for a single row and 1.09x for a 1,088-row prompt; a BD3-LM forward
+    at block 4 takes a third less time (benchmarks/README.md).
+
+    The packed weight is opaque. With gradients on (a caller that forgot
+    `torch.no_grad`), the product is taken with the weight unpacked: slow,
+    but right, and differentiable in its input. The state dict holds the
+    plain weight too, so a loaded model can be saved or copied from as before.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -88,8 +92,8 @@ class PackedLinear(nn.Module):
             destination[prefix + "bias"] = self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            raise RuntimeError("a PackedLinear samples only: load the model again to train it")
+        if torch.is_grad_enabled():  # oneDNN's op has no backward
+            return F.linear(x, self.weight.to_dense(), self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 

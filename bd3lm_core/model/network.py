@@ -9,7 +9,8 @@ One `forward` serves every use; callers differ only in what they pass:
 - training: tokens `[x_t ; x_0]`, positions `0..n-1` twice, the training mask;
 - full-recompute sampling: the whole prefix and the sampling mask;
 - cached sampling: only the new tokens, the `CacheSpan` of a KV cache, and the sampling mask
-  over the cached key positions (or no mask when every key is visible).
+  over the cached key positions, trimmed to the keys some token may not see (`attend`; no mask
+  when every key is visible).
 """
 
 from __future__ import annotations
