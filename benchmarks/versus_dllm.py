@@ -397,10 +397,10 @@ def compare(args: argparse.Namespace) -> None:
     packed_floor = ComputeFloor(config, context, packed=True) if packing_available() else None
     block_floor = floor.parts(args.block, args.block)
     block_seconds = sum(block_floor.values())
-    for kind in (floor, packed_floor or floor):
-        for logits in range(1, args.block + 1):  # a step asks logits for the rows still masked: measure each count now
+    for kind in [floor] + ([packed_floor] if packed_floor else []):  # measured now, before the sides run
+        for logits in range(1, args.block + 1):  # a step asks logits for the rows still masked
             kind(args.block, logits, logits)
-            kind(2 * args.block, logits, logits)  # a block's first step
+        kind(2 * args.block, args.block, args.block)  # a block's first step: the block written, the next one asked
     bandwidth = read_bandwidth()
     weight_bytes = {"float32": 4 * floor.params, "bfloat16": 2 * floor.params,
                     "int8": floor.params}  # int8: one byte a weight, scales aside

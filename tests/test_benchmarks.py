@@ -69,7 +69,9 @@ def test_step_overhead_refuses_bad_input_in_one_line(args: list[str], message: s
     "args, message",
     [
         (["--rows", "4,x"], "--rows 4,x: give whole numbers separated by commas"),
-        (["--rows", "0,4"], "--rows 0,4: give whole numbers from 1 to 100000"),
+        (["--rows", "0,4"], "--rows 0,4: give whole numbers from 1 to 16384"),
+        (["--rows", "4,99999999"], "--rows 4,99999999: give whole numbers from 1 to 16384"),
+        (["--rows", ""], "--rows : give whole numbers separated by commas"),
         (["--layers", "1000"], "--layers 1000: give whole numbers from 1 to 64"),
         (["--threads", "0"], "--threads 0: give whole numbers from 1 to 1024"),
     ],
