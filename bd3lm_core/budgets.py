@@ -55,7 +55,7 @@ def sampling_bytes(loaded, rows: int, positions: int) -> int:
     """Keys and values for `rows` sequences of `positions` tokens (the cache holds at most two context windows),
     and one block's logits per row. `loaded` is a LoadedModel: a BD3-LM or a chat model (its kv_layout says which)."""
     layers, heads, head_dim = loaded.model.kv_layout
-    element = 4 if loaded.dtype == torch.qint8 else torch.empty(0, dtype=loaded.dtype).element_size()
+    element = torch.empty(0, dtype=loaded.model.cache_dtype).element_size()
     held = min(positions, 2 * loaded.config.model_length)
     kv_cache = 2 * layers * rows * heads * head_dim * held * element
     logits = rows * loaded.config.block_size * loaded.config.vocab_size * _FLOAT32

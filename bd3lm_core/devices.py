@@ -14,7 +14,8 @@ from .memory import free_bytes
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 # The precisions a user can name. int8 keeps the linear layers' weights in int8 (torch's dynamic
-# quantization: activations stay float32, so the rest of the model runs in float32); CPU only.
+# quantization: activations stay float32, so the rest of the model runs in float32; on a CPU with
+# AMX the KV cache is bfloat16, kernels.int8_cache_dtype); CPU only.
 DTYPES = {
     "auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.qint8,
 }

@@ -27,7 +27,8 @@ from .errors import BD3LMError
 from .model.checkpoints import build_network, read_header
 from .model.config import BD3LMConfig, read_config_json
 from .model import hf_layout
-from .model.kernels import pack_linear_layers, packing_available, quantize_linear_layers, use_sampling_kernels
+from .model.kernels import (int8_cache_dtype, pack_linear_layers, packing_available, quantize_linear_layers,
+                            use_sampling_kernels)
 from .model.denoiser import Denoiser
 from .model.network import BD3LM
 from .model.tokenizer import Tokenizer
@@ -87,6 +88,7 @@ def load_network(folder: Path, device: torch.device | str = "cpu", dtype: torch.
     model = model.to(device=device, dtype=torch.float32 if int8 else dtype).eval()
     if int8:
         quantize_linear_layers(model)
+        model.cache_precision = int8_cache_dtype()
     elif torch.device(device).type == "cpu":
         if dtype == torch.float32 and packing_available():
             pack_linear_layers(model.layers)

@@ -58,3 +58,19 @@ def test_attention_under_a_trimmed_mask_is_attention_under_the_whole_mask(querie
     assert trimmed.shape == (queries, hidden)
     assert torch.allclose(attend(q, k, v, trimmed), expected, atol=1e-5)
     assert torch.allclose(attend(q, k, v, mask), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("queries", [6, FEW_QUERIES + 10])
+def test_float32_queries_over_a_bfloat16_cache_get_float32_attention_within_bfloat16s_rounding(queries: int) -> None:
+    """int8 weights on a CPU with AMX keep the cache in bfloat16 (kernels.int8_cache_dtype); activations stay float32."""
+    g = torch.Generator().manual_seed(2)
+    keys, hidden = queries + 40, 12
+    q, k, v = (torch.randn(1, 2, n, 16, generator=g) for n in (queries, keys, keys))
+    mask = torch.ones(queries, keys, dtype=torch.bool)
+    mask[: queries // 2, -hidden:] = False
+    k16, v16 = k.bfloat16(), v.bfloat16()
+    expected = attend(q.bfloat16().float(), k16.float(), v16.float(), trim_visible(mask))  # same numbers, float32
+    out = attend(q, k16, v16, trim_visible(mask))
+    assert out.dtype == torch.float32 and out.shape == expected.shape
+    assert (out - expected).abs().max() < 2e-2 * expected.abs().max()  # bfloat16's own rounding of scores and sums
+    assert (attend(q, k, v, mask) - out).abs().max() > 0  # and it did run in bfloat16

@@ -53,6 +53,26 @@ def test_int8_keeps_the_linear_weights_in_int8_and_the_logits_close(folder: Path
     assert (a - b).abs().max() > 0
 
 
+@pytest.mark.parametrize("amx", [True, False])
+def test_int8_keeps_its_cache_in_bfloat16_on_a_cpu_with_amx_and_in_float32_elsewhere(folder: Path, amx: bool,
+                                                                                     monkeypatch) -> None:
+    from bd3lm_core.budgets import sampling_bytes
+    from bd3lm_core.model import kernels
+
+    full = load_model(folder, device="cpu", dtype="float32")
+    monkeypatch.setattr(kernels, "amx_available", lambda: amx)
+    int8 = load_model(folder, device="cpu", dtype="int8")
+    cached = CachedContext(int8.model, 4)
+    assert cached.cache.k.dtype == cached.cache.v.dtype == (torch.bfloat16 if amx else torch.float32)
+    block = torch.tensor([[full.tokenizer.bos_id] + [full.config.mask_id] * 7])
+    a = CachedContext(full.model, 4).logits(block, torch.arange(8))  # two blocks: the second attends over the cache
+    b = cached.logits(block, torch.arange(8))
+    assert b.dtype == torch.float32 and (a - b).abs().max() < 0.05 * a.abs().max()
+    logits = 4 * full.config.block_size * full.config.vocab_size  # float32 logits of one block
+    cache = sampling_bytes(full, 1, 100) - logits  # float32 keys and values
+    assert sampling_bytes(int8, 1, 100) - logits == (cache // 2 if amx else cache)
+
+
 def test_int8_is_refused_on_a_gpu_with_what_to_use_instead() -> None:
     for device in ("cuda", "mps"):
         with pytest.raises(BD3LMError, match="int8 runs on the CPU only.*bfloat16"):

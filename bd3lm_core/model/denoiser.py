@@ -8,7 +8,7 @@ The sampler (`sampling/context.py`) never looks inside a network. It asks a
   Asking for no rows writes a finished block into the cache and computes no
   logits at all.
 - `new_cache`: an empty KV cache shaped for the network (layers, key/value
-  heads, head size) on its device and in its precision.
+  heads, head size) on its device and in its precision (`cache_dtype`).
 - `run_constants`: what stays fixed over a run and is computed once (the
   DiT's adaLN values without time conditioning; nothing for a decoder).
 - its mask id, the context it attends over and its default block size.
@@ -62,17 +62,26 @@ class Denoiser(nn.Module, metaclass=ABCMeta):
     def device(self) -> torch.device:
         return self.embedding_weight.device
 
+    # Set by the loader where the KV cache is kept in another precision than the activations:
+    # bfloat16 for int8 weights on a CPU with AMX (`kernels.int8_cache_dtype`).
+    cache_precision: torch.dtype | None = None
+
     @property
     def dtype(self) -> torch.dtype:
-        """The precision of activations and of the KV cache (float32 for int8 weights)."""
+        """The precision of activations (float32 for int8 weights)."""
         return self.embedding_weight.dtype
+
+    @property
+    def cache_dtype(self) -> torch.dtype:
+        """The precision of the KV cache and of attention over it: the activations', unless the loader chose another."""
+        return self.cache_precision or self.dtype
 
     def new_cache(self, batch: int, window: int, capacity: int | None = None) -> KVCache:
         """An empty cache for `batch` rows and a sliding `window`, with room for `capacity` positions (default 2 windows)."""
         from ..sampling.kv_cache import KVCache
 
         layers, heads, head_dim = self.kv_layout
-        return KVCache(layers, batch, heads, head_dim, window, self.device, self.dtype, capacity)
+        return KVCache(layers, batch, heads, head_dim, window, self.device, self.cache_dtype, capacity)
 
     def run_constants(self) -> Any:
         """What every forward of one run shares and is worth computing once; passed back to `block_logits`."""

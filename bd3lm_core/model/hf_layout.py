@@ -44,7 +44,8 @@ from .chat_template import ChatTemplate
 from .checkpoints import WEIGHT_DTYPES, check_tensors, read_header
 from .config import MAX_CONFIG_BYTES, read_config_json
 from .decoder import Decoder, DecoderConfig
-from .kernels import int8_head, pack_linear_layers, packing_available, quantize_linear_layers, use_sampling_kernels
+from .kernels import (int8_cache_dtype, int8_head, pack_linear_layers, packing_available, quantize_linear_layers,
+                      use_sampling_kernels)
 from .tokenizer import Tokenizer
 
 MODEL_TYPES = ("a2d-qwen3", "a2d-qwen2", "a2d-llama", "sdar")
@@ -293,6 +294,8 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
                 pack_linear_layers(part)  # now, each layer's plain weights freed before the next layer's are read
     if int8 and folder.config.tie_word_embeddings:
         model.lm_head = int8_head(model.model.embed_tokens.weight)
+    if int8:
+        model.cache_precision = int8_cache_dtype()
     model.eval()
     if not int8 and device.type == "cpu":
         use_sampling_kernels(model)  # what is left: an untied output layer, or every layer where packing is not there

@@ -12,18 +12,20 @@ int8 precision, `quantize_linear_layers`) is called by the loader for CPU
 models, so the network file stays plain PyTorch. In float32 on an x86 CPU
 the layers of both networks (the DiT's and a chat model's) take
 `PackedLinear` instead (`pack_linear_layers`); the output layers keep the
-kernels above.
+kernels above. With int8 weights on a CPU with AMX the loader also keeps
+the KV cache in bfloat16 (`int8_cache_dtype`).
 """
 
 from __future__ import annotations
 
 import platform
 import warnings
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+from torch.ao.quantization import per_channel_dynamic_qconfig
 
 
 class FewRowsLinear(nn.Linear):
@@ -105,37 +107,67 @@ def packing_available() -> bool:
 
 def pack_linear_layers(part: nn.Module) -> None:
     """Turn every float32 nn.Linear under `part` into a PackedLinear, one matrix at a time (one extra at most)."""
+    _swap_linears(part, lambda linear: PackedLinear(linear) if linear.weight.dtype == torch.float32 else linear)
+
+
+def _swap_linears(part: nn.Module, make: Callable[[nn.Linear], nn.Module]) -> nn.Module:
+    """`part` with each plain nn.Linear in it (itself, or any under it) replaced by `make(linear)`, one at a time."""
+    if type(part) is nn.Linear:
+        return make(part)
     for module in list(part.modules()):
         for name, child in module.named_children():
-            if type(child) is nn.Linear and child.weight.dtype == torch.float32:
-                setattr(module, name, PackedLinear(child))
+            if type(child) is nn.Linear:
+                setattr(module, name, make(child))
+    return part
 
 
 def use_sampling_kernels(model: nn.Module, column_major: tuple[str, ...] = ()) -> None:
     """Give every nn.Linear of `model` the few-rows kernel, and the layers named in `column_major`
     (the output layer, say) column-major weights."""
-    for module in list(model.modules()):
-        for name, child in module.named_children():
-            if type(child) is nn.Linear:
-                setattr(module, name, FewRowsLinear.taking_over(child))
+    _swap_linears(model, FewRowsLinear.taking_over)
     for name in column_major:
         model.get_submodule(name).store_column_major()
 
 
+def amx_available() -> bool:
+    """Whether this CPU has AMX, Intel's matrix units for bfloat16 and int8 products (where some choices were measured)."""
+    return packing_available() and getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+
+
+def int8_cache_dtype() -> torch.dtype | None:
+    """The KV cache's precision for int8 weights: bfloat16 on a CPU with AMX, else the activations' (None).
+
+    With int8 weights, reading the cache is a quarter of a step at a
+    1,000-token context; bfloat16 halves it and takes SDPA's bfloat16
+    kernel, about 3x its float32 speed over a prompt on such a CPU
+    (benchmarks/README.md). Without bfloat16 units the products would be
+    slower, so float32 stays there.
+    """
+    return torch.bfloat16 if amx_available() else None
+
+
 def quantize_linear_layers(model: nn.Module, parts: tuple[str, ...] = ("layers", "output_layer.linear")) -> None:
-    """Keep the linear layers' weights in int8, one scale per output row (torch's dynamic quantization).
+    """Keep the linear layers under `parts` in int8, one scale per output row (torch's dynamic quantization).
 
     A sampling forward on a CPU is bound by reading the weights; int8 reads a
     quarter of float32's bytes. Activations are quantized on the fly and the
     results come back in float32, so the rest of the network is unchanged.
+    By default the DiT's layers and output layer: what every forward reads
+    (the noise embedding runs once per run); a chat model's loader quantizes
+    each layer as soon as it is filled.
     """
+    for part in parts:
+        parent, _, name = part.rpartition(".")
+        setattr(model.get_submodule(parent), name, _swap_linears(model.get_submodule(part), int8_linear))
+
+
+def int8_linear(linear: nn.Linear) -> nn.Module:
+    """`linear` with int8 weights, one scale per output row: torch's dynamic quantization."""
     with warnings.catch_warnings():  # torch marks its eager quantization API deprecated; it is what 2.x ships
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        # by default the DiT's layers and output layer: what every forward reads (the noise embedding runs
-        # once per run); a chat model's loader quantizes each layer as soon as it is filled
-        spec = {part: per_channel_dynamic_qconfig for part in parts}
-        quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+        linear.qconfig = per_channel_dynamic_qconfig
+        return torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
 
 
 def int8_head(embedding: torch.Tensor) -> nn.Module:
@@ -148,8 +180,4 @@ def int8_head(embedding: torch.Tensor) -> nn.Module:
     """
     linear = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False, device="meta")
     linear.weight = nn.Parameter(embedding.detach(), requires_grad=False)  # shared, not copied, until quantized
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        linear.qconfig = per_channel_dynamic_qconfig
-        return torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
+    return int8_linear(linear)
