@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from .. import checks
 from ..devices import WeightCount
@@ -286,10 +285,7 @@ def build_decoder(folder: ChatFolder, device: torch.device, dtype: torch.dtype) 
             for name, tensor in part.named_parameters():
                 _fill(tensor, files, f"{prefix}.{name}", folder.shards)
             if int8 and prefix not in ("model.embed_tokens", "model.norm"):
-                floats = [m for m in part.modules() if isinstance(m, nn.Linear)]
                 quantize_linear_layers(model, (prefix,))  # now, so a float32 copy of the whole model never exists
-                for linear in floats:  # torch's quantization leaves them in a reference cycle: free their weights now
-                    linear.weight.data = torch.empty(0)
             if pack and prefix.startswith("model.layers."):
                 pack_linear_layers(part)  # now, each layer's plain weights freed before the next layer's are read
     if int8 and folder.config.tie_word_embeddings:

@@ -131,7 +131,7 @@ def use_sampling_kernels(model: nn.Module, column_major: tuple[str, ...] = ()) -
 
 def amx_available() -> bool:
     """Whether this CPU has AMX, Intel's matrix units for bfloat16 and int8 products (where some choices were measured)."""
-    return packing_available() and getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
 
 
 def int8_cache_dtype() -> torch.dtype | None:
