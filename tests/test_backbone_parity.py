@@ -432,3 +432,19 @@ def test_int8_gives_a_tied_model_an_int8_output_layer_and_close_logits() -> None
     a, b = last_block_logits(full, ids, 4)[1], last_block_logits(int8, ids, 4)[1]
     assert (a - b).abs().max() < 0.05 * a.abs().max()
     assert (a - b).abs().max() > 0
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_an_int8_chat_model_keeps_its_cache_in_bfloat16_only_on_a_cpu_with_amx(tmp_path: Path, amx: bool, monkeypatch) -> None:
+    from bd3lm_core.model import kernels
+
+    folder = make_backbone_folder(tmp_path / "qwen2", **MADE["qwen2-3layers"])
+    monkeypatch.setattr(kernels, "amx_available", lambda: amx)
+    full, int8 = (load_model(folder, device="cpu", dtype=d) for d in ("float32", "int8"))
+    cached = CachedContext(int8.model, 4)
+    assert cached.cache.k.dtype == (torch.bfloat16 if amx else torch.float32)
+    assert CachedContext(full.model, 4).cache.k.dtype == torch.float32  # float32 weights: a float32 cache, AMX or not
+    ids = torch.randint(0, 50000, (1, 12), generator=torch.Generator().manual_seed(6))
+    ids[0, -3:] = MASK_ID
+    a, b = last_block_logits(full, ids, 4)[1], last_block_logits(int8, ids, 4)[1]
+    assert (a - b).abs().max() < 0.1 * a.abs().max()
